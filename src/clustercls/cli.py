@@ -1,0 +1,212 @@
+"""Classify marketplace listing titles into Indonesia's protected clusters.
+
+Each command parses options and calls one library function.
+
+\b
+Exit codes (all commands):
+  0  success
+  1  unexpected internal error (a bug: please report it with the traceback)
+  2  usage error (unknown option, missing argument)
+  3  data or input error (unknown source file, unmapped category, label outside the
+     policy, unreadable input, no `title` column)
+  4  model error (no model, checksum or library-version mismatch)
+  5  promotion refused (the candidate does not beat the champion)
+"""
+
+from __future__ import annotations
+
+import json
+from functools import wraps
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+EXIT_DATA, EXIT_MODEL, EXIT_NOT_PROMOTED = 3, 4, 5
+
+app = typer.Typer(
+    help=__doc__,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+data_app = typer.Typer(help="Build and check the training dataset.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+
+def _err(message: str, code: int) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code)
+
+
+def handles_errors(func):
+    """Turn known errors into a one-line message and a documented exit code."""
+
+    @wraps(func)
+    def wrapper(*args, **kwargs):
+        from clustercls.artifact import ArtifactError
+        from clustercls.batch import InputError
+        from clustercls.data import DataError
+
+        try:
+            return func(*args, **kwargs)
+        except (DataError, InputError, FileNotFoundError) as exc:
+            raise _err(str(exc), EXIT_DATA) from None
+        except ArtifactError as exc:
+            raise _err(str(exc), EXIT_MODEL) from None
+
+    return wrapper
+
+
+def _say(message: str) -> None:
+    typer.echo(message, err=True)
+
+
+SourcesOpt = Annotated[
+    Path | None,
+    typer.Option("--sources", help="Raw sources folder [default: $CLUSTERCLS_SOURCES or ../shared/data/sources]"),
+]
+ProcessedOpt = Annotated[Path, typer.Option("--processed-dir", help="Where the processed dataset goes.")]
+
+
+def _data_config(sources: Path | None, processed_dir: Path | None = None, hand_labelled: Path | None = None):
+    from clustercls.config import DataConfig
+
+    overrides = {}
+    if sources is not None:
+        overrides["sources_dir"] = sources
+    if processed_dir is not None:
+        overrides["processed_dir"] = processed_dir
+    if hand_labelled is not None:
+        overrides["hand_labelled"] = hand_labelled
+    return DataConfig(**overrides)
+
+
+@data_app.command("build")
+@handles_errors
+def data_build(
+    sources: SourcesOpt = None,
+    processed_dir: ProcessedOpt = Path("data/processed"),
+    hand_labelled: Annotated[Path | None, typer.Option(help="Hand-labelled titles kept out of training.")] = None,
+) -> None:
+    """Build data/processed/dataset.parquet and its data report from the raw sources."""
+    from clustercls.data import build_dataset, write_dataset
+
+    config = _data_config(sources, processed_dir, hand_labelled)
+    result = build_dataset(config)
+    paths = write_dataset(result, Path(config.processed_dir))
+    report = result.report
+    _say(
+        f"{report['rows_read']} rows read, {report['rows_kept']} kept "
+        f"({', '.join(f'{k}: {v}' for k, v in report['splits'].items())}); "
+        f"dropped: {sum(report['dropped'].values())}; corrections applied: "
+        f"{report['corrections']['relabelled']}"
+    )
+    typer.echo(str(paths["dataset"]))
+
+
+@data_app.command("check-mapping")
+@handles_errors
+def data_check_mapping(
+    hand_labelled: Annotated[Path | None, typer.Option(help="Hand-labelled titles to compare with.")] = None,
+    show: Annotated[int, typer.Option(help="Disagreements to print.")] = 20,
+) -> None:
+    """Measure how often the category mapping agrees with the hand labels."""
+    import pandas as pd
+
+    from clustercls.data import mapping_agreement, mapping_from_config
+
+    config = _data_config(None, hand_labelled=hand_labelled)
+    if config.hand_labelled is None or not Path(config.hand_labelled).is_file():
+        raise FileNotFoundError(f"{config.hand_labelled}: hand-labelled file not found")
+    result = mapping_agreement(mapping_from_config(config), pd.read_csv(config.hand_labelled, dtype=str))
+    wrong = result.pop("disagreements")
+    typer.echo(json.dumps(result, indent=2))
+    for row in wrong[:show]:
+        typer.echo(f"{row['source']:<22} {row['cluster']:<16} mapped {row['mapped']:<16} {row['rule']:<22} {row['title'][:70]}")
+
+
+@app.command()
+@handles_errors
+def train(
+    dataset: Annotated[Path | None, typer.Option(help="Processed dataset [default: data/processed/dataset.parquet].")] = None,
+    models_dir: Annotated[Path, typer.Option(help="Where model folders go.")] = Path("models"),
+    classifier: Annotated[str | None, typer.Option(help="linear_svc, logreg or sgd.")] = None,
+    c: Annotated[float | None, typer.Option("--C", help="Inverse regularisation strength.")] = None,
+    loso: Annotated[bool, typer.Option("--loso/--no-loso", help="Run leave-one-source-out evaluation.")] = True,
+    tracking: Annotated[bool, typer.Option("--tracking/--no-tracking", help="Log the run to MLflow.")] = True,
+    tracking_uri: Annotated[str | None, typer.Option(help="MLflow URI [default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db].")] = None,
+) -> None:
+    """Train on the processed dataset, evaluate, save under models/, log to MLflow."""
+    from clustercls.config import EvalConfig, ModelConfig, TrackingConfig, TrainConfig
+    from clustercls.train import train as run_training
+
+    model_overrides = {k: v for k, v in {"classifier": classifier, "C": c}.items() if v is not None}
+    config = TrainConfig(
+        models_dir=models_dir,
+        model=ModelConfig(**model_overrides),
+        evaluation=EvalConfig(leave_one_source_out=loso),
+        tracking=TrackingConfig(enabled=tracking, tracking_uri=tracking_uri),
+    )
+    result = run_training(config, dataset_path=dataset, progress=_say)
+    metrics = result.metadata["metrics"]
+    if config.tracking.enabled:
+        from clustercls.tracking import log_training_run
+
+        logged = log_training_run(config, result.model_dir, result.evaluation, metrics)
+        _say(f"logged run {logged.run_id}; registered clustercls version {logged.registered_version} at {logged.tracking_uri}")
+    typer.echo(json.dumps({k: v for k, v in metrics.items() if not k.startswith("loso_") or "mean" in k}, indent=2))
+    typer.echo(str(result.model_dir))
+
+
+@app.command()
+@handles_errors
+def predict(
+    input: Annotated[Path, typer.Option("--input", "-i", help="CSV, Parquet or JSON Lines with a 'title' column.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Output file; its extension picks the format.")],
+    model: Annotated[str | None, typer.Option(help="Model folder or models:/clustercls@champion [default: newest under models/].")] = None,
+    chunk_size: Annotated[int, typer.Option(min=1, help="Rows per chunk.")] = 50_000,
+) -> None:
+    """Score a file. Every input row is written once, in order, with its columns kept.
+
+    Exit codes: 0 done; 3 unreadable input or no 'title' column; 4 model missing or
+    failing its checksum. On a non-zero exit no output file is left behind.
+    """
+    from clustercls.batch import predict_file
+    from clustercls.predict import load_model
+
+    loaded = load_model(model)
+    summary = predict_file(loaded, input, output, chunk_size=chunk_size)
+    _say(
+        f"{summary.rows} rows scored with model {summary.model_version} "
+        f"(policy {summary.policy_version}); decisions {dict(summary.decisions)}; "
+        f"statuses {dict(summary.statuses)}"
+    )
+    typer.echo(str(output))
+
+
+@app.command()
+@handles_errors
+def promote(
+    version: Annotated[str | None, typer.Option(help="Registry version to promote [default: newest].")] = None,
+    tracking_uri: Annotated[str | None, typer.Option(help="MLflow URI.")] = None,
+    metric: Annotated[str, typer.Option(help="macro_f1 or protected_vs_other_f1 on hand-labelled titles.")] = "macro_f1",
+    hand_labelled: Annotated[Path | None, typer.Option(help="Hand-labelled evaluation titles.")] = None,
+) -> None:
+    """Make a registered model @champion only if it beats the current champion."""
+    from clustercls.tracking import promote as run_promotion
+
+    config = _data_config(None, hand_labelled=hand_labelled)
+    result = run_promotion(version, tracking_uri, hand_labelled=config.hand_labelled, metric=metric)
+    typer.echo(result.message)
+    if not result.promoted:
+        raise typer.Exit(EXIT_NOT_PROMOTED)
+
+
+def main() -> None:
+    """Entry point for `python -m clustercls.cli`."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

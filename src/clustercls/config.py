@@ -1,0 +1,150 @@
+"""Typed, validated configuration: the one place every setting of a run is defined.
+
+The same `TrainConfig` object is logged to MLflow and stored in the model's metadata, so a
+run can always be traced back to the exact settings that produced it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+CLUSTERS: tuple[str, ...] = ("craft", "fashion_textile", "food_beverage", "other")
+"""Cluster labels of the policy, sorted (the column order of every probability matrix)."""
+
+PROTECTED: tuple[str, ...] = ("craft", "fashion_textile", "food_beverage")
+"""Clusters closed to cross-border sellers."""
+
+SOURCES_ENV = "CLUSTERCLS_SOURCES"
+SHARED_ENV = "CLUSTERCLS_SHARED"
+
+
+def project_root() -> Path:
+    """Return the project root: the working directory, where the CLI and Makefile run.
+
+    Returns:
+        The current working directory as an absolute path.
+    """
+    return Path.cwd()
+
+
+def default_shared_dir() -> Path:
+    """Return the shared data folder: `$CLUSTERCLS_SHARED`, else `../shared`.
+
+    Returns:
+        Path to the folder holding `LABELLING.md` and `data/`.
+    """
+    env = os.environ.get(SHARED_ENV)
+    return Path(env) if env else project_root().parent / "shared"
+
+
+def default_sources_dir() -> Path:
+    """Return the raw sources folder: `$CLUSTERCLS_SOURCES`, else `<shared>/data/sources`.
+
+    Returns:
+        Path to the folder of raw source CSV files.
+    """
+    env = os.environ.get(SOURCES_ENV)
+    return Path(env) if env else default_shared_dir() / "data" / "sources"
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class DataConfig(_Frozen):
+    """Where the data comes from and how the processed dataset is built."""
+
+    sources_dir: Path = Field(default_factory=default_sources_dir)
+    source_config: Path = Path("data/sources.toml")
+    category_map: Path = Path("data/category_map.csv")
+    title_rules: Path = Path("data/title_rules.csv")
+    corrections: Path = Path("data/corrections.csv")
+    hand_labelled: Path | None = Field(
+        default_factory=lambda: default_shared_dir() / "data" / "hand_labelled.csv"
+    )
+    processed_dir: Path = Path("data/processed")
+    test_size: float = Field(0.2, gt=0.0, lt=0.5)
+    max_per_group: int = Field(3, ge=1, description="rows kept per near-duplicate group")
+    seed: int = 42
+
+
+class FeatureConfig(_Frozen):
+    """TF-IDF settings for the word and character n-gram branches."""
+
+    word_ngram_range: tuple[int, int] = (1, 2)
+    char_ngram_range: tuple[int, int] = (2, 5)
+    min_df: int = Field(2, ge=1)
+    max_features_word: int | None = Field(200_000, ge=1)
+    max_features_char: int | None = Field(300_000, ge=1)
+    sublinear_tf: bool = True
+    max_length: int = Field(300, ge=10, description="characters kept after normalisation")
+
+    @field_validator("word_ngram_range", "char_ngram_range")
+    @classmethod
+    def _ordered(cls, value: tuple[int, int]) -> tuple[int, int]:
+        if not 1 <= value[0] <= value[1] <= 8:
+            raise ValueError(f"n-gram range must satisfy 1 <= low <= high <= 8, got {value}")
+        return value
+
+
+class ModelConfig(_Frozen):
+    """Classifier and calibration settings."""
+
+    classifier: Literal["linear_svc", "logreg", "sgd"] = "linear_svc"
+    C: float = Field(0.5, gt=0)
+    class_weight: Literal["balanced"] | None = "balanced"
+    calibration: Literal["sigmoid", "isotonic"] = "sigmoid"
+    calibration_cv: int = Field(3, ge=2, le=10)
+
+
+class EvalConfig(_Frozen):
+    """Evaluation settings: which source groups are held out in turn."""
+
+    leave_one_source_out: bool = True
+    n_jobs: int = Field(2, ge=1, description="parallel folds for leave-one-source-out")
+
+
+class TrackingConfig(_Frozen):
+    """MLflow settings. `tracking_uri=None` means `$MLFLOW_TRACKING_URI`, else local SQLite."""
+
+    enabled: bool = True
+    tracking_uri: str | None = None
+    experiment: str = "clustercls"
+    registered_model: str = "clustercls"
+
+
+class TrainConfig(_Frozen):
+    """Everything a training run depends on."""
+
+    data: DataConfig = Field(default_factory=DataConfig)
+    features: FeatureConfig = Field(default_factory=FeatureConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    evaluation: EvalConfig = Field(default_factory=EvalConfig)
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+    policy: Path = Path("data/policy.toml")
+    models_dir: Path = Path("models")
+
+    @model_validator(mode="after")
+    def _paths_distinct(self) -> TrainConfig:
+        if self.models_dir == self.data.processed_dir:
+            raise ValueError("models_dir and data.processed_dir must differ")
+        return self
+
+    def to_flat_dict(self) -> dict[str, str]:
+        """Flatten to `section.key -> str` pairs, the form MLflow params take.
+
+        Returns:
+            A flat mapping of every setting to its string value.
+        """
+        flat: dict[str, str] = {}
+        for section, values in self.model_dump(mode="json").items():
+            if isinstance(values, dict):
+                for key, value in values.items():
+                    flat[f"{section}.{key}"] = str(value)
+            else:
+                flat[section] = str(values)
+        return flat

@@ -1,0 +1,216 @@
+"""Prediction: the small, pure API the enforcement job imports.
+
+`load_model()` returns a `Model`; `Model.predict(titles)` returns one row per title, in
+order, with the cluster, calibrated probabilities, the enforcement decision, a
+human-readable reason and a per-row status. Nothing here needs MLflow unless a
+`models:/` URI is asked for.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from clustercls.artifact import Artifact, ArtifactError, latest_model_dir, load_artifact
+from clustercls.policy import decide
+
+MAX_TITLE_CHARS = 1000
+"""Titles longer than this are cut before scoring and marked `truncated`."""
+
+OK = "ok"
+STATUSES = ("ok", "empty_title", "missing_title", "non_text", "invalid_text", "truncated")
+"""Per-row statuses. Every status but `ok` forces the `review` decision."""
+
+
+def _status_and_text(value: object) -> tuple[str, str]:
+    """Classify one raw input value and return the text to score."""
+    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
+        return "missing_title", ""
+    if isinstance(value, bytes | bytearray):
+        try:
+            value = bytes(value).decode("utf-8")
+        except UnicodeDecodeError:
+            return "invalid_text", bytes(value).decode("utf-8", errors="replace")
+    if not isinstance(value, str):
+        return "non_text", ""
+    if "\ufffd" in value:
+        # U+FFFD is what a reader substitutes for undecodable bytes.
+        return "invalid_text", value
+    if len(value) > MAX_TITLE_CHARS:
+        return "truncated", value[:MAX_TITLE_CHARS]
+    return OK, value
+
+
+class Model:
+    """A loaded clustercls model with its policy thresholds.
+
+    Args:
+        artifact: A verified artifact from `clustercls.artifact.load_artifact`.
+    """
+
+    def __init__(self, artifact: Artifact) -> None:
+        self.artifact = artifact
+        self.pipeline = artifact.pipeline
+        self.metadata = artifact.metadata
+        self.labels: list[str] = list(self.pipeline.classes_)
+        self.thresholds: dict[str, dict] = self.metadata["policy"]["chosen_thresholds"]
+        self.version: str = self.metadata["version"]
+        self.policy_version: str = self.metadata["policy_version"]
+        self._normalizer = self.pipeline.named_steps["normalize"]
+        self._features = self.pipeline.named_steps["features"]
+        self._classifier = self.pipeline.named_steps["classifier"]
+        self._feature_names: np.ndarray | None = None
+        self._weights = _linear_weights(self._classifier)
+
+    def __repr__(self) -> str:
+        return f"Model(version={self.version!r}, policy_version={self.policy_version!r})"
+
+    def predict(
+        self, titles: Sequence[object] | pd.Series, cross_border: Iterable[bool] | None = None
+    ) -> pd.DataFrame:
+        """Classify titles and decide what enforcement does with each.
+
+        Args:
+            titles: Raw titles (any values: bad ones get a status, never an exception).
+            cross_border: Optional per-title flag; False means a domestic seller, always
+                `allow`.
+
+        Returns:
+            One row per title, in input order: `cluster`, `confidence`, `p_<cluster>` per
+            cluster, `decision`, `reason`, `status`.
+        """
+        values = list(titles)
+        checked = [_status_and_text(v) for v in values]
+        status = np.array([s for s, _ in checked], dtype=object)
+        normalised = self._normalizer.transform([t for _, t in checked])
+        status[(status == OK) & (normalised == "")] = "empty_title"
+        status[(status == "truncated") & (normalised == "")] = "empty_title"
+        proba, features = self._proba(normalised)
+        best = proba.argmax(axis=1)
+        cluster = np.asarray(self.labels, dtype=object)[best]
+        confidence = proba[np.arange(len(values)), best]
+        empty = normalised == ""
+        cluster[empty] = "other"
+        confidence[empty] = 0.0
+        proba[empty] = 0.0
+        judgeable = status == OK
+        flags = None if cross_border is None else np.asarray(list(cross_border), dtype=bool)
+        decision = decide(cluster, confidence, self.thresholds, judgeable, flags)
+        top = self._top_ngrams(features, best, k=3)
+        reason = [
+            self._reason(c, p, d, s, t, x)
+            for c, p, d, s, t, x in zip(
+                cluster, confidence, decision, status, top,
+                flags if flags is not None else [True] * len(values), strict=True,
+            )
+        ]
+        out = pd.DataFrame({"cluster": cluster, "confidence": np.round(confidence, 4)})
+        for j, label in enumerate(self.labels):
+            out[f"p_{label}"] = np.round(proba[:, j], 4)
+        out["decision"] = decision
+        out["reason"] = reason
+        out["status"] = status
+        return out
+
+    def _proba(self, normalised: np.ndarray) -> tuple[np.ndarray, sp.csr_matrix]:
+        # Marketplaces repeat titles; score each distinct normalised title once.
+        unique, inverse = np.unique(normalised, return_inverse=True)
+        features = self._features.transform(unique)
+        proba = self._classifier.predict_proba(features)
+        return proba[inverse], sp.csr_matrix(features)[inverse]
+
+    def _names(self) -> np.ndarray:
+        if self._feature_names is None:
+            self._feature_names = np.asarray(
+                [n.split("__", 1)[1] for n in self._features.get_feature_names_out()], dtype=object
+            )
+        return self._feature_names
+
+    def _top_ngrams(self, features: sp.csr_matrix, best: np.ndarray, k: int) -> list[list[tuple[str, float]]]:
+        names = self._names()
+        out = []
+        for i in range(features.shape[0]):
+            start, end = features.indptr[i], features.indptr[i + 1]
+            cols = features.indices[start:end]
+            contrib = features.data[start:end] * self._weights[best[i], cols]
+            order = np.argsort(-contrib)[:k]
+            out.append([(names[cols[j]], float(contrib[j])) for j in order if contrib[j] > 0])
+        return out
+
+    def _reason(self, cluster, p, decision, status, top, cross_border) -> str:
+        grams = ", ".join(f"'{g.strip()}'" for g, _ in top) or "none"
+        if status != OK:
+            return f"title not judgeable ({status}): sent to review"
+        if not cross_border:
+            return f"{cluster} p={p:.2f}; domestic seller, not restricted; top n-grams: {grams}"
+        limits = self.thresholds.get(cluster)
+        if limits is None:
+            return f"{cluster} p={p:.2f} is not a protected cluster; top n-grams: {grams}"
+        if decision == "block":
+            rule = f">= block threshold {limits['block']:.2f}"
+        elif decision == "review":
+            rule = f"between review {limits['review']:.2f} and block {limits['block']:.2f}"
+        else:
+            rule = f"< review threshold {limits['review']:.2f}"
+        return f"{cluster} p={p:.2f} {rule}; top n-grams: {grams}"
+
+    def explain(self, title: str, k: int = 5) -> pd.DataFrame:
+        """The n-grams that pushed a title most towards its predicted cluster.
+
+        Args:
+            title: A raw title.
+            k: How many n-grams.
+
+        Returns:
+            Columns `ngram`, `weight` (feature value x class weight), strongest first, and
+            the predicted `cluster` on every row.
+        """
+        normalised = self._normalizer.transform([title])
+        proba, features = self._proba(normalised)
+        best = proba.argmax(axis=1)
+        top = self._top_ngrams(features, best, k)[0]
+        return pd.DataFrame(
+            {
+                "ngram": [g for g, _ in top],
+                "weight": [round(w, 4) for _, w in top],
+                "cluster": self.labels[best[0]],
+            }
+        )
+
+
+def _linear_weights(classifier) -> np.ndarray:
+    """Average the linear weights of a calibrated classifier's folds (classes x features)."""
+    coefs = [c.estimator.coef_ for c in getattr(classifier, "calibrated_classifiers_", [])]
+    if not coefs and hasattr(classifier, "coef_"):
+        coefs = [classifier.coef_]
+    if not coefs:
+        raise ArtifactError("the model's classifier exposes no linear weights to explain with")
+    return np.mean(coefs, axis=0)
+
+
+def load_model(path_or_uri: str | Path | None = None, models_dir: Path = Path("models")) -> Model:
+    """Load a model for prediction.
+
+    Args:
+        path_or_uri: A model folder; a `models:/name@alias` or `models:/name/version` URI
+            from the MLflow registry; or None for the newest folder under `models_dir`.
+        models_dir: Where local models live.
+
+    Returns:
+        The verified model.
+
+    Raises:
+        ArtifactError: If the model is missing or fails verification.
+    """
+    if path_or_uri is None:
+        return Model(load_artifact(latest_model_dir(models_dir)))
+    if str(path_or_uri).startswith("models:/"):
+        from clustercls.tracking import download_registered_model
+
+        return Model(load_artifact(download_registered_model(str(path_or_uri))))
+    return Model(load_artifact(Path(path_or_uri)))

@@ -1,0 +1,209 @@
+"""Experiment tracking and the model registry, behind one small interface.
+
+Default store: a local SQLite file (`mlflow.db` in the project root); `--tracking-uri` or
+`$MLFLOW_TRACKING_URI` points at a team server. Importing it sets nothing: the tracking URI
+is set only when a function is called. Prediction never needs this module unless a
+`models:/` URI is asked for.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow
+import mlflow.pyfunc
+import pandas as pd
+
+from clustercls.config import TrainConfig
+
+CHAMPION = "champion"
+ARTIFACT_PATH = "model"
+
+
+def resolve_tracking_uri(uri: str | None = None) -> str:
+    """The tracking URI: the argument, else `$MLFLOW_TRACKING_URI`, else local SQLite."""
+    return uri or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path('mlflow.db').resolve()}"
+
+
+def _mlflow(uri: str | None):
+    mlflow.set_tracking_uri(resolve_tracking_uri(uri))
+    return mlflow
+
+
+class ClusterclsPyfunc(mlflow.pyfunc.PythonModel):
+    """MLflow pyfunc: a DataFrame with a `title` column in, `Model.predict`'s columns out.
+
+    The clustercls model folder (pipeline + metadata) travels as an MLflow artifact and is
+    verified by `load_model` when the pyfunc loads, exactly as a local folder is.
+    """
+
+    def load_context(self, context) -> None:
+        """Load and verify the model folder shipped as the `model_dir` artifact."""
+        from clustercls.predict import load_model
+
+        self.model = load_model(context.artifacts["model_dir"])
+
+    def predict(self, context, model_input, params=None) -> pd.DataFrame:
+        """Score a DataFrame with a `title` column (and optional `is_cross_border`)."""
+        if not isinstance(model_input, pd.DataFrame) or "title" not in model_input.columns:
+            raise ValueError("input must be a table with a 'title' column")
+        flags = model_input["is_cross_border"] if "is_cross_border" in model_input else None
+        return self.model.predict(model_input["title"], cross_border=flags)
+
+
+@dataclass(frozen=True)
+class LoggedRun:
+    """Where a training run landed in MLflow."""
+
+    run_id: str
+    registered_version: str
+    tracking_uri: str
+
+
+def log_training_run(config: TrainConfig, model_dir: Path, evaluation: dict, metrics: dict) -> LoggedRun:
+    """Log a training run and register its model as `config.tracking.registered_model`.
+
+    Args:
+        config: The run's settings (logged as params and as a JSON artifact).
+        model_dir: The saved model folder (logged whole, and as the pyfunc model).
+        evaluation: The full evaluation (logged as JSON).
+        metrics: Flat headline metrics.
+
+    Returns:
+        Run id, registered version and tracking URI.
+    """
+    mlflow = _mlflow(config.tracking.tracking_uri)
+    mlflow.set_experiment(config.tracking.experiment)
+    with mlflow.start_run(run_name=model_dir.name) as run:
+        mlflow.set_tag("model_version", model_dir.name)
+        mlflow.log_params(config.to_flat_dict())
+        mlflow.log_metrics({k: float(v) for k, v in metrics.items() if v is not None})
+        mlflow.log_dict(config.model_dump(mode="json"), "config.json")
+        mlflow.log_dict(evaluation, "evaluation.json")
+        for name in ("confusion_matrix.png", "data_report.json", "metadata.json"):
+            if (model_dir / name).is_file():
+                mlflow.log_artifact(str(model_dir / name))
+        info = mlflow.pyfunc.log_model(
+            name=ARTIFACT_PATH,
+            python_model=ClusterclsPyfunc(),
+            artifacts={"model_dir": str(model_dir)},
+            registered_model_name=config.tracking.registered_model,
+            pip_requirements=_requirements(),
+            input_example=pd.DataFrame({"title": ["Kemeja Batik Pria Lengan Panjang"]}),
+        )
+    return LoggedRun(
+        run_id=run.info.run_id,
+        registered_version=str(info.registered_model_version),
+        tracking_uri=resolve_tracking_uri(config.tracking.tracking_uri),
+    )
+
+
+def _requirements() -> list[str]:
+    from clustercls.artifact import library_versions
+
+    versions = library_versions()
+    return [f"scikit-learn=={versions['scikit-learn']}", "clustercls", "pandas", "numpy", "scipy"]
+
+
+def download_registered_model(uri: str, tracking_uri: str | None = None) -> Path:
+    """Download a registered model's clustercls folder (`models:/name@alias` or `/version`).
+
+    Returns:
+        A local model folder, ready for `artifact.load_artifact` (which verifies it).
+    """
+    mlflow = _mlflow(tracking_uri)
+    target = Path(tempfile.mkdtemp(prefix="clustercls-model-"))
+    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(target)))
+    candidates = [p.parent for p in local.rglob("metadata.json")]
+    if not candidates:
+        from clustercls.artifact import ArtifactError
+
+        raise ArtifactError(f"{uri}: no clustercls model folder inside the registered model")
+    return candidates[0]
+
+
+@dataclass(frozen=True)
+class Promotion:
+    """Outcome of a promotion attempt."""
+
+    promoted: bool
+    candidate_version: str
+    champion_version: str | None
+    metric: str
+    candidate_score: float
+    champion_score: float | None
+    message: str
+
+
+def promote(
+    candidate: str | None = None,
+    tracking_uri: str | None = None,
+    registered_model: str = "clustercls",
+    hand_labelled: Path | None = None,
+    metric: str = "macro_f1",
+) -> Promotion:
+    """Give the `champion` alias to a candidate only if it beats the current champion.
+
+    Both models are scored now, by the same code, on the same held-out, hand-labelled
+    titles (which no model trains on), so the comparison is like for like even when the
+    two were trained on different data.
+
+    Args:
+        candidate: Registry version of the candidate; the newest version when None.
+        tracking_uri: Tracking server; see `resolve_tracking_uri`.
+        registered_model: Registered model name.
+        hand_labelled: The evaluation titles (`title, cluster` columns).
+        metric: `macro_f1` or `protected_vs_other_f1` on the hand-labelled titles.
+
+    Returns:
+        What happened and by how much.
+    """
+    from mlflow import MlflowClient
+
+    from clustercls.evaluate import classification_metrics
+    from clustercls.predict import load_model
+    from clustercls.train import load_hand_labelled
+
+    _mlflow(tracking_uri)
+    client = MlflowClient()
+    versions = client.search_model_versions(f"name='{registered_model}'")
+    if not versions:
+        raise LookupError(f"no registered versions of '{registered_model}' at {resolve_tracking_uri(tracking_uri)}")
+    if candidate is None:
+        candidate = str(max(int(v.version) for v in versions))
+    try:
+        champion = str(client.get_model_version_by_alias(registered_model, CHAMPION).version)
+    except Exception:  # MLflow raises a generic RestException when the alias is unset.
+        champion = None
+    hand = load_hand_labelled(hand_labelled)
+    if hand is None:
+        raise FileNotFoundError(f"{hand_labelled}: hand-labelled evaluation titles not found")
+
+    def score(version: str) -> float:
+        model = load_model(f"models:/{registered_model}/{version}")
+        pred = model.predict(hand["title"])["cluster"]
+        result = classification_metrics(hand["cluster"], pred)
+        return result["macro_f1"] if metric == "macro_f1" else result["protected_vs_other"]["f1"]
+
+    cand_score = score(candidate)
+    if champion == candidate:
+        return Promotion(False, candidate, champion, metric, cand_score, cand_score,
+                         f"version {candidate} is already the champion")
+    champ_score = score(champion) if champion else None
+    if champ_score is None or cand_score > champ_score:
+        client.set_registered_model_alias(registered_model, CHAMPION, candidate)
+        delta = "no previous champion" if champ_score is None else f"+{cand_score - champ_score:.4f} over version {champion} ({champ_score:.4f})"
+        return Promotion(True, candidate, champion, metric, cand_score, champ_score,
+                         f"promoted version {candidate} to @{CHAMPION}: {metric} {cand_score:.4f}, {delta}")
+    return Promotion(False, candidate, champion, metric, cand_score, champ_score,
+                     f"kept version {champion}: candidate {candidate} {metric} {cand_score:.4f} "
+                     f"does not beat {champ_score:.4f} ({cand_score - champ_score:+.4f})")
+
+
+def promotion_json(result: Promotion) -> str:
+    """The promotion outcome as JSON (for logs and CI)."""
+    return json.dumps(result.__dict__, indent=2)

@@ -1,0 +1,237 @@
+"""Training: build the pipeline, fit it, evaluate it honestly, choose thresholds, save it."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.linear_model import LogisticRegression, SGDClassifier
+from sklearn.pipeline import Pipeline
+from sklearn.svm import LinearSVC
+
+from clustercls.artifact import save_artifact
+from clustercls.config import CLUSTERS, FeatureConfig, ModelConfig, TrainConfig
+from clustercls.data import DataError, load_dataset, load_source_config
+from clustercls.evaluate import classification_metrics, leave_one_source_out, plot_confusion
+from clustercls.features import build_features
+from clustercls.policy import choose_thresholds, load_policy
+from clustercls.text import TextNormalizer
+
+Progress = Callable[[str], None]
+
+
+def make_classifier(config: ModelConfig):
+    """Build the calibrated linear classifier.
+
+    A linear SVM's margins are not probabilities; the enforcement thresholds need
+    probabilities, so the classifier is wrapped in cross-validated calibration.
+
+    Args:
+        config: Classifier settings.
+
+    Returns:
+        An unfitted `CalibratedClassifierCV`.
+    """
+    if config.classifier == "linear_svc":
+        base = LinearSVC(C=config.C, class_weight=config.class_weight)
+    elif config.classifier == "logreg":
+        base = LogisticRegression(C=config.C, class_weight=config.class_weight, max_iter=2000)
+    else:
+        base = SGDClassifier(
+            loss="modified_huber", alpha=1e-5 / config.C, class_weight=config.class_weight,
+            random_state=0,
+        )
+    return CalibratedClassifierCV(base, method=config.calibration, cv=config.calibration_cv)
+
+
+def build_pipeline(features: FeatureConfig, model: ModelConfig) -> Pipeline:
+    """The full model: normalisation, TF-IDF features, calibrated classifier.
+
+    Normalisation lives inside the pipeline so training and serving cannot drift apart.
+
+    Args:
+        features: Feature settings.
+        model: Classifier settings.
+
+    Returns:
+        An unfitted pipeline taking raw titles.
+    """
+    return Pipeline(
+        [
+            ("normalize", TextNormalizer(max_length=features.max_length)),
+            ("features", build_features(features)),
+            ("classifier", make_classifier(model)),
+        ]
+    )
+
+
+@dataclass
+class TrainResult:
+    """What a training run produced."""
+
+    model_dir: Path
+    metadata: dict
+    evaluation: dict
+
+
+def load_hand_labelled(path: Path | None) -> pd.DataFrame | None:
+    """Read the hand-labelled yardstick, or None when it is not available.
+
+    Raises:
+        DataError: If the file exists but lacks a needed column.
+    """
+    if path is None or not Path(path).is_file():
+        return None
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    missing = {"title", "source", "cluster"} - set(frame.columns)
+    if missing:
+        raise DataError(f"{path}: missing columns {sorted(missing)}")
+    bad = frame[~frame["cluster"].isin(CLUSTERS)]
+    if len(bad):
+        raise DataError(f"{path}:{bad.index[0] + 2}: label '{bad['cluster'].iloc[0]}' not in the policy")
+    frame["unsure"] = frame.get("unsure", "0").astype(str).isin(["1", "true", "True"])
+    return frame
+
+
+def evaluate_hand_labelled(pipeline: Pipeline, hand: pd.DataFrame) -> tuple[dict, np.ndarray]:
+    """Score a fitted pipeline on the hand-labelled titles.
+
+    Returns:
+        Metrics on all rows and on rows the labeller was sure of, and the probability
+        matrix (columns in `pipeline.classes_` order).
+    """
+    proba = pipeline.predict_proba(hand["title"])
+    pred = np.asarray(pipeline.classes_)[proba.argmax(axis=1)]
+    sure = ~hand["unsure"].to_numpy()
+    from clustercls.text import detect_lang, normalize
+
+    langs = [detect_lang(normalize(t)) for t in hand["title"]]
+    metrics = {
+        "all": classification_metrics(hand["cluster"], pred, langs),
+        "sure": classification_metrics(hand["cluster"][sure], pred[sure]),
+        "per_source_macro_f1": {
+            str(src): classification_metrics(part["cluster"], pred[part.index])["macro_f1"]
+            for src, part in hand.groupby("source")
+        },
+    }
+    return metrics, proba
+
+
+def train(
+    config: TrainConfig,
+    dataset_path: Path | None = None,
+    progress: Progress | None = None,
+) -> TrainResult:
+    """Train, evaluate and save a model.
+
+    Fits on the dataset's train split; reports the test split, the hand-labelled titles
+    (also used to choose the enforcement thresholds; they are never trained on), and
+    leave-one-source-out runs; saves the pipeline with its metadata and evaluation.
+
+    Args:
+        config: The run's settings.
+        dataset_path: Processed dataset; default `<processed_dir>/dataset.parquet`.
+        progress: Optional callback for progress messages.
+
+    Returns:
+        The model folder, its metadata and its evaluation.
+    """
+    say = progress or (lambda _msg: None)
+    timings: dict[str, float] = {}
+    dataset_path = dataset_path or Path(config.data.processed_dir) / "dataset.parquet"
+    dataset = load_dataset(dataset_path)
+    report_path = Path(dataset_path).with_name("data_report.json")
+    data_report = json.loads(report_path.read_text()) if report_path.is_file() else {}
+    policy = load_policy(config.policy)
+    groups = {s.name: s.group for s in load_source_config(config.data.source_config).sources.values()}
+
+    train_set = dataset[dataset["split"] == "train"]
+    test_set = dataset[dataset["split"] == "test"]
+    pipeline = build_pipeline(config.features, config.model)
+    say(f"fitting on {len(train_set)} titles")
+    start = time.perf_counter()
+    pipeline.fit(train_set["title"], train_set["cluster"])
+    timings["fit_seconds"] = round(time.perf_counter() - start, 1)
+
+    start = time.perf_counter()
+    test_pred = pipeline.predict(test_set["title"])
+    evaluation: dict = {
+        "random_split": classification_metrics(test_set["cluster"], test_pred, test_set["lang"])
+    }
+    hand = load_hand_labelled(config.data.hand_labelled)
+    thresholds: dict = {}
+    if hand is not None:
+        say(f"scoring {len(hand)} hand-labelled titles and choosing thresholds")
+        evaluation["hand_labelled"], proba = evaluate_hand_labelled(pipeline, hand)
+        sure = ~hand["unsure"].to_numpy()
+        thresholds = choose_thresholds(
+            hand["cluster"].to_numpy()[sure], proba[sure], list(pipeline.classes_), policy
+        )
+    else:
+        say("no hand-labelled file: thresholds fall back to the policy's fallback_block")
+        thresholds = {
+            c: {"block": policy.thresholds.fallback_block, "review": 0.5, "basis": "no hand labels"}
+            for c in policy.protected
+        }
+    timings["evaluate_seconds"] = round(time.perf_counter() - start, 1)
+
+    if config.evaluation.leave_one_source_out:
+        start = time.perf_counter()
+        evaluation["leave_one_source_out"] = leave_one_source_out(
+            build_pipeline(config.features, config.model), dataset, groups,
+            n_jobs=config.evaluation.n_jobs, progress=say,
+        )
+        timings["loso_seconds"] = round(time.perf_counter() - start, 1)
+    evaluation["thresholds"] = thresholds
+    evaluation["timings"] = timings
+
+    metadata = {
+        "labels": list(pipeline.classes_),
+        "protected": list(policy.protected),
+        "policy": {**policy.model_dump(mode="json"), "chosen_thresholds": thresholds},
+        "policy_version": policy.version,
+        "config": config.model_dump(mode="json"),
+        "metrics": summary_metrics(evaluation),
+        "data": {
+            "fingerprint": data_report.get("fingerprint"),
+            "source_config_version": data_report.get("source_config_version"),
+            "rows_train": len(train_set),
+            "rows_test": len(test_set),
+        },
+    }
+    model_dir = save_artifact(pipeline, metadata, config.models_dir)
+    (model_dir / "evaluation.json").write_text(json.dumps(evaluation, indent=2, default=str))
+    plot_confusion(
+        evaluation["random_split"]["confusion_matrix"], list(CLUSTERS),
+        model_dir / "confusion_matrix.png", "random held-out split",
+    )
+    if report_path.is_file():
+        shutil.copy(report_path, model_dir / "data_report.json")
+    say(f"saved {model_dir}")
+    return TrainResult(model_dir=model_dir, metadata=metadata, evaluation=evaluation)
+
+
+def summary_metrics(evaluation: dict) -> dict[str, float]:
+    """The headline numbers of an evaluation, flat, for metadata and MLflow."""
+    out = {
+        "random_macro_f1": evaluation["random_split"]["macro_f1"],
+        "random_protected_vs_other_f1": evaluation["random_split"]["protected_vs_other"]["f1"],
+    }
+    if "hand_labelled" in evaluation:
+        out["hand_macro_f1"] = evaluation["hand_labelled"]["all"]["macro_f1"]
+        out["hand_protected_vs_other_f1"] = evaluation["hand_labelled"]["all"]["protected_vs_other"]["f1"]
+    loso = evaluation.get("leave_one_source_out")
+    if loso:
+        out["loso_mean_macro_f1"] = loso["mean_macro_f1"]
+        out["loso_mean_protected_vs_other_f1"] = loso["mean_protected_vs_other_f1"]
+        for name, metrics in loso["per_group"].items():
+            out[f"loso_{name}_macro_f1"] = metrics["macro_f1"]
+            out[f"loso_{name}_protected_vs_other_f1"] = metrics["protected_vs_other"]["f1"]
+    return out
