@@ -161,6 +161,25 @@ def train(
 
 @app.command()
 @handles_errors
+def evaluate(
+    model: Annotated[Path | None, typer.Option(help="Model folder [default: newest under models/].")] = None,
+    dataset: Annotated[Path, typer.Option(help="Processed dataset whose test split is scored.")] = Path("data/processed/dataset.parquet"),
+    hand_labelled: Annotated[Path | None, typer.Option(help="Hand-labelled titles.")] = None,
+) -> None:
+    """Re-score a saved model and print its evaluation, with the leave-one-source-out table."""
+    from clustercls.artifact import latest_model_dir
+    from clustercls.data import load_dataset, load_hand_labelled
+    from clustercls.evaluate import evaluate_artifact, format_summary
+
+    model_dir = model or latest_model_dir(Path("models"))
+    config = _data_config(None, hand_labelled=hand_labelled)
+    result = evaluate_artifact(model_dir, load_dataset(dataset), load_hand_labelled(config.hand_labelled))
+    stored = json.loads((Path(model_dir) / "evaluation.json").read_text())
+    typer.echo(format_summary({**stored, **result}))
+
+
+@app.command()
+@handles_errors
 def predict(
     input: Annotated[Path, typer.Option("--input", "-i", help="CSV, Parquet or JSON Lines with a 'title' column.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Output file; its extension picks the format.")],

@@ -482,8 +482,8 @@ def build_dataset(config: DataConfig) -> BuildResult:
     frame = _drop(frame, frame["norm"] == "", "empty after normalisation", dropped)
     frame = frame.assign(dup_group=[near_duplicate_key(n) for n in frame["norm"]])
 
-    if config.hand_labelled is not None and Path(config.hand_labelled).is_file():
-        hand = pd.read_csv(config.hand_labelled, dtype=str, keep_default_na=False)
+    hand = load_hand_labelled(config.hand_labelled)
+    if hand is not None:
         hand_norm = {normalize(t) for t in hand["title"]}
         hand_keys = {near_duplicate_key(n) for n in hand_norm}
         in_hand = frame["norm"].isin(hand_norm) | frame["dup_group"].isin(hand_keys)
@@ -497,7 +497,7 @@ def build_dataset(config: DataConfig) -> BuildResult:
     tie_titles = set(leaders.loc[n_leaders > 1, "norm"])
     winners = leaders[n_leaders == 1].set_index("norm")["cluster"]
     frame = _drop(frame, frame["norm"].isin(tie_titles), "conflicting labels, tie", dropped)
-    resolved = frame["norm"].map(winners)
+    resolved = frame["norm"].map(winners).astype(object)
     relabelled_by_vote = int((resolved.notna() & (resolved != frame["cluster"])).sum())
     frame = frame.assign(cluster=resolved.fillna(frame["cluster"]))
 
@@ -656,3 +656,21 @@ def report_markdown(report: dict) -> str:
     ]
     return "\n".join(lines)
 
+
+def load_hand_labelled(path: Path | None) -> pd.DataFrame | None:
+    """Read the hand-labelled yardstick, or None when it is not available.
+
+    Raises:
+        DataError: If the file exists but lacks a needed column.
+    """
+    if path is None or not Path(path).is_file():
+        return None
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    missing = {"title", "source", "cluster"} - set(frame.columns)
+    if missing:
+        raise DataError(f"{path}: missing columns {sorted(missing)}")
+    bad = frame[~frame["cluster"].isin(CLUSTERS)]
+    if len(bad):
+        raise DataError(f"{path}:{bad.index[0] + 2}: label '{bad['cluster'].iloc[0]}' not in the policy")
+    frame["unsure"] = frame.get("unsure", "0").astype(str).isin(["1", "true", "True"])
+    return frame

@@ -19,6 +19,7 @@ from sklearn.metrics import (
 from sklearn.pipeline import Pipeline
 
 from clustercls.config import CLUSTERS
+from clustercls.text import detect_lang, normalize
 
 
 def _r(value: float) -> float:
@@ -91,6 +92,54 @@ def classification_metrics(y_true, y_pred, langs=None, labels=CLUSTERS) -> dict:
             for lang in sorted(set(langs))
             for mask in [langs == lang]
         }
+    return out
+
+
+def evaluate_hand_labelled(pipeline: Pipeline, hand: pd.DataFrame) -> tuple[dict, np.ndarray]:
+    """Score a fitted pipeline on the hand-labelled titles.
+
+    Returns:
+        Metrics on all rows and on rows the labeller was sure of, and the probability
+        matrix (columns in `pipeline.classes_` order).
+    """
+    proba = pipeline.predict_proba(hand["title"])
+    pred = np.asarray(pipeline.classes_)[proba.argmax(axis=1)]
+    sure = ~hand["unsure"].to_numpy()
+    langs = [detect_lang(normalize(t)) for t in hand["title"]]
+    metrics = {
+        "all": classification_metrics(hand["cluster"], pred, langs),
+        "sure": classification_metrics(hand["cluster"][sure], pred[sure]),
+        "per_source_macro_f1": {
+            str(src): classification_metrics(part["cluster"], pred[part.index])["macro_f1"]
+            for src, part in hand.groupby("source")
+        },
+    }
+    return metrics, proba
+
+
+def evaluate_artifact(model_dir: Path, dataset: pd.DataFrame | None, hand: pd.DataFrame | None) -> dict:
+    """Re-score a saved model on the test split and the hand-labelled titles.
+
+    Loads the model through the same verified path prediction uses, so this also checks
+    that the saved artifact reproduces the numbers recorded at training time.
+
+    Args:
+        model_dir: A saved model folder.
+        dataset: The processed dataset (its `test` split is scored), or None.
+        hand: Hand-labelled titles, or None.
+
+    Returns:
+        `random_split` and `hand_labelled` metrics for what was given.
+    """
+    from clustercls.artifact import load_artifact
+
+    pipeline = load_artifact(model_dir).pipeline
+    out: dict = {"model": Path(model_dir).name}
+    if dataset is not None:
+        test = dataset[dataset["split"] == "test"]
+        out["random_split"] = classification_metrics(test["cluster"], pipeline.predict(test["title"]), test["lang"])
+    if hand is not None:
+        out["hand_labelled"], _ = evaluate_hand_labelled(pipeline, hand)
     return out
 
 
@@ -185,3 +234,35 @@ def plot_confusion(matrix: list[list[int]], labels: list[str], path: Path, title
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def format_summary(evaluation: dict) -> str:
+    """A plain-text summary of an evaluation: headline metrics and the per-source table."""
+    lines = []
+    split = evaluation.get("random_split")
+    if split:
+        lines.append(
+            f"random split      macro-F1 {split['macro_f1']:.4f}  protected-vs-other F1 "
+            f"{split['protected_vs_other']['f1']:.4f}  (n={split['n']})"
+        )
+    hand = evaluation.get("hand_labelled")
+    if hand:
+        lines.append(
+            f"hand-labelled     macro-F1 {hand['all']['macro_f1']:.4f}  protected-vs-other F1 "
+            f"{hand['all']['protected_vs_other']['f1']:.4f}  (n={hand['all']['n']})"
+        )
+    loso = evaluation.get("leave_one_source_out")
+    if loso:
+        lines.append("leave-one-source-out (train without the group, test on it):")
+        lines.append(f"  {'group':<16}{'n':>7}{'macro-F1':>10}{'prot-F1':>9}{'prot-P':>8}{'prot-R':>8}")
+        for name, m in loso["per_group"].items():
+            pvo = m["protected_vs_other"]
+            lines.append(
+                f"  {name:<16}{m['n']:>7}{m['macro_f1']:>10.4f}{pvo['f1']:>9.4f}"
+                f"{pvo['precision']:>8.4f}{pvo['recall']:>8.4f}"
+            )
+        lines.append(
+            f"  {'mean':<16}{'':>7}{loso['mean_macro_f1']:>10.4f}"
+            f"{loso['mean_protected_vs_other_f1'] or float('nan'):>9.4f}"
+        )
+    return "\n".join(lines)

@@ -166,7 +166,7 @@ def promote(
 
     from clustercls.evaluate import classification_metrics
     from clustercls.predict import load_model
-    from clustercls.train import load_hand_labelled
+    from clustercls.data import load_hand_labelled
 
     _mlflow(tracking_uri)
     client = MlflowClient()

@@ -18,8 +18,13 @@ from sklearn.svm import LinearSVC
 
 from clustercls.artifact import save_artifact
 from clustercls.config import CLUSTERS, FeatureConfig, ModelConfig, TrainConfig
-from clustercls.data import DataError, load_dataset, load_source_config
-from clustercls.evaluate import classification_metrics, leave_one_source_out, plot_confusion
+from clustercls.data import load_dataset, load_hand_labelled, load_source_config
+from clustercls.evaluate import (
+    classification_metrics,
+    evaluate_hand_labelled,
+    leave_one_source_out,
+    plot_confusion,
+)
 from clustercls.features import build_features
 from clustercls.policy import choose_thresholds, load_policy
 from clustercls.text import TextNormalizer
@@ -79,49 +84,6 @@ class TrainResult:
     model_dir: Path
     metadata: dict
     evaluation: dict
-
-
-def load_hand_labelled(path: Path | None) -> pd.DataFrame | None:
-    """Read the hand-labelled yardstick, or None when it is not available.
-
-    Raises:
-        DataError: If the file exists but lacks a needed column.
-    """
-    if path is None or not Path(path).is_file():
-        return None
-    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-    missing = {"title", "source", "cluster"} - set(frame.columns)
-    if missing:
-        raise DataError(f"{path}: missing columns {sorted(missing)}")
-    bad = frame[~frame["cluster"].isin(CLUSTERS)]
-    if len(bad):
-        raise DataError(f"{path}:{bad.index[0] + 2}: label '{bad['cluster'].iloc[0]}' not in the policy")
-    frame["unsure"] = frame.get("unsure", "0").astype(str).isin(["1", "true", "True"])
-    return frame
-
-
-def evaluate_hand_labelled(pipeline: Pipeline, hand: pd.DataFrame) -> tuple[dict, np.ndarray]:
-    """Score a fitted pipeline on the hand-labelled titles.
-
-    Returns:
-        Metrics on all rows and on rows the labeller was sure of, and the probability
-        matrix (columns in `pipeline.classes_` order).
-    """
-    proba = pipeline.predict_proba(hand["title"])
-    pred = np.asarray(pipeline.classes_)[proba.argmax(axis=1)]
-    sure = ~hand["unsure"].to_numpy()
-    from clustercls.text import detect_lang, normalize
-
-    langs = [detect_lang(normalize(t)) for t in hand["title"]]
-    metrics = {
-        "all": classification_metrics(hand["cluster"], pred, langs),
-        "sure": classification_metrics(hand["cluster"][sure], pred[sure]),
-        "per_source_macro_f1": {
-            str(src): classification_metrics(part["cluster"], pred[part.index])["macro_f1"]
-            for src, part in hand.groupby("source")
-        },
-    }
-    return metrics, proba
 
 
 def train(

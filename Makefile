@@ -1,0 +1,51 @@
+# clustercls: `make demo` runs the whole job end to end; `make test` runs the tests.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+SAMPLE := data/sample_listings.csv
+OUT    := data/processed
+
+.PHONY: setup data train evaluate predict promote demo test test-slow lint format clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $@
+
+data: setup
+	$(BIN)/clustercls data build
+
+train: setup
+	$(BIN)/clustercls train
+
+evaluate: setup
+	$(BIN)/clustercls evaluate
+
+predict: setup
+	$(BIN)/clustercls predict --input $(SAMPLE) --output $(OUT)/sample_predictions.csv
+	@head -n 6 $(OUT)/sample_predictions.csv
+
+promote: setup
+	$(BIN)/clustercls promote || test $$? -eq 5
+
+demo: data train evaluate predict promote
+
+test: setup
+	$(BIN)/python -m pytest
+
+test-slow: setup
+	$(BIN)/python -m pytest -m slow
+
+lint: setup
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+
+format: setup
+	$(BIN)/ruff format src tests benchmarks
+	$(BIN)/ruff check --fix src tests benchmarks
+
+clean:
+	rm -rf $(OUT) models/v* mlflow.db mlruns
