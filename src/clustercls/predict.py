@@ -65,7 +65,7 @@ class Model:
         self._features = self.pipeline.named_steps["features"]
         self._classifier = self.pipeline.named_steps["classifier"]
         self._feature_names: np.ndarray | None = None
-        self._weights = _linear_weights(self._classifier)
+        self._weights: np.ndarray | None = None
 
     def __repr__(self) -> str:
         return f"Model(version={self.version!r}, policy_version={self.policy_version!r})"
@@ -118,32 +118,39 @@ class Model:
         return out
 
     def _proba(self, normalised: np.ndarray) -> tuple[np.ndarray, sp.csr_matrix]:
+        if len(normalised) == 0:
+            return np.zeros((0, len(self.labels))), sp.csr_matrix((0, 0))
         # Marketplaces repeat titles; score each distinct normalised title once.
         unique, inverse = np.unique(normalised, return_inverse=True)
         features = self._features.transform(unique)
         proba = self._classifier.predict_proba(features)
         return proba[inverse], sp.csr_matrix(features)[inverse]
 
-    def _names(self) -> np.ndarray:
+    def _explainer(self) -> tuple[np.ndarray, np.ndarray]:
+        """Feature names and the weights used to explain (built on first use)."""
         if self._feature_names is None:
-            self._feature_names = np.asarray(
-                [n.split("__", 1)[1] for n in self._features.get_feature_names_out()], dtype=object
+            names = np.asarray(
+                [n.split("__", 1)[1].strip() for n in self._features.get_feature_names_out()], dtype=object
             )
-        return self._feature_names
+            # One- and two-letter character n-grams carry weight but mean nothing to a reviewer.
+            readable = np.array([len(n) >= 3 for n in names])
+            self._weights = _linear_weights(self._classifier) * readable
+            self._feature_names = names
+        return self._feature_names, self._weights
 
     def _top_ngrams(self, features: sp.csr_matrix, best: np.ndarray, k: int) -> list[list[tuple[str, float]]]:
-        names = self._names()
+        names, weights = self._explainer()
         out = []
         for i in range(features.shape[0]):
             start, end = features.indptr[i], features.indptr[i + 1]
             cols = features.indices[start:end]
-            contrib = features.data[start:end] * self._weights[best[i], cols]
+            contrib = features.data[start:end] * weights[best[i], cols]
             order = np.argsort(-contrib)[:k]
             out.append([(names[cols[j]], float(contrib[j])) for j in order if contrib[j] > 0])
         return out
 
     def _reason(self, cluster, p, decision, status, top, cross_border) -> str:
-        grams = ", ".join(f"'{g.strip()}'" for g, _ in top) or "none"
+        grams = ", ".join(f"'{g}'" for g, _ in top) or "none"
         if status != OK:
             return f"title not judgeable ({status}): sent to review"
         if not cross_border:

@@ -47,7 +47,7 @@ class ClusterclsPyfunc(mlflow.pyfunc.PythonModel):
 
         self.model = load_model(context.artifacts["model_dir"])
 
-    def predict(self, context, model_input, params=None) -> pd.DataFrame:
+    def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
         """Score a DataFrame with a `title` column (and optional `is_cross_border`)."""
         if not isinstance(model_input, pd.DataFrame) or "title" not in model_input.columns:
             raise ValueError("input must be a table with a 'title' column")

@@ -1,0 +1,118 @@
+"""The command line end to end on tiny data, in a scratch project folder."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from clustercls.cli import EXIT_DATA, EXIT_MODEL, EXIT_NOT_PROMOTED, app
+from tests.conftest import REPO
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def project(tmp_path, tiny_sources, tiny_hand_labelled, monkeypatch) -> Path:
+    """A scratch project: the repo's data/ config, tiny sources, local MLflow store."""
+    root = tmp_path / "project"
+    shutil.copytree(REPO / "data", root / "data", ignore=shutil.ignore_patterns("processed"))
+    monkeypatch.chdir(root)
+    monkeypatch.setenv("CLUSTERCLS_SOURCES", str(tiny_sources))
+    monkeypatch.setenv("CLUSTERCLS_SHARED", str(tmp_path / "no-shared"))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
+    (root / "hand.csv").write_bytes(Path(tiny_hand_labelled).read_bytes())
+    return root
+
+
+def invoke(*args: str):
+    return runner.invoke(app, list(args), catch_exceptions=False)
+
+
+def test_help_documents_exit_codes() -> None:
+    result = invoke("--help")
+    assert result.exit_code == 0
+    for code in ("3  data or input error", "4  model error"):
+        assert code in result.output
+
+
+def test_build_train_evaluate_predict_promote(project: Path) -> None:
+    built = invoke("data", "build", "--hand-labelled", "hand.csv")
+    assert built.exit_code == 0, built.output
+    assert (project / "data/processed/dataset.parquet").is_file()
+    assert json.loads((project / "data/processed/data_report.json").read_text())["rows_kept"] > 100
+
+    trained = invoke("train", "--no-loso")
+    assert trained.exit_code == 0, trained.output
+    model_dir = Path(trained.stdout.strip().splitlines()[-1])
+    assert (project / model_dir / "metadata.json").is_file()
+    assert "registered clustercls version 1" in trained.output
+
+    evaluated = invoke("evaluate", "--hand-labelled", "hand.csv")
+    assert evaluated.exit_code == 0
+    assert "random split" in evaluated.output
+
+    listings = pd.DataFrame({"sku": ["a", "b", "c"], "title": ["Kopi Asli Bali", "", "Kemeja Premium Jogja"]})
+    listings.to_csv(project / "listings.csv", index=False)
+    scored = invoke("predict", "--input", "listings.csv", "--output", "out/scored.parquet")
+    assert scored.exit_code == 0, scored.output
+    out = pd.read_parquet(project / "out/scored.parquet")
+    assert out["sku"].tolist() == ["a", "b", "c"]
+    assert out["status"].tolist() == ["ok", "empty_title", "ok"]
+
+    promoted = invoke("promote", "--hand-labelled", "hand.csv")
+    assert promoted.exit_code == 0, promoted.output
+    assert "promoted version 1" in promoted.output
+    again = invoke("promote", "--hand-labelled", "hand.csv")
+    assert again.exit_code == EXIT_NOT_PROMOTED
+    assert "already the champion" in again.output
+
+    from_registry = invoke("predict", "--input", "listings.csv", "--output", "reg.csv",
+                           "--model", "models:/clustercls@champion")
+    assert from_registry.exit_code == 0, from_registry.output
+    assert pd.read_csv(project / "reg.csv")["cluster"].tolist() == out["cluster"].tolist()
+
+
+def test_promotion_refused_when_not_better(project: Path) -> None:
+    assert invoke("data", "build", "--hand-labelled", "hand.csv").exit_code == 0
+    assert invoke("train", "--no-loso").exit_code == 0
+    assert invoke("promote", "--hand-labelled", "hand.csv").exit_code == 0
+    # An identical retrain cannot beat the champion: it scores the same.
+    assert invoke("train", "--no-loso").exit_code == 0
+    result = invoke("promote", "--hand-labelled", "hand.csv")
+    assert result.exit_code == EXIT_NOT_PROMOTED
+    assert "does not beat" in result.output and "(+0.0000)" in result.output
+
+
+def test_data_error_is_one_line_with_exit_code(project: Path, tiny_sources: Path) -> None:
+    (tiny_sources / "unknown_market.csv").write_text("title,category\nX,Y\n")
+    result = invoke("data", "build")
+    assert result.exit_code == EXIT_DATA
+    assert result.output.strip().startswith("error: ")
+    assert "unknown_market.csv: unknown source file" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_predict_fatal_errors(project: Path, tiny_model_dir: Path) -> None:
+    (project / "bad.csv").write_text("name\nKopi\n")
+    result = invoke("predict", "-i", "bad.csv", "-o", "out.csv", "--model", str(tiny_model_dir))
+    assert result.exit_code == EXIT_DATA
+    assert "no 'title' column" in result.output
+    assert not (project / "out.csv").exists()
+
+    tampered = shutil.copytree(tiny_model_dir, project / "tampered")
+    with (tampered / "model.joblib").open("ab") as fh:
+        fh.write(b"!")
+    (project / "ok.csv").write_text("title\nKopi\n")
+    result = invoke("predict", "-i", "ok.csv", "-o", "out.csv", "--model", str(tampered))
+    assert result.exit_code == EXIT_MODEL
+    assert "checksum mismatch" in result.output
+    assert not (project / "out.csv").exists()
+
+    result = invoke("predict", "-i", "ok.csv", "-o", "out.csv")
+    assert result.exit_code == EXIT_MODEL
+    assert "no trained model found" in result.output

@@ -1,0 +1,40 @@
+"""Evaluation metrics and leave-one-source-out on tiny data."""
+
+from __future__ import annotations
+
+import pytest
+
+from clustercls.data import build_dataset, load_source_config
+from clustercls.evaluate import classification_metrics, format_summary, leave_one_source_out, protected_vs_other
+from clustercls.train import build_pipeline
+from tests.conftest import REPO, tiny_config
+
+
+def test_protected_vs_other_ignores_which_protected_cluster() -> None:
+    # A craft title called fashion is still correctly stopped: binary metrics are perfect.
+    result = protected_vs_other(["craft", "other", "food_beverage"], ["fashion_textile", "other", "food_beverage"])
+    assert result == {"precision": 1.0, "recall": 1.0, "f1": 1.0, "support": 2}
+
+
+def test_classification_metrics_by_hand() -> None:
+    y_true = ["craft", "craft", "other", "other", "food_beverage", "fashion_textile"]
+    y_pred = ["craft", "other", "other", "craft", "food_beverage", "fashion_textile"]
+    m = classification_metrics(y_true, y_pred, langs=["id", "id", "en", "en", "id", "en"])
+    assert m["per_cluster"]["craft"] == {"precision": 0.5, "recall": 0.5, "f1": 0.5, "support": 2}
+    assert m["macro_f1"] == pytest.approx((0.5 + 1 + 1 + 0.5) / 4, abs=1e-4)
+    assert m["confusion_matrix"][0] == [1, 0, 0, 1]
+    assert m["protected_vs_other"]["precision"] == pytest.approx(0.75)
+    assert set(m["per_language"]) == {"id", "en"}
+
+
+def test_leave_one_source_out_on_tiny_data(tmp_path, tiny_sources) -> None:
+    config = tiny_config(tmp_path, tiny_sources, None)
+    dataset = build_dataset(config.data).frame
+    groups = {s.name: s.group for s in load_source_config(REPO / "data/sources.toml").sources.values()}
+    result = leave_one_source_out(build_pipeline(config.features, config.model), dataset, groups, n_jobs=1)
+    assert set(result["per_group"]) == {"tokopedia_umkm", "flipkart", "bigbasket"}
+    for name, metrics in result["per_group"].items():
+        assert metrics["n"] == int((dataset["source"] == name).sum())
+        assert metrics["sources"] == [name]
+    assert 0 <= result["mean_protected_vs_other_f1"] <= 1
+    assert "leave-one-source-out" in format_summary({"leave_one_source_out": result})

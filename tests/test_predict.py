@@ -1,0 +1,105 @@
+"""The prediction API the enforcement job imports."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from clustercls.predict import MAX_TITLE_CHARS, STATUSES
+
+LABELS = ["craft", "fashion_textile", "food_beverage", "other"]
+
+
+def test_import_surface() -> None:
+    import clustercls
+
+    assert callable(clustercls.load_model)
+    with pytest.raises(AttributeError):
+        clustercls.not_a_thing  # noqa: B018
+
+
+def test_predict_columns_order_and_probabilities(tiny_model) -> None:
+    titles = ["Kopi Asli Bali", "Kemeja Premium Jogja", "Charger Mini Solo", "Lukisan Klasik Garut"]
+    out = tiny_model.predict(titles)
+    assert list(out.columns) == ["cluster", "confidence", *[f"p_{c}" for c in LABELS], "decision", "reason", "status"]
+    assert len(out) == len(titles)
+    assert out["cluster"].tolist() == ["food_beverage", "fashion_textile", "other", "craft"]
+    probs = out[[f"p_{c}" for c in LABELS]].to_numpy()
+    np.testing.assert_allclose(probs.sum(axis=1), 1, atol=1e-3)
+    np.testing.assert_allclose(out["confidence"], probs.max(axis=1), atol=1e-4)
+    assert set(out["status"]) == {"ok"}
+    # Order: reversing the input reverses the output.
+    rev = tiny_model.predict(titles[::-1])
+    assert rev["cluster"].tolist() == out["cluster"].tolist()[::-1]
+
+
+def test_accepts_a_series_and_duplicates(tiny_model) -> None:
+    series = pd.Series(["Kopi Asli Bali", "Kopi Asli Bali", "Kemeja Premium Jogja"], index=[10, 5, 7])
+    out = tiny_model.predict(series)
+    assert out["cluster"].tolist() == ["food_beverage", "food_beverage", "fashion_textile"]
+    assert out.index.tolist() == [0, 1, 2]
+
+
+@pytest.mark.parametrize(
+    ("value", "status"),
+    [
+        ("", "empty_title"),
+        ("   \t ", "empty_title"),
+        ("\u200b\u200b\u200c", "empty_title"),
+        ("\x00\x01\x02", "empty_title"),
+        (None, "missing_title"),
+        (float("nan"), "missing_title"),
+        (12345, "non_text"),
+        (b"\xff\xfe kopi", "invalid_text"),
+        ("kopi \ufffd bali", "invalid_text"),
+        ("Kopi Asli Bali " * 200, "truncated"),
+        (b"Kopi Asli Bali", "ok"),
+    ],
+    ids=["empty", "spaces", "zero-width", "control", "none", "nan", "number", "bad-bytes", "replacement-char",
+         "too-long", "utf8-bytes"],
+)
+def test_bad_titles_get_a_status_and_review(tiny_model, value, status) -> None:
+    out = tiny_model.predict(["Kopi Asli Bali", value, "Kemeja Premium Jogja"])
+    assert len(out) == 3
+    assert out["status"].tolist() == ["ok", status, "ok"]
+    assert status in STATUSES
+    if status != "ok":
+        assert out["decision"].iloc[1] == "review"
+        assert status in out["reason"].iloc[1]
+    assert out["cluster"].iloc[2] == "fashion_textile"
+
+
+def test_truncation_limit_is_documented_constant() -> None:
+    assert MAX_TITLE_CHARS >= 300
+
+
+def test_cross_border_flag(tiny_model) -> None:
+    out = tiny_model.predict(["Kopi Asli Bali", "Kopi Asli Bali"], cross_border=[True, False])
+    assert out["cluster"].tolist() == ["food_beverage", "food_beverage"]
+    assert out["decision"].iloc[1] == "allow"
+    assert "domestic" in out["reason"].iloc[1]
+
+
+def test_decisions_follow_the_thresholds(tiny_model) -> None:
+    out = tiny_model.predict(["Kopi Asli Bali", "Kemeja Premium Jogja", "Charger Mini Solo", "Lukisan Klasik Garut"])
+    for row in out.itertuples():
+        limits = tiny_model.thresholds.get(row.cluster)
+        if limits is None:
+            assert row.decision == "allow"
+        elif row.confidence >= limits["block"]:
+            assert row.decision == "block"
+        elif row.confidence >= limits["review"]:
+            assert row.decision == "review"
+        else:
+            assert row.decision == "allow"
+        assert row.cluster in row.reason
+
+
+def test_explain_returns_ngrams_of_the_predicted_cluster(tiny_model) -> None:
+    out = tiny_model.explain("Kopi Asli Bali", k=3)
+    assert list(out.columns) == ["ngram", "weight", "cluster"]
+    assert 1 <= len(out) <= 3
+    assert (out["cluster"] == "food_beverage").all()
+    assert out["weight"].is_monotonic_decreasing
+    assert any("kopi" in g for g in out["ngram"])
