@@ -23,12 +23,67 @@ HAND_LABELLED = SHARED / "data" / "hand_labelled.csv"
 # Product nouns per cluster, Indonesian and English, with (source, category) pairs that the
 # repo's category map sends to that cluster.
 _NOUNS = {
-    "fashion_textile": ["kemeja", "kaos", "celana", "dress", "hijab", "gamis", "jaket", "rok", "shirt", "jeans"],
-    "food_beverage": ["kopi", "teh", "keripik", "sambal", "madu", "kue", "coffee", "tea", "cookies", "honey"],
-    "craft": ["lukisan", "kaligrafi", "patung", "hiasan dinding", "ukiran", "painting", "figurine", "wall art", "vas", "miniatur"],
-    "other": ["charger", "kabel", "speaker", "laptop", "sabun", "shampoo", "phone", "mouse", "keyboard", "powerbank"],
+    "fashion_textile": [
+        "kemeja",
+        "kaos",
+        "celana",
+        "dress",
+        "hijab",
+        "gamis",
+        "jaket",
+        "rok",
+        "shirt",
+        "jeans",
+    ],
+    "food_beverage": [
+        "kopi",
+        "teh",
+        "keripik",
+        "sambal",
+        "madu",
+        "kue",
+        "coffee",
+        "tea",
+        "cookies",
+        "honey",
+    ],
+    "craft": [
+        "lukisan",
+        "kaligrafi",
+        "patung",
+        "hiasan dinding",
+        "ukiran",
+        "painting",
+        "figurine",
+        "wall art",
+        "vas",
+        "miniatur",
+    ],
+    "other": [
+        "charger",
+        "kabel",
+        "speaker",
+        "laptop",
+        "sabun",
+        "shampoo",
+        "phone",
+        "mouse",
+        "keyboard",
+        "powerbank",
+    ],
 }
-_MODIFIERS = ["premium", "motif bunga", "asli", "jumbo", "mini", "klasik", "modern", "handmade", "lokal", "special"]
+_MODIFIERS = [
+    "premium",
+    "motif bunga",
+    "asli",
+    "jumbo",
+    "mini",
+    "klasik",
+    "modern",
+    "handmade",
+    "lokal",
+    "special",
+]
 _PLACES = ["bali", "jogja", "bandung", "solo", "garut", "india", "jakarta", "surabaya"]
 _SOURCES = {
     "tokopedia_umkm": {
@@ -88,8 +143,16 @@ def tiny_hand_labelled(tmp_path: Path) -> Path:
     rows = []
     for cluster in _NOUNS:
         for title in make_titles(cluster, 12, seed=999):
-            rows.append({"id": f"h{len(rows)}", "title": title + " Edisi Baru", "source": "tokopedia_umkm",
-                         "category": "x", "cluster": cluster, "unsure": 0})
+            rows.append(
+                {
+                    "id": f"h{len(rows)}",
+                    "title": title + " Edisi Baru",
+                    "source": "tokopedia_umkm",
+                    "category": "x",
+                    "cluster": cluster,
+                    "unsure": 0,
+                }
+            )
     path = tmp_path / "hand_labelled.csv"
     pd.DataFrame(rows).to_csv(path, index=False)
     return path
@@ -136,7 +199,14 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("tiny")
     sources = write_tiny_sources(root / "sources")
     rows = [
-        {"id": f"h{i}", "title": t + " Edisi Baru", "source": "flipkart", "category": "x", "cluster": c, "unsure": 0}
+        {
+            "id": f"h{i}",
+            "title": t + " Edisi Baru",
+            "source": "flipkart",
+            "category": "x",
+            "cluster": c,
+            "unsure": 0,
+        }
         for c in _NOUNS
         for i, t in enumerate(make_titles(c, 12, seed=7))
     ]

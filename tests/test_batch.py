@@ -12,7 +12,15 @@ from clustercls.batch import ADDED_COLUMNS, InputError, predict_file
 HOSTILE = pd.DataFrame(
     {
         "listing_id": ["007", "008", "009", "010", "011", "012", "013"],
-        "title": ["Kopi Asli Bali", "", "   ", "\u200b", "Kemeja Premium Jogja", "x" * 5000, "Lukisan Klasik Garut"],
+        "title": [
+            "Kopi Asli Bali",
+            "",
+            "   ",
+            "\u200b",
+            "Kemeja Premium Jogja",
+            "x" * 5000,
+            "Lukisan Klasik Garut",
+        ],
         "is_cross_border": ["true", "true", "false", "1", "no", "yes", "TRUE"],
         "price": ["10", "20", "30", "40", "50", "60", "70"],
     }
@@ -47,7 +55,15 @@ def test_every_row_once_in_order_with_columns(tiny_model, tmp_path, in_ext, out_
     assert summary.rows == len(HOSTILE) == len(out)
     assert list(out.columns) == [*HOSTILE.columns, *ADDED_COLUMNS]
     assert out["listing_id"].astype(str).str.zfill(3).tolist() == HOSTILE["listing_id"].tolist()
-    assert out["status"].tolist() == ["ok", "empty_title", "empty_title", "empty_title", "ok", "truncated", "ok"]
+    assert out["status"].tolist() == [
+        "ok",
+        "empty_title",
+        "empty_title",
+        "empty_title",
+        "ok",
+        "truncated",
+        "ok",
+    ]
     assert out["decision"].iloc[1] == "review"
     assert out["decision"].iloc[2] == "allow"  # domestic seller, even with an empty title
     assert out["decision"].iloc[4] == "allow"  # is_cross_border = no

@@ -56,7 +56,9 @@ def test_build_train_evaluate_predict_promote(project: Path) -> None:
     assert evaluated.exit_code == 0
     assert "random split" in evaluated.output
 
-    listings = pd.DataFrame({"sku": ["a", "b", "c"], "title": ["Kopi Asli Bali", "", "Kemeja Premium Jogja"]})
+    listings = pd.DataFrame(
+        {"sku": ["a", "b", "c"], "title": ["Kopi Asli Bali", "", "Kemeja Premium Jogja"]}
+    )
     listings.to_csv(project / "listings.csv", index=False)
     scored = invoke("predict", "--input", "listings.csv", "--output", "out/scored.parquet")
     assert scored.exit_code == 0, scored.output
@@ -71,8 +73,15 @@ def test_build_train_evaluate_predict_promote(project: Path) -> None:
     assert again.exit_code == EXIT_NOT_PROMOTED
     assert "already the champion" in again.output
 
-    from_registry = invoke("predict", "--input", "listings.csv", "--output", "reg.csv",
-                           "--model", "models:/clustercls@champion")
+    from_registry = invoke(
+        "predict",
+        "--input",
+        "listings.csv",
+        "--output",
+        "reg.csv",
+        "--model",
+        "models:/clustercls@champion",
+    )
     assert from_registry.exit_code == 0, from_registry.output
     assert pd.read_csv(project / "reg.csv")["cluster"].tolist() == out["cluster"].tolist()
 

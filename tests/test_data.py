@@ -56,7 +56,10 @@ def test_build_tiny_dataset(tmp_path, tiny_sources) -> None:
 
 def test_build_is_deterministic(tmp_path, tiny_sources) -> None:
     config = tiny_config(tmp_path, tiny_sources, None)
-    assert build_dataset(config.data).report["fingerprint"] == build_dataset(config.data).report["fingerprint"]
+    assert (
+        build_dataset(config.data).report["fingerprint"]
+        == build_dataset(config.data).report["fingerprint"]
+    )
 
 
 def test_conflicting_labels_majority_and_tie(tmp_path, tiny_sources) -> None:
@@ -64,18 +67,29 @@ def test_conflicting_labels_majority_and_tie(tmp_path, tiny_sources) -> None:
     extra = pd.DataFrame(
         {
             # Twice as food, once as craft: majority keeps food.
-            "title": ["Kopi Luwak Gayo Asli", "kopi luwak gayo asli!", "KOPI LUWAK GAYO ASLI",
-                      # Once food, once craft: a tie, dropped.
-                      "Miniatur Kue Tart Hias", "miniatur kue tart hias"],
-            "category": ["makanan-minuman/minuman/kopi-bubuk", "makanan-minuman/minuman/kopi-biji",
-                         "rumah-tangga/dekorasi/hiasan-dinding", "makanan-minuman/kue/kue-basah",
-                         "rumah-tangga/dekorasi/hiasan-dinding"],
+            "title": [
+                "Kopi Luwak Gayo Asli",
+                "kopi luwak gayo asli!",
+                "KOPI LUWAK GAYO ASLI",
+                # Once food, once craft: a tie, dropped.
+                "Miniatur Kue Tart Hias",
+                "miniatur kue tart hias",
+            ],
+            "category": [
+                "makanan-minuman/minuman/kopi-bubuk",
+                "makanan-minuman/minuman/kopi-biji",
+                "rumah-tangga/dekorasi/hiasan-dinding",
+                "makanan-minuman/kue/kue-basah",
+                "rumah-tangga/dekorasi/hiasan-dinding",
+            ],
         }
     )
     pd.concat([umkm, extra]).to_csv(tiny_sources / "tokopedia_umkm.csv", index=False)
     result = build_dataset(tiny_config(tmp_path, tiny_sources, None).data)
     frame = result.frame.assign(norm=result.frame["title"].map(normalize))
-    assert frame.loc[frame["norm"] == normalize("Kopi Luwak Gayo Asli"), "cluster"].tolist() == ["food_beverage"]
+    assert frame.loc[frame["norm"] == normalize("Kopi Luwak Gayo Asli"), "cluster"].tolist() == [
+        "food_beverage"
+    ]
     assert not (frame["norm"] == normalize("Miniatur Kue Tart Hias")).any()
     assert result.report["conflicts"]["dropped_as_ties"] >= 1
     assert result.report["dropped"]["conflicting labels, tie"] == 2
@@ -84,7 +98,9 @@ def test_conflicting_labels_majority_and_tie(tmp_path, tiny_sources) -> None:
 def test_hand_labelled_titles_are_kept_out(tmp_path, tiny_sources, tiny_hand_labelled) -> None:
     hand = pd.read_csv(tiny_hand_labelled)
     umkm = pd.read_csv(tiny_sources / "tokopedia_umkm.csv")
-    leaked = pd.DataFrame({"title": hand["title"].head(3), "category": "fashion-pria/atasan-pria/kemeja-pria"})
+    leaked = pd.DataFrame(
+        {"title": hand["title"].head(3), "category": "fashion-pria/atasan-pria/kemeja-pria"}
+    )
     pd.concat([umkm, leaked]).to_csv(tiny_sources / "tokopedia_umkm.csv", index=False)
     result = build_dataset(tiny_config(tmp_path, tiny_sources, tiny_hand_labelled).data)
     assert not set(result.frame["title"].map(normalize)) & set(hand["title"].map(normalize))
@@ -97,25 +113,58 @@ def test_corrections_are_applied_last(tmp_path, tiny_sources) -> None:
     target = before[before["cluster"] == "craft"].iloc[0]
     pd.DataFrame(
         [
-            {"id": target["id"], "title": target["title"], "given_label": "craft", "verdict": "relabel",
-             "corrected_label": "other", "reviewer": "t", "date": "2026-11-27", "note": ""},
-            {"id": "nope", "title": "not a listing at all", "given_label": "other", "verdict": "confirm",
-             "corrected_label": "", "reviewer": "t", "date": "2026-11-27", "note": ""},
+            {
+                "id": target["id"],
+                "title": target["title"],
+                "given_label": "craft",
+                "verdict": "relabel",
+                "corrected_label": "other",
+                "reviewer": "t",
+                "date": "2026-11-27",
+                "note": "",
+            },
+            {
+                "id": "nope",
+                "title": "not a listing at all",
+                "given_label": "other",
+                "verdict": "confirm",
+                "corrected_label": "",
+                "reviewer": "t",
+                "date": "2026-11-27",
+                "note": "",
+            },
         ]
     ).to_csv(config.data.corrections, index=False)
     after = build_dataset(config.data)
     assert after.frame.set_index("id").loc[target["id"], "cluster"] == "other"
-    assert after.report["corrections"] == {"rows": 2, "relabelled": 1, "confirmed": 0, "skipped": 0, "unmatched": 1}
+    assert after.report["corrections"] == {
+        "rows": 2,
+        "relabelled": 1,
+        "confirmed": 0,
+        "skipped": 0,
+        "unmatched": 1,
+    }
 
 
 @pytest.mark.parametrize(
     ("mutate", "expected"),
     [
-        (lambda d: (d / "mystery_shop.csv").write_text("title,category\nX,Y\n"), r"mystery_shop\.csv: unknown source file"),
-        (lambda d: (d / "flipkart.csv").write_text("title,category\n"), r"flipkart\.csv: empty source"),
-        (lambda d: (d / "bigbasket.csv").write_text("name,category\nX,Beverages\n"), r"bigbasket\.csv: missing columns \['title'\]"),
         (
-            lambda d: (d / "tokopedia_2019.csv").write_text("title,category\nKaos,fashion\nRoket,planet-mars\n"),
+            lambda d: (d / "mystery_shop.csv").write_text("title,category\nX,Y\n"),
+            r"mystery_shop\.csv: unknown source file",
+        ),
+        (
+            lambda d: (d / "flipkart.csv").write_text("title,category\n"),
+            r"flipkart\.csv: empty source",
+        ),
+        (
+            lambda d: (d / "bigbasket.csv").write_text("name,category\nX,Beverages\n"),
+            r"bigbasket\.csv: missing columns \['title'\]",
+        ),
+        (
+            lambda d: (d / "tokopedia_2019.csv").write_text(
+                "title,category\nKaos,fashion\nRoket,planet-mars\n"
+            ),
             r"tokopedia_2019\.csv: 1 rows have a category with no mapping .*row 3: 'planet-mars'",
         ),
     ],
@@ -131,7 +180,9 @@ def test_label_outside_policy_names_file_and_line(tmp_path, tiny_sources) -> Non
     bad_map = tmp_path / "category_map.csv"
     bad_map.write_text("source,category,cluster,note\n# a comment\n*,*,electronics,oops\n")
     config = tiny_config(tmp_path, tiny_sources, None, category_map=bad_map)
-    with pytest.raises(DataError, match=r"category_map\.csv:3: label 'electronics' is not in the policy"):
+    with pytest.raises(
+        DataError, match=r"category_map\.csv:3: label 'electronics' is not in the policy"
+    ):
         build_dataset(config.data)
 
 
@@ -140,7 +191,9 @@ def test_bad_correction_is_refused(tmp_path, tiny_sources) -> None:
     config.data.corrections.write_text(
         "id,title,given_label,verdict,corrected_label,reviewer,date,note\nx,t,other,relabel,toys,r,2026-11-27,\n"
     )
-    with pytest.raises(DataError, match=r"corrections\.csv:2: corrected_label 'toys' is not in the policy"):
+    with pytest.raises(
+        DataError, match=r"corrections\.csv:2: corrected_label 'toys' is not in the policy"
+    ):
         build_dataset(config.data)
 
 

@@ -5,14 +5,21 @@ from __future__ import annotations
 import pytest
 
 from clustercls.data import build_dataset, load_source_config
-from clustercls.evaluate import classification_metrics, format_summary, leave_one_source_out, protected_vs_other
+from clustercls.evaluate import (
+    classification_metrics,
+    format_summary,
+    leave_one_source_out,
+    protected_vs_other,
+)
 from clustercls.train import build_pipeline
 from tests.conftest import REPO, tiny_config
 
 
 def test_protected_vs_other_ignores_which_protected_cluster() -> None:
     # A craft title called fashion is still correctly stopped: binary metrics are perfect.
-    result = protected_vs_other(["craft", "other", "food_beverage"], ["fashion_textile", "other", "food_beverage"])
+    result = protected_vs_other(
+        ["craft", "other", "food_beverage"], ["fashion_textile", "other", "food_beverage"]
+    )
     assert result == {"precision": 1.0, "recall": 1.0, "f1": 1.0, "support": 2}
 
 
@@ -30,8 +37,12 @@ def test_classification_metrics_by_hand() -> None:
 def test_leave_one_source_out_on_tiny_data(tmp_path, tiny_sources) -> None:
     config = tiny_config(tmp_path, tiny_sources, None)
     dataset = build_dataset(config.data).frame
-    groups = {s.name: s.group for s in load_source_config(REPO / "data/sources.toml").sources.values()}
-    result = leave_one_source_out(build_pipeline(config.features, config.model), dataset, groups, n_jobs=1)
+    groups = {
+        s.name: s.group for s in load_source_config(REPO / "data/sources.toml").sources.values()
+    }
+    result = leave_one_source_out(
+        build_pipeline(config.features, config.model), dataset, groups, n_jobs=1
+    )
     assert set(result["per_group"]) == {"tokopedia_umkm", "flipkart", "bigbasket"}
     for name, metrics in result["per_group"].items():
         assert metrics["n"] == int((dataset["source"] == name).sum())

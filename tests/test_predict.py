@@ -22,7 +22,14 @@ def test_import_surface() -> None:
 def test_predict_columns_order_and_probabilities(tiny_model) -> None:
     titles = ["Kopi Asli Bali", "Kemeja Premium Jogja", "Charger Mini Solo", "Lukisan Klasik Garut"]
     out = tiny_model.predict(titles)
-    assert list(out.columns) == ["cluster", "confidence", *[f"p_{c}" for c in LABELS], "decision", "reason", "status"]
+    assert list(out.columns) == [
+        "cluster",
+        "confidence",
+        *[f"p_{c}" for c in LABELS],
+        "decision",
+        "reason",
+        "status",
+    ]
     assert len(out) == len(titles)
     assert out["cluster"].tolist() == ["food_beverage", "fashion_textile", "other", "craft"]
     probs = out[[f"p_{c}" for c in LABELS]].to_numpy()
@@ -35,7 +42,9 @@ def test_predict_columns_order_and_probabilities(tiny_model) -> None:
 
 
 def test_accepts_a_series_and_duplicates(tiny_model) -> None:
-    series = pd.Series(["Kopi Asli Bali", "Kopi Asli Bali", "Kemeja Premium Jogja"], index=[10, 5, 7])
+    series = pd.Series(
+        ["Kopi Asli Bali", "Kopi Asli Bali", "Kemeja Premium Jogja"], index=[10, 5, 7]
+    )
     out = tiny_model.predict(series)
     assert out["cluster"].tolist() == ["food_beverage", "food_beverage", "fashion_textile"]
     assert out.index.tolist() == [0, 1, 2]
@@ -56,8 +65,19 @@ def test_accepts_a_series_and_duplicates(tiny_model) -> None:
         ("Kopi Asli Bali " * 200, "truncated"),
         (b"Kopi Asli Bali", "ok"),
     ],
-    ids=["empty", "spaces", "zero-width", "control", "none", "nan", "number", "bad-bytes", "replacement-char",
-         "too-long", "utf8-bytes"],
+    ids=[
+        "empty",
+        "spaces",
+        "zero-width",
+        "control",
+        "none",
+        "nan",
+        "number",
+        "bad-bytes",
+        "replacement-char",
+        "too-long",
+        "utf8-bytes",
+    ],
 )
 def test_bad_titles_get_a_status_and_review(tiny_model, value, status) -> None:
     out = tiny_model.predict(["Kopi Asli Bali", value, "Kemeja Premium Jogja"])
@@ -82,7 +102,9 @@ def test_cross_border_flag(tiny_model) -> None:
 
 
 def test_decisions_follow_the_thresholds(tiny_model) -> None:
-    out = tiny_model.predict(["Kopi Asli Bali", "Kemeja Premium Jogja", "Charger Mini Solo", "Lukisan Klasik Garut"])
+    out = tiny_model.predict(
+        ["Kopi Asli Bali", "Kemeja Premium Jogja", "Charger Mini Solo", "Lukisan Klasik Garut"]
+    )
     for row in out.itertuples():
         limits = tiny_model.thresholds.get(row.cluster)
         if limits is None:

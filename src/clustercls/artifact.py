@@ -66,7 +66,9 @@ def new_version() -> str:
     return datetime.now(UTC).strftime("v%Y%m%d-%H%M%S")
 
 
-def save_artifact(pipeline: Pipeline, metadata: dict, models_dir: Path, version: str | None = None) -> Path:
+def save_artifact(
+    pipeline: Pipeline, metadata: dict, models_dir: Path, version: str | None = None
+) -> Path:
     """Save a fitted pipeline and its metadata under `models_dir/<version>/`.
 
     Args:
@@ -164,9 +166,11 @@ def latest_model_dir(models_dir: Path) -> Path:
         ArtifactError: If there is none.
     """
     models_dir = Path(models_dir)
-    candidates = sorted(
-        p for p in models_dir.glob("*") if p.is_dir() and (p / METADATA_FILE).is_file()
-    ) if models_dir.is_dir() else []
+    candidates = (
+        sorted(p for p in models_dir.glob("*") if p.is_dir() and (p / METADATA_FILE).is_file())
+        if models_dir.is_dir()
+        else []
+    )
     if not candidates:
         raise ArtifactError(f"{models_dir}: no trained model found (run `clustercls train`)")
     return candidates[-1]

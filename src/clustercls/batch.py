@@ -21,8 +21,22 @@ import pyarrow.parquet as pq
 
 from clustercls.predict import Model
 
-FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl", ".ndjson": "jsonl"}
-ADDED_COLUMNS = ("cluster", "confidence", "decision", "reason", "status", "model_version", "policy_version")
+FORMATS = {
+    ".csv": "csv",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+}
+ADDED_COLUMNS = (
+    "cluster",
+    "confidence",
+    "decision",
+    "reason",
+    "status",
+    "model_version",
+    "policy_version",
+)
 _TRUE = {"true", "1", "yes", "y", "t"}
 _FALSE = {"false", "0", "no", "n", "f"}
 
@@ -59,8 +73,12 @@ def read_chunks(path: Path, chunk_size: int) -> Iterator[pd.DataFrame]:
     try:
         if fmt == "csv":
             chunks = pd.read_csv(
-                path, dtype=str, keep_default_na=False, chunksize=chunk_size,
-                encoding="utf-8", encoding_errors="replace",
+                path,
+                dtype=str,
+                keep_default_na=False,
+                chunksize=chunk_size,
+                encoding="utf-8",
+                encoding_errors="replace",
             )
         elif fmt == "jsonl":
             chunks = pd.read_json(path, lines=True, chunksize=chunk_size, dtype=False)
@@ -70,13 +88,17 @@ def read_chunks(path: Path, chunk_size: int) -> Iterator[pd.DataFrame]:
         first = True
         for chunk in chunks:
             if first and "title" not in chunk.columns:
-                raise InputError(f"{path}: no 'title' column (columns: {', '.join(map(str, chunk.columns))})")
+                raise InputError(
+                    f"{path}: no 'title' column (columns: {', '.join(map(str, chunk.columns))})"
+                )
             first = False
             yield chunk
     except InputError:
         raise
     except (ValueError, OSError, pa.ArrowException, pd.errors.ParserError) as exc:
-        raise InputError(f"{path}: cannot read as {fmt}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from exc
+        raise InputError(
+            f"{path}: cannot read as {fmt}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+        ) from exc
 
 
 def empty_input_columns(path: Path) -> list[str]:
@@ -131,9 +153,13 @@ class _Writer:
 
     def write(self, frame: pd.DataFrame) -> None:
         if self.fmt == "csv":
-            frame.to_csv(self.path, mode="a" if self._started else "w", header=not self._started, index=False)
+            frame.to_csv(
+                self.path, mode="a" if self._started else "w", header=not self._started, index=False
+            )
         elif self.fmt == "jsonl":
-            text = frame.to_json(orient="records", lines=True, force_ascii=False) if len(frame) else ""
+            text = (
+                frame.to_json(orient="records", lines=True, force_ascii=False) if len(frame) else ""
+            )
             with self.path.open("a" if self._started else "w", encoding="utf-8") as fh:
                 fh.write(text if not text or text.endswith("\n") else text + "\n")
         else:
@@ -177,7 +203,9 @@ def predict_file(
     show = sys.stderr.isatty() if progress is None else progress
     summary = BatchSummary(model_version=model.version, policy_version=model.policy_version)
     output_path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{output_path.name}.", suffix=".tmp", dir=output_path.parent)
+    fd, tmp_name = tempfile.mkstemp(
+        prefix=f".{output_path.name}.", suffix=".tmp", dir=output_path.parent
+    )
     os.close(fd)
     tmp = Path(tmp_name)
     writer = _Writer(tmp, out_fmt)

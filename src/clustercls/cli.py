@@ -64,12 +64,19 @@ def _say(message: str) -> None:
 
 SourcesOpt = Annotated[
     Path | None,
-    typer.Option("--sources", help="Raw sources folder [default: $CLUSTERCLS_SOURCES or ../shared/data/sources]"),
+    typer.Option(
+        "--sources",
+        help="Raw sources folder [default: $CLUSTERCLS_SOURCES or ../shared/data/sources]",
+    ),
 ]
-ProcessedOpt = Annotated[Path, typer.Option("--processed-dir", help="Where the processed dataset goes.")]
+ProcessedOpt = Annotated[
+    Path, typer.Option("--processed-dir", help="Where the processed dataset goes.")
+]
 
 
-def _data_config(sources: Path | None, processed_dir: Path | None = None, hand_labelled: Path | None = None):
+def _data_config(
+    sources: Path | None, processed_dir: Path | None = None, hand_labelled: Path | None = None
+):
     from clustercls.config import DataConfig
 
     overrides = {}
@@ -87,7 +94,9 @@ def _data_config(sources: Path | None, processed_dir: Path | None = None, hand_l
 def data_build(
     sources: SourcesOpt = None,
     processed_dir: ProcessedOpt = Path("data/processed"),
-    hand_labelled: Annotated[Path | None, typer.Option(help="Hand-labelled titles kept out of training.")] = None,
+    hand_labelled: Annotated[
+        Path | None, typer.Option(help="Hand-labelled titles kept out of training.")
+    ] = None,
 ) -> None:
     """Build data/processed/dataset.parquet and its data report from the raw sources."""
     from clustercls.data import build_dataset, write_dataset
@@ -108,7 +117,9 @@ def data_build(
 @data_app.command("check-mapping")
 @handles_errors
 def data_check_mapping(
-    hand_labelled: Annotated[Path | None, typer.Option(help="Hand-labelled titles to compare with.")] = None,
+    hand_labelled: Annotated[
+        Path | None, typer.Option(help="Hand-labelled titles to compare with.")
+    ] = None,
     show: Annotated[int, typer.Option(help="Disagreements to print.")] = 20,
 ) -> None:
     """Measure how often the category mapping agrees with the hand labels."""
@@ -119,23 +130,37 @@ def data_check_mapping(
     config = _data_config(None, hand_labelled=hand_labelled)
     if config.hand_labelled is None or not Path(config.hand_labelled).is_file():
         raise FileNotFoundError(f"{config.hand_labelled}: hand-labelled file not found")
-    result = mapping_agreement(mapping_from_config(config), pd.read_csv(config.hand_labelled, dtype=str))
+    result = mapping_agreement(
+        mapping_from_config(config), pd.read_csv(config.hand_labelled, dtype=str)
+    )
     wrong = result.pop("disagreements")
     typer.echo(json.dumps(result, indent=2))
     for row in wrong[:show]:
-        typer.echo(f"{row['source']:<22} {row['cluster']:<16} mapped {row['mapped']:<16} {row['rule']:<22} {row['title'][:70]}")
+        typer.echo(
+            f"{row['source']:<22} {row['cluster']:<16} mapped {row['mapped']:<16} {row['rule']:<22} {row['title'][:70]}"
+        )
 
 
 @app.command()
 @handles_errors
 def train(
-    dataset: Annotated[Path | None, typer.Option(help="Processed dataset [default: data/processed/dataset.parquet].")] = None,
+    dataset: Annotated[
+        Path | None,
+        typer.Option(help="Processed dataset [default: data/processed/dataset.parquet]."),
+    ] = None,
     models_dir: Annotated[Path, typer.Option(help="Where model folders go.")] = Path("models"),
     classifier: Annotated[str | None, typer.Option(help="linear_svc, logreg or sgd.")] = None,
     c: Annotated[float | None, typer.Option("--C", help="Inverse regularisation strength.")] = None,
-    loso: Annotated[bool, typer.Option("--loso/--no-loso", help="Run leave-one-source-out evaluation.")] = True,
-    tracking: Annotated[bool, typer.Option("--tracking/--no-tracking", help="Log the run to MLflow.")] = True,
-    tracking_uri: Annotated[str | None, typer.Option(help="MLflow URI [default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db].")] = None,
+    loso: Annotated[
+        bool, typer.Option("--loso/--no-loso", help="Run leave-one-source-out evaluation.")
+    ] = True,
+    tracking: Annotated[
+        bool, typer.Option("--tracking/--no-tracking", help="Log the run to MLflow.")
+    ] = True,
+    tracking_uri: Annotated[
+        str | None,
+        typer.Option(help="MLflow URI [default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db]."),
+    ] = None,
 ) -> None:
     """Train on the processed dataset, evaluate, save under models/, log to MLflow."""
     from clustercls.config import EvalConfig, ModelConfig, TrackingConfig, TrainConfig
@@ -154,16 +179,26 @@ def train(
         from clustercls.tracking import log_training_run
 
         logged = log_training_run(config, result.model_dir, result.evaluation, metrics)
-        _say(f"logged run {logged.run_id}; registered clustercls version {logged.registered_version} at {logged.tracking_uri}")
-    typer.echo(json.dumps({k: v for k, v in metrics.items() if not k.startswith("loso_") or "mean" in k}, indent=2))
+        _say(
+            f"logged run {logged.run_id}; registered clustercls version {logged.registered_version} at {logged.tracking_uri}"
+        )
+    typer.echo(
+        json.dumps(
+            {k: v for k, v in metrics.items() if not k.startswith("loso_") or "mean" in k}, indent=2
+        )
+    )
     typer.echo(str(result.model_dir))
 
 
 @app.command()
 @handles_errors
 def evaluate(
-    model: Annotated[Path | None, typer.Option(help="Model folder [default: newest under models/].")] = None,
-    dataset: Annotated[Path, typer.Option(help="Processed dataset whose test split is scored.")] = Path("data/processed/dataset.parquet"),
+    model: Annotated[
+        Path | None, typer.Option(help="Model folder [default: newest under models/].")
+    ] = None,
+    dataset: Annotated[
+        Path, typer.Option(help="Processed dataset whose test split is scored.")
+    ] = Path("data/processed/dataset.parquet"),
     hand_labelled: Annotated[Path | None, typer.Option(help="Hand-labelled titles.")] = None,
 ) -> None:
     """Re-score a saved model and print its evaluation, with the leave-one-source-out table."""
@@ -173,7 +208,9 @@ def evaluate(
 
     model_dir = model or latest_model_dir(Path("models"))
     config = _data_config(None, hand_labelled=hand_labelled)
-    result = evaluate_artifact(model_dir, load_dataset(dataset), load_hand_labelled(config.hand_labelled))
+    result = evaluate_artifact(
+        model_dir, load_dataset(dataset), load_hand_labelled(config.hand_labelled)
+    )
     stored = json.loads((Path(model_dir) / "evaluation.json").read_text())
     typer.echo(format_summary({**stored, **result}))
 
@@ -181,9 +218,19 @@ def evaluate(
 @app.command()
 @handles_errors
 def predict(
-    input: Annotated[Path, typer.Option("--input", "-i", help="CSV, Parquet or JSON Lines with a 'title' column.")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Output file; its extension picks the format.")],
-    model: Annotated[str | None, typer.Option(help="Model folder or models:/clustercls@champion [default: newest under models/].")] = None,
+    input: Annotated[
+        Path,
+        typer.Option("--input", "-i", help="CSV, Parquet or JSON Lines with a 'title' column."),
+    ],
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Output file; its extension picks the format.")
+    ],
+    model: Annotated[
+        str | None,
+        typer.Option(
+            help="Model folder or models:/clustercls@champion [default: newest under models/]."
+        ),
+    ] = None,
     chunk_size: Annotated[int, typer.Option(min=1, help="Rows per chunk.")] = 50_000,
 ) -> None:
     """Score a file. Every input row is written once, in order, with its columns kept.
@@ -207,10 +254,16 @@ def predict(
 @app.command()
 @handles_errors
 def promote(
-    version: Annotated[str | None, typer.Option(help="Registry version to promote [default: newest].")] = None,
+    version: Annotated[
+        str | None, typer.Option(help="Registry version to promote [default: newest].")
+    ] = None,
     tracking_uri: Annotated[str | None, typer.Option(help="MLflow URI.")] = None,
-    metric: Annotated[str, typer.Option(help="macro_f1 or protected_vs_other_f1 on hand-labelled titles.")] = "macro_f1",
-    hand_labelled: Annotated[Path | None, typer.Option(help="Hand-labelled evaluation titles.")] = None,
+    metric: Annotated[
+        str, typer.Option(help="macro_f1 or protected_vs_other_f1 on hand-labelled titles.")
+    ] = "macro_f1",
+    hand_labelled: Annotated[
+        Path | None, typer.Option(help="Hand-labelled evaluation titles.")
+    ] = None,
 ) -> None:
     """Make a registered model @champion only if it beats the current champion."""
     from clustercls.tracking import promote as run_promotion

@@ -86,7 +86,9 @@ def load_source_config(path: Path) -> SourceConfig:
         missing = {"file", "lang", "group"} - entry.keys()
         if missing:
             raise DataError(f"{path}: source '{name}' lacks {sorted(missing)}")
-        sources[name] = Source(name=name, file=entry["file"], lang=entry["lang"], group=entry["group"])
+        sources[name] = Source(
+            name=name, file=entry["file"], lang=entry["lang"], group=entry["group"]
+        )
     if not sources:
         raise DataError(f"{path}: no [sources.*] entries")
     return SourceConfig(version=str(raw.get("version", "unversioned")), sources=sources)
@@ -283,15 +285,17 @@ def mapping_agreement(mapping: Mapping, hand_labelled: pd.DataFrame) -> dict:
     per_source = {}
     for source, part in judged.groupby("source"):
         ok = part["mapped"] == part["cluster"]
-        per_source[str(source)] = {"n": int(len(part)), "accuracy": round(float(ok.mean()), 4)}
+        per_source[str(source)] = {"n": len(part), "accuracy": round(float(ok.mean()), 4)}
     wrong = judged[~agree][["source", "category", "title", "cluster", "mapped", "rule"]]
     return {
-        "n": int(len(frame)),
-        "judged": int(len(judged)),
+        "n": len(frame),
+        "judged": len(judged),
         "dropped": int((frame["mapped"] == DROP).sum()),
         "unmapped": int(frame["mapped"].isna().sum()),
         "accuracy": round(float(agree.mean()), 4) if len(judged) else float("nan"),
-        "protected_vs_other_accuracy": round(float(protected.mean()), 4) if len(judged) else float("nan"),
+        "protected_vs_other_accuracy": round(float(protected.mean()), 4)
+        if len(judged)
+        else float("nan"),
         "per_source": per_source,
         "disagreements": wrong.to_dict(orient="records"),
     }
@@ -446,7 +450,9 @@ def build_dataset(config: DataConfig) -> BuildResult:
     mapping = mapping_from_config(config)
     sources_dir = Path(config.sources_dir)
     if not sources_dir.is_dir():
-        raise DataError(f"{sources_dir}: sources folder not found (set --sources or $CLUSTERCLS_SOURCES)")
+        raise DataError(
+            f"{sources_dir}: sources folder not found (set --sources or $CLUSTERCLS_SOURCES)"
+        )
     files = sorted(p for p in sources_dir.iterdir() if p.is_file() and not p.name.startswith("."))
     by_file = sources.by_file()
     unknown = [p.name for p in files if p.name not in by_file]
@@ -473,7 +479,9 @@ def build_dataset(config: DataConfig) -> BuildResult:
                 f"{path}: {len(unmapped)} rows have a category with no mapping in "
                 f"{config.category_map} ({examples})"
             )
-        frames.append(raw.assign(cluster=mapped["cluster"].to_numpy(), rule=mapped["rule"].to_numpy()))
+        frames.append(
+            raw.assign(cluster=mapped["cluster"].to_numpy(), rule=mapped["rule"].to_numpy())
+        )
     frame = pd.concat(frames, ignore_index=True)
     raw_counts = frame.groupby(["source", "cluster"]).size().unstack(fill_value=0)
 
@@ -487,12 +495,16 @@ def build_dataset(config: DataConfig) -> BuildResult:
         hand_norm = {normalize(t) for t in hand["title"]}
         hand_keys = {near_duplicate_key(n) for n in hand_norm}
         in_hand = frame["norm"].isin(hand_norm) | frame["dup_group"].isin(hand_keys)
-        frame = _drop(frame, in_hand, "in hand-labelled evaluation set (or its near-duplicate)", dropped)
+        frame = _drop(
+            frame, in_hand, "in hand-labelled evaluation set (or its near-duplicate)", dropped
+        )
 
     # Conflicts: the same normalised title mapped to different clusters.
     votes = frame.groupby(["norm", "cluster"]).size().rename("votes").reset_index()
     conflicted = votes[votes.groupby("norm")["cluster"].transform("size") > 1]
-    leaders = conflicted[conflicted["votes"] == conflicted.groupby("norm")["votes"].transform("max")]
+    leaders = conflicted[
+        conflicted["votes"] == conflicted.groupby("norm")["votes"].transform("max")
+    ]
     n_leaders = leaders.groupby("norm")["cluster"].transform("size")
     tie_titles = set(leaders.loc[n_leaders > 1, "norm"])
     winners = leaders[n_leaders == 1].set_index("norm")["cluster"]
@@ -503,9 +515,16 @@ def build_dataset(config: DataConfig) -> BuildResult:
 
     frame = _drop(frame, frame.duplicated("norm"), "exact duplicate (after normalisation)", dropped)
     rank = frame.groupby("dup_group").cumcount()
-    frame = _drop(frame, rank >= config.max_per_group, f"near-duplicate beyond {config.max_per_group} per group", dropped)
+    frame = _drop(
+        frame,
+        rank >= config.max_per_group,
+        f"near-duplicate beyond {config.max_per_group} per group",
+        dropped,
+    )
 
-    frame = frame.assign(id=[stable_id(s, t) for s, t in zip(frame["source"], frame["title"], strict=True)])
+    frame = frame.assign(
+        id=[stable_id(s, t) for s, t in zip(frame["source"], frame["title"], strict=True)]
+    )
     frame, corrections_report = _apply_corrections(frame, read_corrections(config.corrections))
 
     frame = frame.reset_index(drop=True)
@@ -523,13 +542,13 @@ def build_dataset(config: DataConfig) -> BuildResult:
     report = {
         "source_config_version": sources.version,
         "rows_read": int(raw_counts.to_numpy().sum()),
-        "rows_kept": int(len(dataset)),
+        "rows_kept": len(dataset),
         "raw_counts": {s: {k: int(v) for k, v in row.items()} for s, row in raw_counts.iterrows()},
         "counts": _counts(dataset),
         "dropped": dict(dropped),
         "conflicts": {
             "titles_with_conflicting_labels": int(conflicted["norm"].nunique()),
-            "resolved_by_majority": int(len(winners)),
+            "resolved_by_majority": len(winners),
             "rows_relabelled_by_majority": relabelled_by_vote,
             "dropped_as_ties": len(tie_titles),
             "rule": "majority of source rows; a tie drops the title",
@@ -553,7 +572,13 @@ def _counts(dataset: pd.DataFrame) -> dict:
 
 def _apply_corrections(frame: pd.DataFrame, corrections: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
     """Apply reviewer verdicts; a later row for the same listing overrides an earlier one."""
-    report = {"rows": int(len(corrections)), "relabelled": 0, "confirmed": 0, "skipped": 0, "unmatched": 0}
+    report = {
+        "rows": len(corrections),
+        "relabelled": 0,
+        "confirmed": 0,
+        "skipped": 0,
+        "unmatched": 0,
+    }
     if corrections.empty:
         return frame, report
     by_id = pd.Series(frame.index, index=frame["id"])
@@ -671,6 +696,8 @@ def load_hand_labelled(path: Path | None) -> pd.DataFrame | None:
         raise DataError(f"{path}: missing columns {sorted(missing)}")
     bad = frame[~frame["cluster"].isin(CLUSTERS)]
     if len(bad):
-        raise DataError(f"{path}:{bad.index[0] + 2}: label '{bad['cluster'].iloc[0]}' not in the policy")
+        raise DataError(
+            f"{path}:{bad.index[0] + 2}: label '{bad['cluster'].iloc[0]}' not in the policy"
+        )
     frame["unsure"] = frame.get("unsure", "0").astype(str).isin(["1", "true", "True"])
     return frame

@@ -117,7 +117,9 @@ def evaluate_hand_labelled(pipeline: Pipeline, hand: pd.DataFrame) -> tuple[dict
     return metrics, proba
 
 
-def evaluate_artifact(model_dir: Path, dataset: pd.DataFrame | None, hand: pd.DataFrame | None) -> dict:
+def evaluate_artifact(
+    model_dir: Path, dataset: pd.DataFrame | None, hand: pd.DataFrame | None
+) -> dict:
     """Re-score a saved model on the test split and the hand-labelled titles.
 
     Loads the model through the same verified path prediction uses, so this also checks
@@ -137,7 +139,9 @@ def evaluate_artifact(model_dir: Path, dataset: pd.DataFrame | None, hand: pd.Da
     out: dict = {"model": Path(model_dir).name}
     if dataset is not None:
         test = dataset[dataset["split"] == "test"]
-        out["random_split"] = classification_metrics(test["cluster"], pipeline.predict(test["title"]), test["lang"])
+        out["random_split"] = classification_metrics(
+            test["cluster"], pipeline.predict(test["title"]), test["lang"]
+        )
     if hand is not None:
         out["hand_labelled"], _ = evaluate_hand_labelled(pipeline, hand)
     return out
@@ -189,7 +193,11 @@ def leave_one_source_out(
         metrics = classification_metrics(test["cluster"], pred, test["lang"])
         metrics["sources"] = sorted(test["source"].unique())
         per_group[name] = metrics
-    defined = [m["protected_vs_other"]["f1"] for m in per_group.values() if m["protected_vs_other"]["support"]]
+    defined = [
+        m["protected_vs_other"]["f1"]
+        for m in per_group.values()
+        if m["protected_vs_other"]["support"]
+    ]
     return {
         "per_group": per_group,
         "mean_macro_f1": _r(np.mean([m["macro_f1"] for m in per_group.values()])),
@@ -221,8 +229,13 @@ def plot_confusion(matrix: list[list[int]], labels: list[str], path: Path, title
     for i in range(len(labels)):
         for j in range(len(labels)):
             ax.text(
-                j, i, f"{counts[i, j]}\n{row_share[i, j]:.0%}", ha="center", va="center",
-                color="white" if row_share[i, j] > 0.5 else "black", fontsize=8,
+                j,
+                i,
+                f"{counts[i, j]}\n{row_share[i, j]:.0%}",
+                ha="center",
+                va="center",
+                color="white" if row_share[i, j] > 0.5 else "black",
+                fontsize=8,
             )
     ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right")
     ax.set_yticks(range(len(labels)), labels)
@@ -254,7 +267,9 @@ def format_summary(evaluation: dict) -> str:
     loso = evaluation.get("leave_one_source_out")
     if loso:
         lines.append("leave-one-source-out (train without the group, test on it):")
-        lines.append(f"  {'group':<16}{'n':>7}{'macro-F1':>10}{'prot-F1':>9}{'prot-P':>8}{'prot-R':>8}")
+        lines.append(
+            f"  {'group':<16}{'n':>7}{'macro-F1':>10}{'prot-F1':>9}{'prot-P':>8}{'prot-R':>8}"
+        )
         for name, m in loso["per_group"].items():
             pvo = m["protected_vs_other"]
             lines.append(

@@ -45,4 +45,3 @@ def build_features(config: FeatureConfig) -> FeatureUnion:
     )
     # float32 halves the matrices' memory; linear models lose nothing measurable from it.
     return FeatureUnion([("word", word), ("char", char)])
-

@@ -87,10 +87,14 @@ def choose_thresholds(
         block = rules.fallback_block
         basis = "fallback: too few hand-labelled positives"
         if support >= rules.min_support:
-            block, basis = _block_threshold(score, positive, rules.block_precision, rules.fallback_block)
+            block, basis = _block_threshold(
+                score, positive, rules.block_precision, rules.fallback_block
+            )
         recall_scores = np.sort(score[positive & (score > 0)])[::-1]
         needed = int(np.ceil(rules.review_recall * support))
-        review = recall_scores[needed - 1] if 0 < needed <= len(recall_scores) else rules.review_floor
+        review = (
+            recall_scores[needed - 1] if 0 < needed <= len(recall_scores) else rules.review_floor
+        )
         review = float(min(max(review, rules.review_floor), block))
         out[cluster] = {
             "block": round(float(block), 4),
@@ -157,7 +161,9 @@ def decide(
     cluster = np.asarray(cluster, dtype=object)
     confidence = np.asarray(confidence, dtype=float)
     block_at = np.array([thresholds.get(c, {}).get("block", np.inf) for c in cluster], dtype=float)
-    review_at = np.array([thresholds.get(c, {}).get("review", np.inf) for c in cluster], dtype=float)
+    review_at = np.array(
+        [thresholds.get(c, {}).get("review", np.inf) for c in cluster], dtype=float
+    )
     decision = np.full(len(cluster), ALLOW, dtype=object)
     decision[confidence >= review_at] = REVIEW
     decision[confidence >= block_at] = BLOCK

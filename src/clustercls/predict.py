@@ -105,8 +105,13 @@ class Model:
         reason = [
             self._reason(c, p, d, s, t, x)
             for c, p, d, s, t, x in zip(
-                cluster, confidence, decision, status, top,
-                flags if flags is not None else [True] * len(values), strict=True,
+                cluster,
+                confidence,
+                decision,
+                status,
+                top,
+                flags if flags is not None else [True] * len(values),
+                strict=True,
             )
         ]
         out = pd.DataFrame({"cluster": cluster, "confidence": np.round(confidence, 4)})
@@ -130,7 +135,8 @@ class Model:
         """Feature names and the weights used to explain (built on first use)."""
         if self._feature_names is None:
             names = np.asarray(
-                [n.split("__", 1)[1].strip() for n in self._features.get_feature_names_out()], dtype=object
+                [n.split("__", 1)[1].strip() for n in self._features.get_feature_names_out()],
+                dtype=object,
             )
             # One- and two-letter character n-grams carry weight but mean nothing to a reviewer.
             readable = np.array([len(n) >= 3 for n in names])
@@ -138,7 +144,9 @@ class Model:
             self._feature_names = names
         return self._feature_names, self._weights
 
-    def _top_ngrams(self, features: sp.csr_matrix, best: np.ndarray, k: int) -> list[list[tuple[str, float]]]:
+    def _top_ngrams(
+        self, features: sp.csr_matrix, best: np.ndarray, k: int
+    ) -> list[list[tuple[str, float]]]:
         names, weights = self._explainer()
         out = []
         for i in range(features.shape[0]):

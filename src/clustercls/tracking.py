@@ -26,7 +26,9 @@ ARTIFACT_PATH = "model"
 
 def resolve_tracking_uri(uri: str | None = None) -> str:
     """The tracking URI: the argument, else `$MLFLOW_TRACKING_URI`, else local SQLite."""
-    return uri or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path('mlflow.db').resolve()}"
+    return (
+        uri or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path('mlflow.db').resolve()}"
+    )
 
 
 def _mlflow(uri: str | None):
@@ -47,7 +49,9 @@ class ClusterclsPyfunc(mlflow.pyfunc.PythonModel):
 
         self.model = load_model(context.artifacts["model_dir"])
 
-    def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
+    def predict(
+        self, context, model_input: pd.DataFrame, params: dict | None = None
+    ) -> pd.DataFrame:
         """Score a DataFrame with a `title` column (and optional `is_cross_border`)."""
         if not isinstance(model_input, pd.DataFrame) or "title" not in model_input.columns:
             raise ValueError("input must be a table with a 'title' column")
@@ -64,7 +68,9 @@ class LoggedRun:
     tracking_uri: str
 
 
-def log_training_run(config: TrainConfig, model_dir: Path, evaluation: dict, metrics: dict) -> LoggedRun:
+def log_training_run(
+    config: TrainConfig, model_dir: Path, evaluation: dict, metrics: dict
+) -> LoggedRun:
     """Log a training run and register its model as `config.tracking.registered_model`.
 
     Args:
@@ -164,15 +170,17 @@ def promote(
     """
     from mlflow import MlflowClient
 
+    from clustercls.data import load_hand_labelled
     from clustercls.evaluate import classification_metrics
     from clustercls.predict import load_model
-    from clustercls.data import load_hand_labelled
 
     _mlflow(tracking_uri)
     client = MlflowClient()
     versions = client.search_model_versions(f"name='{registered_model}'")
     if not versions:
-        raise LookupError(f"no registered versions of '{registered_model}' at {resolve_tracking_uri(tracking_uri)}")
+        raise LookupError(
+            f"no registered versions of '{registered_model}' at {resolve_tracking_uri(tracking_uri)}"
+        )
     if candidate is None:
         candidate = str(max(int(v.version) for v in versions))
     try:
@@ -191,17 +199,42 @@ def promote(
 
     cand_score = score(candidate)
     if champion == candidate:
-        return Promotion(False, candidate, champion, metric, cand_score, cand_score,
-                         f"version {candidate} is already the champion")
+        return Promotion(
+            False,
+            candidate,
+            champion,
+            metric,
+            cand_score,
+            cand_score,
+            f"version {candidate} is already the champion",
+        )
     champ_score = score(champion) if champion else None
     if champ_score is None or cand_score > champ_score:
         client.set_registered_model_alias(registered_model, CHAMPION, candidate)
-        delta = "no previous champion" if champ_score is None else f"+{cand_score - champ_score:.4f} over version {champion} ({champ_score:.4f})"
-        return Promotion(True, candidate, champion, metric, cand_score, champ_score,
-                         f"promoted version {candidate} to @{CHAMPION}: {metric} {cand_score:.4f}, {delta}")
-    return Promotion(False, candidate, champion, metric, cand_score, champ_score,
-                     f"kept version {champion}: candidate {candidate} {metric} {cand_score:.4f} "
-                     f"does not beat {champ_score:.4f} ({cand_score - champ_score:+.4f})")
+        delta = (
+            "no previous champion"
+            if champ_score is None
+            else f"+{cand_score - champ_score:.4f} over version {champion} ({champ_score:.4f})"
+        )
+        return Promotion(
+            True,
+            candidate,
+            champion,
+            metric,
+            cand_score,
+            champ_score,
+            f"promoted version {candidate} to @{CHAMPION}: {metric} {cand_score:.4f}, {delta}",
+        )
+    return Promotion(
+        False,
+        candidate,
+        champion,
+        metric,
+        cand_score,
+        champ_score,
+        f"kept version {champion}: candidate {candidate} {metric} {cand_score:.4f} "
+        f"does not beat {champ_score:.4f} ({cand_score - champ_score:+.4f})",
+    )
 
 
 def promotion_json(result: Promotion) -> str:

@@ -9,8 +9,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.linear_model import LogisticRegression, SGDClassifier
 from sklearn.pipeline import Pipeline
@@ -50,7 +48,9 @@ def make_classifier(config: ModelConfig):
         base = LogisticRegression(C=config.C, class_weight=config.class_weight, max_iter=2000)
     else:
         base = SGDClassifier(
-            loss="modified_huber", alpha=1e-5 / config.C, class_weight=config.class_weight,
+            loss="modified_huber",
+            alpha=1e-5 / config.C,
+            class_weight=config.class_weight,
             random_state=0,
         )
     return CalibratedClassifierCV(base, method=config.calibration, cv=config.calibration_cv)
@@ -112,7 +112,9 @@ def train(
     report_path = Path(dataset_path).with_name("data_report.json")
     data_report = json.loads(report_path.read_text()) if report_path.is_file() else {}
     policy = load_policy(config.policy)
-    groups = {s.name: s.group for s in load_source_config(config.data.source_config).sources.values()}
+    groups = {
+        s.name: s.group for s in load_source_config(config.data.source_config).sources.values()
+    }
 
     train_set = dataset[dataset["split"] == "train"]
     test_set = dataset[dataset["split"] == "test"]
@@ -147,8 +149,11 @@ def train(
     if config.evaluation.leave_one_source_out:
         start = time.perf_counter()
         evaluation["leave_one_source_out"] = leave_one_source_out(
-            build_pipeline(config.features, config.model), dataset, groups,
-            n_jobs=config.evaluation.n_jobs, progress=say,
+            build_pipeline(config.features, config.model),
+            dataset,
+            groups,
+            n_jobs=config.evaluation.n_jobs,
+            progress=say,
         )
         timings["loso_seconds"] = round(time.perf_counter() - start, 1)
     evaluation["thresholds"] = thresholds
@@ -171,8 +176,10 @@ def train(
     model_dir = save_artifact(pipeline, metadata, config.models_dir)
     (model_dir / "evaluation.json").write_text(json.dumps(evaluation, indent=2, default=str))
     plot_confusion(
-        evaluation["random_split"]["confusion_matrix"], list(CLUSTERS),
-        model_dir / "confusion_matrix.png", "random held-out split",
+        evaluation["random_split"]["confusion_matrix"],
+        list(CLUSTERS),
+        model_dir / "confusion_matrix.png",
+        "random held-out split",
     )
     if report_path.is_file():
         shutil.copy(report_path, model_dir / "data_report.json")
@@ -188,7 +195,9 @@ def summary_metrics(evaluation: dict) -> dict[str, float]:
     }
     if "hand_labelled" in evaluation:
         out["hand_macro_f1"] = evaluation["hand_labelled"]["all"]["macro_f1"]
-        out["hand_protected_vs_other_f1"] = evaluation["hand_labelled"]["all"]["protected_vs_other"]["f1"]
+        out["hand_protected_vs_other_f1"] = evaluation["hand_labelled"]["all"][
+            "protected_vs_other"
+        ]["f1"]
     loso = evaluation.get("leave_one_source_out")
     if loso:
         out["loso_mean_macro_f1"] = loso["mean_macro_f1"]

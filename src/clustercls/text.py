@@ -1,0 +1,660 @@
+"""Text normalisation for marketplace listing titles (Indonesian, English or mixed).
+
+Titles are noisy in ways that hurt a bag-of-words classifier: promo shouting
+("READY STOCK!!! COD"), upload timestamps, sizes and weights in a dozen spellings,
+and deliberate obfuscation by sellers dodging keyword filters ("k3m3ja",
+"b a t i k", Cyrillic look-alike letters, zero-width characters). ``normalize``
+folds all of these into a small lowercase ASCII alphabet so that variants of the
+same product collapse onto the same tokens.
+
+The module does no I/O at import; regexes and translation tables are built once
+here because ``normalize`` runs on every title in training and at serving time.
+"""
+
+from __future__ import annotations
+
+import functools
+import html
+import math
+import re
+import unicodedata
+from collections.abc import Iterable
+from importlib import resources
+from typing import Any, Self
+
+import numpy as np
+from nltk.tokenize import RegexpTokenizer
+from sklearn.base import BaseEstimator, TransformerMixin
+
+__all__ = [
+    "TextNormalizer",
+    "detect_lang",
+    "load_stopwords",
+    "normalize",
+    "tokenize",
+]
+
+# Placeholder tokens for units. They contain no digits, so no unit pattern can
+# match them again; this is what keeps normalize() idempotent around units.
+UNIT_MASS = "unitmass"
+UNIT_VOL = "unitvol"
+UNIT_LEN = "unitlen"
+UNIT_COUNT = "unitcount"
+UNIT_SIZE = "unitsize"
+
+# Raw input is cut before processing so one pathological multi-megabyte cell
+# cannot stall a batch. The limit is generous: the output keeps at most
+# max_length characters and the pipeline expands text by at most ~4x ("1l" ->
+# "unitvol"), so only a title buried behind thousands of noise characters could
+# lose words to this cut.
+_RAW_LIMIT_FACTOR = 8
+_RAW_LIMIT_MIN = 1000
+
+# ---------------------------------------------------------------------------
+# Character folding (only reached for titles with non-ASCII characters)
+# ---------------------------------------------------------------------------
+
+# Letters from other scripts that render like Latin ones. Sellers swap them in
+# ("kоpі" with Cyrillic о/і) to get past keyword filters while staying readable.
+# Keys are lowercase because the text is casefolded first; the Cyrillic keys
+# include lowercase forms of letters whose *capital* looks Latin (в/В, н/Н, т/Т,
+# м/М, к/К), since sellers often type the capital.
+_CONFUSABLES: dict[int, int | str] = str.maketrans(
+    # Cyrillic, then Greek, then Latin letters with no decomposition to a base letter;
+    # position i of the first string maps to position i of the second.
+    "авеёєіїјкмнорстуүхѕԁԛԝӏһьпгοαει\u03baνρτυχϲϳβηıȷłøđħŧðɑɡꞵ",
+    "abeeeiijkmhopctyyxsdqwlhbnroaeikvptuxcjbnijlodhtdagb",
+)
+# Letters that fold to two Latin letters cannot go in the paired strings above.
+_CONFUSABLES.update(str.maketrans({"æ": "ae", "œ": "oe", "þ": "th"}))
+
+# Non-ASCII punctuation that carries meaning for the unit patterns (dimension
+# "×", inch marks, dashes) is mapped to its ASCII form instead of a space.
+# Trademark-like signs are removed outright: NFKD would otherwise turn "™"
+# into the letters "tm" and invent a token.
+_SYMBOLS: dict[int, int | str] = str.maketrans(
+    "×✕✖″“”„′‘’‚–—‑‐−⁄【】〔〕™℠©®℅",
+    "xxx\"\"\"\"''''-----/[][]     ",
+)
+
+# Invisible characters are deleted (not spaced) because sellers insert them
+# *inside* words: "bat\u200bik" must become "batik".
+_INVISIBLE = frozenset("\u00ad\u180e\u200b\u200c\u200d\u2060\ufeff")
+
+
+def _fold_char(ch: str) -> str:
+    """Map one already NFKD-decomposed, casefolded character to ASCII.
+
+    Args:
+        ch: A single character.
+
+    Returns:
+        Replacement text: ASCII letters/digits/punctuation, "" or " ".
+    """
+    cp = ord(ch)
+    if cp < 128:
+        return ch
+    if ch in _INVISIBLE:
+        return ""
+    mapped = _CONFUSABLES.get(cp, _SYMBOLS.get(cp))
+    if mapped is not None:
+        return mapped if isinstance(mapped, str) else chr(mapped)
+    cat = unicodedata.category(ch)
+    # Combining marks carry the diacritics NFKD split off ("é" -> "e" + U+0301);
+    # Cf are format controls (bidi marks, joiners). Both are invisible.
+    if cat in ("Mn", "Me", "Mc", "Cf"):
+        return ""
+    if cat == "Nd":
+        return str(unicodedata.digit(ch, 0))
+    # Letters from scripts we cannot read, symbols, emoji, other punctuation,
+    # separators and controls all become word breaks.
+    return " "
+
+
+class _FoldTable(dict):  # type: ignore[type-arg]
+    """Lazily filled ``str.translate`` table: each code point is resolved once.
+
+    Building a table over all of Unicode at import would cost a second; most
+    titles use a few dozen distinct non-ASCII characters, so memoising per
+    character keeps the per-title cost at C speed after warm-up.
+    """
+
+    _MAX_ENTRIES = 200_000
+
+    def __missing__(self, cp: int) -> str:
+        value = _fold_char(chr(cp))
+        if len(self) < self._MAX_ENTRIES:
+            self[cp] = value
+        return value
+
+
+_FOLD_TABLE = _FoldTable()
+
+# ---------------------------------------------------------------------------
+# Regexes (all applied to lowercase text)
+# ---------------------------------------------------------------------------
+
+_TAG_RE = re.compile(r"</?[a-z!][^<>]{0,200}>", re.IGNORECASE)
+
+# Upload dates/timestamps (20170821, 2019-08-21, 12:30:05) say nothing about the
+# product and otherwise leave model-code-like residue.
+_TIMESTAMP_RE = re.compile(
+    r"(?<![a-z0-9])(?:19|20)\d\d([-/.]?)(?:0[1-9]|1[0-2])\1(?:0[1-9]|[12]\d|3[01])"
+    r"(?:[ t]?\d\d[:.]?\d\d(?:[:.]?\d\d)?)?(?![a-z0-9])"
+    r"|(?<![a-z0-9])\d{1,2}:\d\d(?::\d\d)?(?![a-z0-9])"
+)
+
+_LEET_MAP = str.maketrans(
+    {"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s"}
+)
+_LEET_HINT_RE = re.compile(r"[a-z][0-9@$]+[a-z]")
+_LEET_CANDIDATE_RE = re.compile(r"[a-z0-9@$]*[a-z][0-9@$]+[a-z][a-z0-9@$]*")
+# Leet runs are single characters, or "00" ("g00d"): longer runs such as the
+# "441" of "x441ub" or the "55" of "a55ty" are model numbers.
+_LEET_SHAPE_RE = re.compile(r"^[a-z]+(?:(?:00|[013457@$])[a-z]+)+$")
+_VOWELS = frozenset("aeiouy")
+_LEET_VOWEL_CHARS = frozenset("0134@")
+_VOWEL_RUN_RE = re.compile(r"[aeiouy]{3}")
+_CONSONANT_RUN_RE = re.compile(r"[bcdfghjklmnpqrstvwxz]{4}")
+_TECH_SUFFIX_RE = re.compile(r"(?:gb|tb|mb|kb|hz|mah|mp|px)$")
+
+# "3-in-1" and "3 in 1" are written as "3in1" so they tokenise like "2in1"
+# instead of losing their numbers with the other bare numbers.
+_IN_ONE_RE = re.compile(r"(?<![a-z0-9.,])(\d)\s*-?\s*in\s*-?\s*(\d)(?![a-z0-9])")
+# Specs such as "16 gb" / "16gb" or "1 pk" / "1pk" are joined so both spellings give one
+# token; they are not product-type units, so they keep their number.
+_TECH_UNIT_RE = re.compile(
+    r"(?<![a-z0-9.,])(\d+)\s+(gb|tb|mb|kb|mah|mp|ghz|mhz|khz|hz|w|watt|v|volt|pk)(?![a-z0-9])"
+)
+_NUM = r"\d+(?:[.,]\d+)*"
+_NUM_START = r"(?<![a-z0-9.,])"
+_UNIT_END = r"(?![a-z0-9])"
+# "2 x 250gr" / "20x4.2gr": a multiplier prefix belongs to the unit it counts.
+_MULT = rf"(?:{_NUM}\s*[x*]\s*)?"
+
+_UNIT_RULES: tuple[tuple[re.Pattern[str], str], ...] = (
+    # Volume first so "fl oz" is not read as mass "oz".
+    (
+        re.compile(
+            rf"{_NUM_START}{_MULT}{_NUM}\s*(?:fl\.?\s*oz|ml|mls|millilit(?:er|re)s?|"
+            rf"lit(?:er|re)s?|ltr|lt|l|cc|gal(?:lon)?s?){_UNIT_END}"
+        ),
+        UNIT_VOL,
+    ),
+    # "g" alone only after >= 2 digits: "4g"/"5g" are network generations, not grams.
+    (
+        re.compile(
+            rf"{_NUM_START}{_MULT}(?:{_NUM}\s*(?:kg|kgs|kilo(?:gram)?s?|gr|grm|grs|gram|grams|"
+            rf"gramm|mg|ons|oz|ounces?|lbs?|pounds?)|\d{{2,}}(?:[.,]\d+)?\s*g){_UNIT_END}"
+        ),
+        UNIT_MASS,
+    ),
+    # Dimensions "30x20 cm", "30 x 20 x 10", then single lengths "15cm", '55"'.
+    (
+        re.compile(
+            rf"{_NUM_START}{_NUM}(?:\s*(?:cm|mm|m|inch|\"))?(?:\s*[x*]\s*{_NUM}){{1,2}}"
+            rf"(?:\s*(?:cm|mm|m|mtr|meter|metre|inch(?:es)?|inci|in|ft|\"))?{_UNIT_END}"
+            rf"|{_NUM_START}{_NUM}\s*(?:cm|mm|km|m|mtr|meters?|metres?|inch(?:es|i)?|inc|"
+            rf"yards?|yds?|ft|feet){_UNIT_END}"
+            rf"|{_NUM_START}{_NUM}(?:\"|'')"
+        ),
+        UNIT_LEN,
+    ),
+    (
+        re.compile(
+            rf"(?<![a-z0-9])(?:isi|contents?|pack\s+of|set\s+of|box\s+of)\s*:?\s*{_NUM}{_UNIT_END}"
+            rf"|{_NUM_START}{_NUM}\s*(?:pcs|pc|pieces?|pcs\.|biji|buah|bh|lembar|lbr|sachets?|"
+            rf"sct|packs?|pak|pax|ct|count|pasang|pairs?|lusin|kodi|rolls?|box|boxes|dus|"
+            rf"btl|botol|pouch|tablets?|caps?){_UNIT_END}"
+        ),
+        UNIT_COUNT,
+    ),
+    (
+        re.compile(
+            rf"(?<![a-z0-9])(?:size|sz|uk|ukuran)\s*[:.]?\s*{_NUM}(?:\s*[-/]\s*{_NUM})*{_UNIT_END}"
+        ),
+        UNIT_SIZE,
+    ),
+)
+
+# "all size"/"free size" carry no digit, so they are matched outside the digit-gated rules.
+_SIZE_WORD_RE = re.compile(r"(?<![a-z0-9])(?:all|free|one)\s*size(?![a-z0-9])")
+_DIGIT_RE = re.compile(r"\d")
+_NON_ALNUM_RE = re.compile(r"[^a-z0-9]+")
+_APOSTROPHE_RE = re.compile(r"(?<=[a-z])'(?=[a-z])")
+
+# Runs of >= 3 single letters ("b a t i k", "k.o.p.i") are almost always a word
+# spelled out to dodge filters or an abbreviation ("u s a", "b.p.a"); joining
+# both is harmless. Dotted/dashed runs are joined before spaced ones so that
+# "b a t i k k.o.p.i" gives two words, not "batikkopi".
+_DOTTED_RE = re.compile(r"(?<![a-z0-9])[a-z](?:[.\-][a-z]){2,}(?![a-z0-9])")
+_DOTTED_SEP_RE = re.compile(r"[.\-]")
+_SPACED_RE = re.compile(r"(?<![a-z0-9])[a-z](?: [a-z]){2,}(?![a-z0-9])")
+
+# Promo and marketplace boilerplate. Exceptions are lookaheads where the same
+# word is part of a product or place: "ready to eat"/"ready mix" are foods,
+# "cod liver oil" is fish, "cape cod" a place, "new born"/"new york" are not news.
+# "baru", "import" and "premium" are deliberately absent: the policy uses them.
+_NOISE_PHRASES = (
+    r"ready\s*sto(?:ck|k)",
+    r"ready\s+to\s+ship",
+    r"siap\s+kirim",
+    r"bisa\s+cod",
+    r"bayar\s+di\s*tempat",
+    r"(?:hot|flash|big|mega)\s+sale",
+    r"best\s*sel(?:l)?er",
+    r"(?:free|gratis)\s+ongkir",
+    r"free\s*ship(?:ping)?",
+    r"official\s+store",
+    r"new\s+arrivals?",
+    r"murah\s+meriah",
+    r"ready(?!\s+(?:to|mix|meals?|made|rice|masala))",
+    r"(?<!cape\s)cod(?!\s+(?:liver|fillets?|fish|loins?|steaks?))",
+    r"new(?!\s+(?:born|baby|york\w*|orleans|england|year|mexico|zealand|hampshire|"
+    r"jersey|balance|era|delhi|age|testament|moon))",
+    r"promo",
+    r"ori",
+    r"original",
+    r"termurah",
+    r"murah",
+    r"diskon",
+    r"discount",
+    r"sale",
+    r"terlaris",
+    r"bestseller",
+    r"grosir",
+    r"jual",
+    r"limited",
+    r"hemat",
+    r"spesial",
+    r"obral",
+    r"readystock",
+    r"readystok",
+)
+_NOISE_RE = re.compile(r"(?<![a-z0-9])(?:" + "|".join(_NOISE_PHRASES) + r")(?![a-z0-9])")
+_BARE_NUMBER_RE = re.compile(r"(?<![a-z0-9])\d+(?![a-z0-9])")
+_NOT_CLEAN_RE = re.compile(r"[^a-z0-9 ]|^ | $|  ")
+
+
+# ---------------------------------------------------------------------------
+# normalize
+# ---------------------------------------------------------------------------
+
+
+def _coerce(title: object) -> str:
+    """Turn any cell value into a str without raising."""
+    if isinstance(title, str):
+        return title
+    if title is None:
+        return ""
+    if isinstance(title, (bytes, bytearray, memoryview)):
+        return bytes(title).decode("utf-8", errors="replace")
+    if isinstance(title, float):
+        return "" if math.isnan(title) else str(title)
+    try:
+        # NaN-likes (numpy floats, pd.NaT, Decimal("NaN")) are unequal to
+        # themselves; pd.NA raises on bool(), which also means "missing".
+        if title != title:
+            return ""
+        return str(title)
+    except Exception:
+        return ""
+
+
+def _deleet_token(match: re.Match[str]) -> str:
+    token = match.group()
+    # A token is read as leetspeak only if every digit/@/$ sits between letters,
+    # they are at most half the token, it has >= 4 chars and maps to letters
+    # only: model codes and sizes ("mp3", "rtx3060", "a52s", "i5", "250gr",
+    # "2in1", "b2b") fail these shape tests. Codes that pass the shape test
+    # ("sm5w", "mi4i", "r7pa", "ram4gb") are rejected because the result would
+    # not be pronounceable: no real vowel, a digit standing for a vowel between
+    # two vowels (or for a consonant between two consonants), 4-consonant or
+    # 3-vowel runs, or a storage/frequency suffix. A miss leaves a rare token
+    # unchanged; a false hit only renames a code consistently.
+    if len(token) < 4 or not _LEET_SHAPE_RE.match(token):
+        return token
+    plain = token.translate(_LEET_MAP)
+    leet_positions = [i for i, ch in enumerate(token) if ch != plain[i]]
+    if (
+        len(leet_positions) * 2 > len(token)
+        or not any(ch in _VOWELS for ch in token)
+        or _CONSONANT_RUN_RE.search(plain)
+        or _VOWEL_RUN_RE.search(plain)
+        or _TECH_SUFFIX_RE.search(token)
+    ):
+        return token
+    for i in leet_positions:
+        neighbours_vowel = (plain[i - 1] in _VOWELS, plain[i + 1] in _VOWELS)
+        if token[i] in _LEET_VOWEL_CHARS:
+            if all(neighbours_vowel):
+                return token
+        elif not any(neighbours_vowel):
+            return token
+    return plain
+
+
+def _join_spaced(match: re.Match[str]) -> str:
+    return match.group().replace(" ", "")
+
+
+def _join_dotted(match: re.Match[str]) -> str:
+    return _DOTTED_SEP_RE.sub("", match.group())
+
+
+def _clean_pass(s: str) -> str:
+    """One pass of the token-level cleaning on folded lowercase text."""
+    # Cheap presence checks skip whole regex scans; after the first pass the
+    # text is clean and usually digit-free, so the confirming pass is short.
+    has_digit = _DIGIT_RE.search(s) is not None
+    if has_digit:
+        s = _TIMESTAMP_RE.sub(" ", s)
+    if (has_digit or "@" in s or "$" in s) and _LEET_HINT_RE.search(s):
+        s = _LEET_CANDIDATE_RE.sub(_deleet_token, s)
+    if has_digit:
+        s = _IN_ONE_RE.sub(r"\1in\2", s)
+        s = _TECH_UNIT_RE.sub(r"\1\2", s)
+        for pattern, placeholder in _UNIT_RULES:
+            s = pattern.sub(f" {placeholder} ", s)
+    if "size" in s:
+        s = _SIZE_WORD_RE.sub(f" {UNIT_SIZE} ", s)
+    if "." in s or "-" in s:
+        s = _DOTTED_RE.sub(_join_dotted, s)
+    s = _SPACED_RE.sub(_join_spaced, s)
+    if "'" in s:
+        s = _APOSTROPHE_RE.sub("", s)
+    if _NOT_CLEAN_RE.search(s):
+        s = " ".join(_NON_ALNUM_RE.sub(" ", s).split())
+    s = _NOISE_RE.sub(" ", s)
+    if has_digit:
+        s = _BARE_NUMBER_RE.sub(" ", s)
+    return " ".join(s.split())
+
+
+def _truncate(s: str, max_length: int) -> str:
+    if len(s) <= max_length:
+        return s
+    cut = s.rfind(" ", 0, max_length + 1)
+    # Cut at the last word boundary; a single word longer than the limit is cut
+    # hard, because returning "" would lose more than a partial word.
+    return s[:cut] if cut > 0 else s[:max_length].rstrip()
+
+
+def normalize(title: object, max_length: int = 300) -> str:
+    """Normalise a listing title to lowercase ASCII words for classification.
+
+    Steps: HTML unescape and tag stripping; Unicode compatibility folding
+    (NFKD, so diacritics can be dropped), casefolding; removal of zero-width
+    and control characters; look-alike Cyrillic/Greek letters mapped to Latin;
+    de-obfuscation (leetspeak, spaced and dotted letters); timestamps, promo and
+    marketplace boilerplate and emoji removed; units replaced by placeholders
+    (``unitmass``, ``unitvol``, ``unitlen``, ``unitcount``, ``unitsize``); bare
+    numbers dropped; whitespace collapsed; truncation at a word boundary.
+
+    The function is pure, never raises, and is idempotent:
+    ``normalize(normalize(x)) == normalize(x)``. Output contains only
+    ``[a-z0-9 ]``, has no leading, trailing or double spaces, and is at most
+    ``max_length`` characters.
+
+    Args:
+        title: Any value. ``str`` is used as is, bytes are decoded as UTF-8
+            (invalid bytes replaced), ``None`` and NaN give ``""`` and anything
+            else goes through ``str()``.
+        max_length: Maximum length of the result; values below 1 give ``""``.
+
+    Returns:
+        The normalised title, possibly ``""``.
+
+    Examples:
+        >>> normalize("READY STOCK!!! Kemeja Batik Pria COD")
+        'kemeja batik pria'
+        >>> normalize("K0pi Bubuk 250gr")
+        'kopi bubuk unitmass'
+    """
+    try:
+        limit = int(max_length)
+    except (TypeError, ValueError, OverflowError):
+        limit = 300
+    if limit < 1:
+        return ""
+    s = _coerce(title)
+    s = s[: max(_RAW_LIMIT_MIN, _RAW_LIMIT_FACTOR * limit)]
+    if "&" in s:
+        # Listings scraped from HTML are sometimes escaped twice ("&amp;amp;").
+        s = html.unescape(html.unescape(s))
+    if "<" in s:
+        s = _TAG_RE.sub(" ", s)
+    if s.isascii():
+        s = s.lower()
+    else:
+        s = s.translate(_SYMBOLS)
+        s = unicodedata.normalize("NFKD", s).casefold()
+        s = s.translate(_FOLD_TABLE)
+        # Fold output can contain ASCII capitals from compatibility forms.
+        s = s.lower()
+    # Each cleaning step can expose work for another (dropping "ready" between
+    # single letters creates a spaced-letter run), so iterate to a fixed point.
+    # This terminates: every changing pass lowers the digit count or, failing
+    # that, the length; and the fixed point is what makes normalize idempotent.
+    prev = None
+    while s != prev:
+        prev = s
+        s = _truncate(_clean_pass(s), limit)
+    return s
+
+
+# ---------------------------------------------------------------------------
+# Tokens and stopwords
+# ---------------------------------------------------------------------------
+
+_TOKENIZER = RegexpTokenizer(r"[a-z0-9]+")
+
+
+@functools.lru_cache(maxsize=1)
+def load_stopwords() -> frozenset[str]:
+    """Load the curated Indonesian + English stopword list shipped with the package.
+
+    Returns:
+        The stopwords as a frozenset of lowercase ASCII words.
+    """
+    text = (
+        resources.files("clustercls")
+        .joinpath("resources", "stopwords.txt")
+        .read_text(encoding="utf-8")
+    )
+    words = set()
+    for line in text.splitlines():
+        word = line.split("#", 1)[0].strip().lower()
+        if word:
+            words.add(word)
+    return frozenset(words)
+
+
+def tokenize(text: str) -> list[str]:
+    """Split normalised text into tokens, dropping stopwords.
+
+    Args:
+        text: Output of :func:`normalize`. Anything else is normalised first
+            (normalize is idempotent, so this never changes clean input).
+
+    Returns:
+        Tokens in order of appearance, stopwords removed.
+    """
+    if not isinstance(text, str) or _NOT_CLEAN_RE.search(text):
+        text = normalize(text)
+    stop = load_stopwords()
+    return [tok for tok in _TOKENIZER.tokenize(text) if tok not in stop]
+
+
+# ---------------------------------------------------------------------------
+# Language detection
+# ---------------------------------------------------------------------------
+
+# Function words plus the commonest marketplace words of each language. Words
+# that normalize() removes ("murah", "original") would never be seen, and words
+# shared by both markets ("set", "pack", "premium") would only add noise.
+_ID_MARKERS = frozenset(
+    """
+    dan yang untuk dengan isi di ke dari atau tanpa buat bisa ada juga ini itu
+    kain wanita pria anak anak2 bayi kopi baju celana kaos kemeja tas sepatu
+    kue rasa khas asli hitam putih merah biru hijau kuning coklat warna ukuran
+    pedas manis gurih ayam sapi ikan daging bubuk minyak gula garam tepung susu
+    keripik kerupuk cemilan oleh perempuan cewek cowok laki dewasa polos motif
+    tangan rumah dinding hiasan lampu kayu kulit besar kecil panjang pendek
+    baru murni kemasan bahan kualitas harga paket kirim termasuk bagus lucu
+    kecap sambal bumbu kacang pisang beras mie kering basah botol gelas piring
+    kipas mesin alat kabel pengisi daya layar garansi resmi tahun thn bulan
+    mobil motor perawatan pembersih penghilang pendingin penghangat ruangan
+    mainan musik jadi kotak cuci hias lengkap komplit satuan buah biji lembar
+    sabun sikat sendok panci wajan kompor setrika kulkas lemari kamar mandi
+    dapur tempat wadah pakaian jilbab hijab gamis kerudung mukena bunga cokelat
+    kaca besi plastik karet tebal tipis tinggi lebar enak lezat halal segar
+    bawang cabe cabai udang telur nasi roti teh jahe kunyit madu gratis cocok
+    semua jenis sepeda
+    """.split()
+)
+_EN_MARKERS = frozenset(
+    """
+    the and for with of in on by from to your you women men kids boys girls
+    womens mens boy girl set pack cotton black white red blue green brown
+    pink grey gray yellow print printed round neck shirt sleeve solid
+    organic natural fresh flavored flavour flavor chocolate cream sauce
+    powder juice free whole sweet salted roasted cheese chicken beef butter
+    wall art painting canvas decor home kitchen bottle cup bag case cover
+    wireless portable stainless steel leather wooden handmade gift large small
+    milk fruit dried salt sea face liquid mask medium crackers garden soap wash
+    body hair jacket dress shoes ring necklace earrings pure dark made frozen
+    baked tea
+    """.split()
+)
+
+
+def detect_lang(text: str) -> str:
+    """Guess the language of a title from small marker word lists.
+
+    A light heuristic, not a language identifier: it counts Indonesian and
+    English marker words (function words and common marketplace words) in
+    the normalised text.
+
+    Args:
+        text: A title, raw or normalised.
+
+    Returns:
+        ``"id"`` or ``"en"`` when one language has at least twice the markers
+        of the other, ``"mixed"`` when both are present in similar numbers,
+        ``"unknown"`` when there are no markers.
+    """
+    tokens = _all_tokens(text)
+    n_id = sum(1 for t in tokens if t in _ID_MARKERS)
+    n_en = sum(1 for t in tokens if t in _EN_MARKERS)
+    if n_id == 0 and n_en == 0:
+        return "unknown"
+    if n_id >= 2 * n_en:
+        return "id"
+    if n_en >= 2 * n_id:
+        return "en"
+    return "mixed"
+
+
+def _all_tokens(text: object) -> list[str]:
+    if not isinstance(text, str) or _NOT_CLEAN_RE.search(text):
+        text = normalize(text)
+    return text.split()
+
+
+# ---------------------------------------------------------------------------
+# scikit-learn transformer
+# ---------------------------------------------------------------------------
+
+
+class TextNormalizer(TransformerMixin, BaseEstimator):
+    """Stateless scikit-learn transformer applying :func:`normalize` to each title.
+
+    Accepts a list, tuple, 1-D numpy array, pandas Series, or a single-column
+    2-D array/DataFrame of arbitrary values (None, NaN, bytes, numbers) and
+    returns a 1-D numpy object array of normalised strings, same length and order.
+
+    Args:
+        max_length: Maximum length of each normalised title.
+
+    Example:
+        >>> TextNormalizer().fit_transform(["Kemeja B4tik", None]).tolist()
+        ['kemeja batik', '']
+    """
+
+    def __init__(self, max_length: int = 300) -> None:
+        self.max_length = max_length
+
+    def fit(self, X: Iterable[Any], y: Any = None) -> Self:
+        """Validate parameters; there is nothing to learn.
+
+        Args:
+            X: Titles (ignored apart from the parameter check).
+            y: Ignored.
+
+        Returns:
+            self.
+        """
+        self._check_params()
+        return self
+
+    def transform(self, X: Iterable[Any]) -> np.ndarray:
+        """Normalise every title.
+
+        Args:
+            X: Titles as list, tuple, 1-D array, Series, or one-column 2-D input.
+
+        Returns:
+            A 1-D numpy array of dtype object holding str values.
+
+        Raises:
+            ValueError: If ``X`` is a single string or has more than one column,
+                or ``max_length`` is invalid.
+        """
+        self._check_params()
+        values = _as_1d_object_array(X)
+        out = np.empty(values.shape[0], dtype=object)
+        limit = self.max_length
+        for i, value in enumerate(values):
+            out[i] = normalize(value, limit)
+        return out
+
+    def _check_params(self) -> None:
+        if (
+            isinstance(self.max_length, bool)
+            or not isinstance(self.max_length, (int, np.integer))
+            or self.max_length < 1
+        ):
+            raise ValueError(f"max_length must be a positive integer, got {self.max_length!r}")
+
+    def __sklearn_tags__(self):  # type: ignore[no-untyped-def]
+        """Declare 1-D string input and that fitting is optional."""
+        tags = super().__sklearn_tags__()
+        tags.input_tags.string = True
+        tags.input_tags.one_d_array = True
+        tags.input_tags.two_d_array = False
+        tags.input_tags.allow_nan = True
+        tags.requires_fit = False
+        tags.transformer_tags.preserves_dtype = []
+        return tags
+
+
+def _as_1d_object_array(X: Any) -> np.ndarray:
+    if isinstance(X, (str, bytes)):
+        raise ValueError("Iterable over raw text documents expected, string object received.")
+    if hasattr(X, "to_numpy"):  # pandas Series / DataFrame
+        arr = X.to_numpy(dtype=object)
+    elif isinstance(X, np.ndarray):
+        arr = X.astype(object, copy=False)
+    else:
+        items = list(X)
+        arr = np.empty(len(items), dtype=object)
+        # Element-wise assignment: np.asarray would turn equal-length inner
+        # sequences (or strings of bytes) into extra dimensions.
+        for i, item in enumerate(items):
+            arr[i] = item
+    if arr.ndim == 2 and arr.shape[1] == 1:
+        arr = arr[:, 0]
+    if arr.ndim != 1:
+        raise ValueError(f"Expected a 1-D sequence of titles or one column, got shape {arr.shape}.")
+    return arr

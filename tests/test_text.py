@@ -1,0 +1,513 @@
+"""Tests for clustercls.text: normalisation, tokens, stopwords, language, transformer.
+
+Fixtures are small hand-written titles in the style of the real marketplace
+sources; the real data is never read here.
+"""
+
+from __future__ import annotations
+
+import math
+import pickle
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sklearn.base import clone
+from sklearn.feature_extraction.text import CountVectorizer
+from sklearn.pipeline import make_pipeline
+
+from clustercls.text import (
+    TextNormalizer,
+    detect_lang,
+    load_stopwords,
+    normalize,
+    tokenize,
+)
+
+# The documented output alphabet: lowercase ASCII letters, digits, single spaces.
+CLEAN_RE = re.compile(r"(?:[a-z0-9]+(?: [a-z0-9]+)*)?")
+
+PRODUCT_WORDS = [
+    "besar",
+    "kecil",
+    "panjang",
+    "baru",
+    "pendek",
+    "wanita",
+    "pria",
+    "anak",
+    "import",
+    "premium",
+    "set",
+    "paket",
+]
+
+
+def words(text: str) -> list[str]:
+    return normalize(text).split()
+
+
+# ---------------------------------------------------------------------------
+# Obfuscation
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("K3M3JA Batik", "kemeja batik"),
+        ("b4tik tulis", "batik tulis"),
+        ("k0pi bubuk", "kopi bubuk"),
+        ("s3patu anak", "sepatu anak"),
+        ("b@tik", "batik"),
+        ("b a t i k pekalongan", "batik pekalongan"),
+        ("k.o.p.i luwak", "kopi luwak"),
+        ("k-o-p-i luwak", "kopi luwak"),
+        ("b a t i k k.o.p.i", "batik kopi"),
+        ("k\u043ep\u0456 arabika", "kopi arabika"),  # Cyrillic о and і
+        ("\u041a\u0415\u041c\u0415JA", "kemeja"),  # Cyrillic capitals К Е М Е
+        ("k\u03bfp\u03b9 t\u03b1\u03bd\u03b9\u03b1", "kopi tavia"),  # Greek ο ι α ν
+        ("ba\u200btik", "batik"),
+        ("ke\u00adme\u200dja\ufeff", "kemeja"),
+        ("\uff2b\uff45\uff4d\uff45\uff4a\uff41", "kemeja"),  # fullwidth
+        ("\U0001d401\U0001d41a\U0001d42d\U0001d422\U0001d424", "batik"),  # math bold
+        ("Caf\u00e9 Cr\u00e8me Br\u00fbl\u00e9e", "cafe creme brulee"),
+        ("Cafe\u0301", "cafe"),  # decomposed accent
+        ("kemeja\tbatik\npria", "kemeja batik pria"),
+    ],
+)
+def test_deobfuscation(raw: str, expected: str) -> None:
+    assert normalize(raw) == expected
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "mp3",
+        "4k",
+        "i5",
+        "rtx3060",
+        "a52s",
+        "s22",
+        "xl",
+        "2in1",
+        "b2b",
+        "4g",
+        "16gb",
+        "x441ub",
+        "ram4gb",
+    ],
+)
+def test_model_codes_and_sizes_untouched(code: str) -> None:
+    assert normalize(f"produk {code} hitam") == f"produk {code} hitam"
+
+
+def test_leet_rule_needs_letters_on_both_sides() -> None:
+    assert normalize("k0p1") == "k0p1"  # trailing digit: not flanked
+    assert normalize("0kopi") == "0kopi"
+
+
+# ---------------------------------------------------------------------------
+# Noise
+# ---------------------------------------------------------------------------
+
+
+def test_promo_removed_product_kept() -> None:
+    out = normalize("READY STOCK!!! Kemeja Batik Pria COD")
+    assert "kemeja batik pria" in out
+    assert "ready" not in out.split() and "cod" not in out.split()
+    assert out == "kemeja batik pria"
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "[PROMO] Kaos Polos (COD) Termurah",
+        "Kaos Polos 100% ORIGINAL Bisa COD Free Ongkir",
+        "\u2605\u2728 HOT SALE \U0001f525 Kaos Polos \u2764 Best Seller",
+        "Jual Kaos Polos Murah Grosir Diskon",
+        "Kaos Polos readystock FLASH SALE Gratis Ongkir terlaris",
+        "kaos polos bayar di tempat official store limited hemat spesial",
+        "Kaos polos 20170821 2019-08-21",
+    ],
+)
+def test_promo_variants(raw: str) -> None:
+    assert normalize(raw) == "kaos polos"
+
+
+@pytest.mark.parametrize("word", PRODUCT_WORDS)
+def test_product_words_kept(word: str) -> None:
+    assert word in words(f"READY Kemeja {word} COD")
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("Ready to Eat Rendang", "ready to eat rendang"),
+        ("Ready Mix Pancake", "ready mix pancake"),
+        ("Cod Liver Oil Capsules", "cod liver oil capsules"),
+        ("Cape Cod Beach Print", "cape cod beach print"),
+        ("New Born Jumper", "new born jumper"),
+        ("NEW Jumper Bayi", "jumper bayi"),
+    ],
+)
+def test_noise_words_kept_in_product_phrases(raw: str, expected: str) -> None:
+    assert normalize(raw) == expected
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "",
+        "   ",
+        "\u200b\u200b",
+        "\U0001f525\u2728\u2764\ufe0f",
+        "READY STOCK COD",
+        "!!! ~~~ ***",
+        " \u200b READY \U0001f525 STOCK \u2728 COD !!! ",
+        "12345",
+    ],
+)
+def test_all_noise_gives_empty(raw: str) -> None:
+    assert normalize(raw) == ""
+
+
+def test_html_entities_and_tags() -> None:
+    assert normalize("Kopi &amp;amp; Teh") == "kopi teh"
+    assert normalize("Kaos &lt;b&gt;Polos&lt;/b&gt;") == "kaos polos"
+    assert normalize("<p>Kain <br/>Tenun</p>") == "kain tenun"
+    assert normalize("k&#1086;pi") == "kopi"  # numeric entity for Cyrillic о
+    assert normalize("Rok &quot;Plisket&quot;") == "rok plisket"
+
+
+# ---------------------------------------------------------------------------
+# Units
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "mass",
+    [
+        "250gr",
+        "250 gr",
+        "250 gram",
+        "250g",
+        "1kg",
+        "1 kg",
+        "500 g",
+        "16 oz",
+        "2 lbs",
+        "2 x 250gr",
+        "20x4.2gr",
+        "1 ons",
+    ],
+)
+def test_mass_units(mass: str) -> None:
+    assert normalize(f"Kopi Bubuk {mass}") == "kopi bubuk unitmass"
+
+
+def test_mass_spellings_collapse() -> None:
+    assert normalize("Kopi 250gr") == normalize("kopi 250 gram") == normalize("KOPI 250 G")
+
+
+@pytest.mark.parametrize(
+    "vol", ["500ml", "500 ml", "1 liter", "1 l", "1.5 ltr", "1,5 L", "8 fl oz", "2 litres"]
+)
+def test_volume_units(vol: str) -> None:
+    assert normalize(f"Sirup {vol}") == "sirup unitvol"
+
+
+@pytest.mark.parametrize(
+    "length",
+    [
+        "30x20 cm",
+        "30 x 20 x 10 cm",
+        "30\u00d720cm",
+        "15cm",
+        "2 m",
+        "5 inch",
+        '55"',
+        "15,6inch",
+        "10 mm",
+    ],
+)
+def test_length_units(length: str) -> None:
+    assert normalize(f"Kain {length}") == "kain unitlen"
+
+
+@pytest.mark.parametrize(
+    "count", ["isi 12", "12 pcs", "3pcs", "pack of 3", "12 pc", "4 CT", "10 lembar"]
+)
+def test_count_units(count: str) -> None:
+    assert normalize(f"Kue {count}") == "kue unitcount"
+
+
+@pytest.mark.parametrize(
+    "size", ["size 40", "uk 42", "all size", "allsize", "Size: 38-40", "free size"]
+)
+def test_size_units(size: str) -> None:
+    assert normalize(f"Sepatu {size}") == "sepatu unitsize"
+
+
+def test_placeholders_are_stable_and_bare_numbers_dropped() -> None:
+    out = normalize("Kopi 250gr 2 Bungkus 2023")
+    assert out == "kopi unitmass bungkus"
+    assert normalize(out) == out
+    assert normalize("unitmass unitvol unitlen unitcount unitsize") == (
+        "unitmass unitvol unitlen unitcount unitsize"
+    )
+
+
+def test_in_one_and_tech_units_joined() -> None:
+    assert normalize("Kabel 3-in-1") == normalize("kabel 3 in 1") == "kabel 3in1"
+    assert normalize("Flashdisk 16 GB") == normalize("flashdisk 16gb") == "flashdisk 16gb"
+
+
+# ---------------------------------------------------------------------------
+# Inputs, length, idempotence
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (None, ""),
+        (float("nan"), ""),
+        (np.float32("nan"), ""),
+        (pd.NA, ""),
+        (pd.NaT, ""),
+        (b"Kemeja \xff Batik", "kemeja batik"),
+        (bytearray("k\u043epi".encode()), "kopi"),
+        (12345, ""),
+        (3.5, ""),
+        ("\ud800kopi", "kopi"),  # lone surrogate
+    ],
+)
+def test_non_string_inputs(value: object, expected: str) -> None:
+    assert normalize(value) == expected
+
+
+def test_truncation_at_word_boundary() -> None:
+    out = normalize("kemeja batik pria lengan panjang", max_length=20)
+    assert out == "kemeja batik pria"
+    assert normalize("a" * 50, max_length=10) == "a" * 10
+    assert normalize("kemeja", max_length=0) == ""
+    assert len(normalize("kopi " * 1000)) <= 300
+
+
+def test_idempotent_on_examples() -> None:
+    for raw in ["READY k3m3ja b a t i k 250gr", "a ready b c", "s/m/l", "1 x 2 x 3 cm"]:
+        once = normalize(raw)
+        assert normalize(once) == once
+
+
+TOKENS = [
+    "kemeja",
+    "batik",
+    "kopi",
+    "k3m3ja",
+    "b4tik",
+    "k0pi",
+    "b a t i k",
+    "k.o.p.i",
+    "k\u043ep\u0456",
+    "READY STOCK",
+    "COD",
+    "bisa",
+    "promo",
+    "ori",
+    "new",
+    "murah",
+    "250gr",
+    "250",
+    "gram",
+    "1",
+    "kg",
+    "x",
+    "30x20",
+    "cm",
+    "isi",
+    "12",
+    "pcs",
+    "size",
+    "uk",
+    "all",
+    "rtx3060",
+    "mp3",
+    "i5",
+    "a",
+    "b",
+    "\u200b",
+    "\u00ad",
+    "\U0001f525",
+    "!!!",
+    "&amp;amp;",
+    "<b>",
+    "2019-08-21",
+    "-",
+    ".",
+    "'",
+    '"',
+    "\u00d7",
+    "\u2122",
+    "\uff2b",
+    "in",
+    "3-in-1",
+    "wanita",
+    "pria",
+    "anak",
+]
+mixed_text = st.lists(
+    st.one_of(
+        st.sampled_from(TOKENS),
+        st.text(alphabet="ab13 .-x@$'&;<>0lgmk\u043e\u0456\u200b", max_size=6),
+    ),
+    max_size=20,
+).flatmap(lambda parts: st.sampled_from([" ".join(parts), "".join(parts)]))
+
+PROPERTY_SETTINGS = settings(
+    database=None,
+    max_examples=300,
+    derandomize=True,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+
+
+@PROPERTY_SETTINGS
+@given(text=st.text(), max_length=st.sampled_from([1, 7, 30, 300]))
+def test_properties_arbitrary_text(text: str, max_length: int) -> None:
+    out = normalize(text, max_length=max_length)
+    assert len(out) <= max_length
+    assert CLEAN_RE.fullmatch(out)
+    assert normalize(out, max_length=max_length) == out
+
+
+@PROPERTY_SETTINGS
+@given(text=mixed_text, max_length=st.sampled_from([5, 20, 300]))
+def test_properties_marketplace_like_text(text: str, max_length: int) -> None:
+    out = normalize(text, max_length=max_length)
+    assert len(out) <= max_length
+    assert CLEAN_RE.fullmatch(out)
+    assert normalize(out, max_length=max_length) == out
+
+
+@settings(max_examples=100, derandomize=True, deadline=None, database=None)
+@given(value=st.one_of(st.none(), st.floats(), st.integers(), st.binary(), st.booleans()))
+def test_properties_non_string_never_raise(value: object) -> None:
+    out = normalize(value)
+    assert CLEAN_RE.fullmatch(out)
+    assert normalize(out) == out
+
+
+# ---------------------------------------------------------------------------
+# Tokens, stopwords, language
+# ---------------------------------------------------------------------------
+
+
+def test_load_stopwords_curated() -> None:
+    stop = load_stopwords()
+    assert isinstance(stop, frozenset)
+    assert load_stopwords() is stop  # cached
+    assert {"dan", "yang", "di", "ke", "untuk", "dengan", "the", "and", "for", "with", "of"} <= stop
+    assert not stop & {*PRODUCT_WORDS, "isi", "tanpa"}
+    # Entries must be reachable: every stopword is already in normalised form.
+    assert all(normalize(w) == w for w in stop)
+
+
+def test_tokenize_drops_stopwords_keeps_products() -> None:
+    assert tokenize("kemeja batik untuk pria dan wanita") == ["kemeja", "batik", "pria", "wanita"]
+    assert tokenize("set of mugs for the kitchen") == ["set", "mugs", "kitchen"]
+    assert tokenize("") == []
+
+
+def test_tokenize_normalises_raw_input() -> None:
+    assert tokenize("READY K3m3ja untuk Pria 250gr") == ["kemeja", "pria", "unitmass"]
+
+
+@pytest.mark.parametrize(
+    ("text", "lang"),
+    [
+        ("Kemeja Batik Pria Lengan Panjang", "id"),
+        ("Keripik Singkong Pedas Manis 250gr", "id"),
+        ("Women's Cotton Printed Round Neck T-Shirt", "en"),
+        ("Organic Dark Chocolate with Sea Salt", "en"),
+        ("Kaos Anak Cotton Combed for Kids", "mixed"),
+        ("RTX3060 12GB", "unknown"),
+        ("", "unknown"),
+    ],
+)
+def test_detect_lang(text: str, lang: str) -> None:
+    assert detect_lang(text) == lang
+
+
+def test_detect_lang_accepts_normalised_text() -> None:
+    raw = "READY Kemeja Batik Pria COD"
+    assert detect_lang(normalize(raw)) == detect_lang(raw) == "id"
+
+
+# ---------------------------------------------------------------------------
+# TextNormalizer
+# ---------------------------------------------------------------------------
+
+MESSY = ["READY Kemeja B4tik", None, float("nan"), b"k\xd0\xbepi", 42, "Kopi 250gr", pd.NA]
+MESSY_EXPECTED = ["kemeja batik", "", "", "kopi", "", "kopi unitmass", ""]
+
+
+@pytest.mark.parametrize(
+    "container",
+    [
+        list,
+        tuple,
+        lambda xs: np.array(xs, dtype=object),
+        lambda xs: pd.Series(xs, index=range(10, 10 + len(xs)), dtype=object),
+        lambda xs: pd.DataFrame({"title": xs}),
+        lambda xs: np.array(xs, dtype=object).reshape(-1, 1),
+    ],
+)
+def test_transformer_preserves_length_and_order(container) -> None:  # type: ignore[no-untyped-def]
+    out = TextNormalizer().fit(container(MESSY)).transform(container(MESSY))
+    assert isinstance(out, np.ndarray)
+    assert out.dtype == object
+    assert out.shape == (len(MESSY),)
+    assert out.tolist() == MESSY_EXPECTED
+
+
+def test_transformer_contract() -> None:
+    est = TextNormalizer(max_length=12)
+    assert est.fit(["x"]) is est
+    assert est.get_params() == {"max_length": 12}
+    cloned = clone(est)
+    assert cloned is not est and cloned.get_params() == {"max_length": 12}
+    assert cloned.set_params(max_length=5) is cloned and cloned.max_length == 5
+    restored = pickle.loads(pickle.dumps(est))
+    titles = ["Kemeja Batik Pria Lengan Panjang", "K0pi"]
+    assert restored.transform(titles).tolist() == est.transform(titles).tolist()
+    assert est.transform(titles).tolist() == ["kemeja batik", "kopi"]
+    # Stateless: transform works without fit and does not depend on fit data.
+    assert TextNormalizer().transform(["K0pi"]).tolist() == ["kopi"]
+    assert TextNormalizer().fit_transform([]).shape == (0,)
+
+
+def test_transformer_rejects_bad_input_and_params() -> None:
+    with pytest.raises(ValueError, match="string object received"):
+        TextNormalizer().transform("kemeja batik")
+    with pytest.raises(ValueError, match="1-D"):
+        TextNormalizer().transform(np.array([["a", "b"]], dtype=object))
+    with pytest.raises(ValueError, match="max_length"):
+        TextNormalizer(max_length=0).fit(["a"])
+
+
+def test_transformer_in_pipeline() -> None:
+    pipe = make_pipeline(
+        TextNormalizer(), CountVectorizer(tokenizer=tokenize, token_pattern=None, lowercase=False)
+    )
+    matrix = pipe.fit_transform(["Kemeja B4tik untuk Pria", "K0pi 250gr", None])
+    vocab = pipe[-1].vocabulary_
+    assert {"kemeja", "batik", "pria", "kopi", "unitmass"} <= set(vocab)
+    assert "untuk" not in vocab
+    assert matrix.shape[0] == 3
+    assert math.isclose(matrix[2].sum(), 0)
