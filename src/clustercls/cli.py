@@ -192,6 +192,36 @@ def train(
 
 @app.command()
 @handles_errors
+def select(
+    dataset: Annotated[Path | None, typer.Option(help="Processed dataset.")] = None,
+    candidate: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Model settings as JSON, e.g. '{\"C\": 0.2}'; repeatable [default: built-in grid]."
+        ),
+    ] = None,
+    out: Annotated[Path, typer.Option(help="Where the ranking is written.")] = Path(
+        "models/selection.json"
+    ),
+) -> None:
+    """Choose classifier settings by leave-one-source-out cross-validation."""
+    from clustercls.config import TrainConfig
+    from clustercls.train import DEFAULT_CANDIDATES, select_model
+
+    candidates = tuple(json.loads(c) for c in candidate) if candidate else DEFAULT_CANDIDATES
+    result = select_model(TrainConfig(), candidates, dataset_path=dataset, progress=_say)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2))
+    for row in result["ranking"]:
+        typer.echo(
+            f"loso prot-F1 {row['loso_mean_protected_vs_other_f1']:.4f}  loso macro-F1 "
+            f"{row['loso_mean_macro_f1']:.4f}  random macro-F1 {row['random_macro_f1']:.4f}  {row['model']}"
+        )
+    typer.echo(str(out))
+
+
+@app.command()
+@handles_errors
 def evaluate(
     model: Annotated[
         Path | None, typer.Option(help="Model folder [default: newest under models/].")

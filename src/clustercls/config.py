@@ -96,7 +96,15 @@ class ModelConfig(_Frozen):
 
     classifier: Literal["linear_svc", "logreg", "sgd"] = "linear_svc"
     C: float = Field(0.5, gt=0)
-    class_weight: Literal["balanced"] | None = "balanced"
+    class_weight: Literal["balanced"] | None = Field(
+        "balanced", description="weight rows so each cluster counts equally (fit and calibration)"
+    )
+    source_weight: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="rows weighted by source_size ** -source_weight: 0 = by size, 1 = each source equal",
+    )
     calibration: Literal["sigmoid", "isotonic"] = "sigmoid"
     calibration_cv: int = Field(3, ge=2, le=10)
 

@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from joblib import Parallel, delayed
-from sklearn.base import clone
 from sklearn.metrics import (
     accuracy_score,
     confusion_matrix,
@@ -147,9 +146,10 @@ def evaluate_artifact(
     return out
 
 
-def _fit_predict(pipeline: Pipeline, train: pd.DataFrame, test: pd.DataFrame) -> np.ndarray:
-    fitted = clone(pipeline).fit(train["title"], train["cluster"])
-    return fitted.predict(test["title"])
+def _fit_predict(
+    fit: Callable[[pd.DataFrame], Pipeline], train: pd.DataFrame, test: pd.DataFrame
+) -> np.ndarray:
+    return fit(train).predict(test["title"])
 
 
 def _holdout(frame: pd.DataFrame, name: str) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -160,7 +160,7 @@ def _holdout(frame: pd.DataFrame, name: str) -> tuple[pd.DataFrame, pd.DataFrame
 
 
 def leave_one_source_out(
-    pipeline: Pipeline,
+    fit: Callable[[pd.DataFrame], Pipeline],
     dataset: pd.DataFrame,
     groups: dict[str, str],
     n_jobs: int = 2,
@@ -169,7 +169,8 @@ def leave_one_source_out(
     """Hold out each source group in turn: train on the rest, test on it.
 
     Args:
-        pipeline: Unfitted pipeline to clone for every fold.
+        fit: Fits a fresh model on a frame of training rows (picklable: folds run in
+            worker processes).
         dataset: Processed dataset (all splits are used: the held-out group is the test).
         groups: Source name -> group name.
         n_jobs: Folds fitted in parallel.
@@ -184,9 +185,7 @@ def leave_one_source_out(
     names = sorted(frame["group_"].dropna().unique())
     if progress:
         progress(f"leave-one-source-out over {len(names)} groups")
-    preds = Parallel(n_jobs=n_jobs)(
-        delayed(_fit_predict)(pipeline, *_holdout(frame, g)) for g in names
-    )
+    preds = Parallel(n_jobs=n_jobs)(delayed(_fit_predict)(fit, *_holdout(frame, g)) for g in names)
     per_group = {}
     for name, pred in zip(names, preds, strict=True):
         test = frame[frame["group_"] == name]

@@ -7,8 +7,11 @@ import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.linear_model import LogisticRegression, SGDClassifier
 from sklearn.pipeline import Pipeline
@@ -77,6 +80,36 @@ def build_pipeline(features: FeatureConfig, model: ModelConfig) -> Pipeline:
     )
 
 
+def sample_weights(frame: pd.DataFrame, config: ModelConfig) -> np.ndarray:
+    """Row weights that balance clusters and/or sources, normalised to mean 1.
+
+    Source balance keeps one huge single-topic source (22,000 air conditioners and DJ
+    controllers) from defining what `other` looks like for every marketplace.
+
+    Args:
+        frame: Training rows with `cluster` and `source` columns.
+        config: Which balancing to apply.
+
+    Returns:
+        One weight per row.
+    """
+    weight = np.ones(len(frame))
+    if config.class_weight == "balanced":
+        weight /= frame.groupby("cluster")["cluster"].transform("size").to_numpy()
+    if config.source_weight:
+        size = frame.groupby("source")["source"].transform("size").to_numpy()
+        weight /= size.astype(float) ** config.source_weight
+    return weight / weight.mean()
+
+
+def fit_pipeline(frame: pd.DataFrame, features: FeatureConfig, model: ModelConfig) -> Pipeline:
+    """Build and fit the pipeline on training rows (`title`, `cluster`, `source`)."""
+    pipeline = build_pipeline(features, model)
+    return pipeline.fit(
+        frame["title"], frame["cluster"], classifier__sample_weight=sample_weights(frame, model)
+    )
+
+
 @dataclass
 class TrainResult:
     """What a training run produced."""
@@ -118,10 +151,9 @@ def train(
 
     train_set = dataset[dataset["split"] == "train"]
     test_set = dataset[dataset["split"] == "test"]
-    pipeline = build_pipeline(config.features, config.model)
     say(f"fitting on {len(train_set)} titles")
     start = time.perf_counter()
-    pipeline.fit(train_set["title"], train_set["cluster"])
+    pipeline = fit_pipeline(train_set, config.features, config.model)
     timings["fit_seconds"] = round(time.perf_counter() - start, 1)
 
     start = time.perf_counter()
@@ -149,7 +181,7 @@ def train(
     if config.evaluation.leave_one_source_out:
         start = time.perf_counter()
         evaluation["leave_one_source_out"] = leave_one_source_out(
-            build_pipeline(config.features, config.model),
+            partial(fit_pipeline, features=config.features, model=config.model),
             dataset,
             groups,
             n_jobs=config.evaluation.n_jobs,
@@ -206,3 +238,83 @@ def summary_metrics(evaluation: dict) -> dict[str, float]:
             out[f"loso_{name}_macro_f1"] = metrics["macro_f1"]
             out[f"loso_{name}_protected_vs_other_f1"] = metrics["protected_vs_other"]["f1"]
     return out
+
+
+DEFAULT_CANDIDATES: tuple[dict, ...] = (
+    {"classifier": "linear_svc", "C": 0.5, "class_weight": "balanced", "source_weight": 0.5},
+    {"classifier": "linear_svc", "C": 0.5, "class_weight": None, "source_weight": 0.5},
+    {"classifier": "linear_svc", "C": 0.5, "class_weight": "balanced", "source_weight": 0.0},
+    {"classifier": "linear_svc", "C": 0.5, "class_weight": None, "source_weight": 0.0},
+    {"classifier": "linear_svc", "C": 0.2, "class_weight": "balanced", "source_weight": 1.0},
+    {"classifier": "logreg", "C": 5.0, "class_weight": "balanced", "source_weight": 0.5},
+)
+"""Model settings compared by `select_model` (features stay as configured)."""
+
+
+def select_model(
+    config: TrainConfig,
+    candidates: tuple[dict, ...] = DEFAULT_CANDIDATES,
+    dataset_path: Path | None = None,
+    progress: Progress | None = None,
+) -> dict:
+    """Compare classifier settings by cross-validation over source groups.
+
+    Each candidate is scored by leave-one-source-out (the folds are the source groups, so
+    the score says how the setting does on a marketplace it never saw) and, for
+    reference, on the random split. Candidates are ranked by mean protected-vs-other F1
+    over the held-out groups, then by mean macro-F1.
+
+    Args:
+        config: Base settings; each candidate overrides `config.model`.
+        candidates: Model settings to compare.
+        dataset_path: Processed dataset; default `<processed_dir>/dataset.parquet`.
+        progress: Optional callback for progress messages.
+
+    Returns:
+        JSON-ready ranking with every candidate's scores and the winner.
+    """
+    say = progress or (lambda _msg: None)
+    dataset = load_dataset(dataset_path or Path(config.data.processed_dir) / "dataset.parquet")
+    groups = {
+        s.name: s.group for s in load_source_config(config.data.source_config).sources.values()
+    }
+    train_set = dataset[dataset["split"] == "train"]
+    test_set = dataset[dataset["split"] == "test"]
+    rows = []
+    for candidate in candidates:
+        model = ModelConfig.model_validate({**config.model.model_dump(), **candidate})
+        say(f"candidate {candidate}")
+        start = time.perf_counter()
+        loso = leave_one_source_out(
+            partial(fit_pipeline, features=config.features, model=model),
+            dataset,
+            groups,
+            n_jobs=config.evaluation.n_jobs,
+        )
+        random_pred = fit_pipeline(train_set, config.features, model).predict(test_set["title"])
+        random = classification_metrics(test_set["cluster"], random_pred)
+        rows.append(
+            {
+                "model": model.model_dump(mode="json"),
+                "loso_mean_protected_vs_other_f1": loso["mean_protected_vs_other_f1"],
+                "loso_mean_macro_f1": loso["mean_macro_f1"],
+                "loso_protected_vs_other_f1": {
+                    g: m["protected_vs_other"]["f1"] for g, m in loso["per_group"].items()
+                },
+                "random_macro_f1": random["macro_f1"],
+                "random_protected_vs_other_f1": random["protected_vs_other"]["f1"],
+                "seconds": round(time.perf_counter() - start, 1),
+            }
+        )
+        say(f"  -> loso protected-vs-other F1 {rows[-1]['loso_mean_protected_vs_other_f1']}")
+    ranked = sorted(
+        rows,
+        key=lambda r: (r["loso_mean_protected_vs_other_f1"], r["loso_mean_macro_f1"]),
+        reverse=True,
+    )
+    return {
+        "criterion": "mean leave-one-source-out protected-vs-other F1, then mean macro-F1",
+        "features": config.features.model_dump(mode="json"),
+        "ranking": ranked,
+        "best": ranked[0]["model"],
+    }
