@@ -52,6 +52,9 @@ def test_build_tiny_dataset(tmp_path, tiny_sources) -> None:
     reread = load_dataset(paths["dataset"])
     pd.testing.assert_frame_equal(reread, result.frame, check_dtype=False)
     assert "Rows dropped" in paths["report_md"].read_text()
+    dropped = pd.read_csv(paths["dropped"])
+    assert len(dropped) == sum(report["dropped"].values())
+    assert set(dropped["reason"]) == set(report["dropped"])
 
 
 def test_build_is_deterministic(tmp_path, tiny_sources) -> None:
@@ -93,6 +96,8 @@ def test_conflicting_labels_majority_and_tie(tmp_path, tiny_sources) -> None:
     assert not (frame["norm"] == normalize("Miniatur Kue Tart Hias")).any()
     assert result.report["conflicts"]["dropped_as_ties"] >= 1
     assert result.report["dropped"]["conflicting labels, tie"] == 2
+    ties = result.dropped[result.dropped["reason"] == "conflicting labels, tie"]
+    assert sorted(ties["row"]) == [len(umkm) + 5, len(umkm) + 6]  # file lines of the two rows
 
 
 def test_hand_labelled_titles_are_kept_out(tmp_path, tiny_sources, tiny_hand_labelled) -> None:

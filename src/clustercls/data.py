@@ -344,6 +344,7 @@ class BuildResult:
 
     frame: pd.DataFrame
     report: dict
+    dropped: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def read_source(path: Path, source: Source) -> pd.DataFrame:
@@ -420,11 +421,27 @@ def _assign_split(frame: pd.DataFrame, test_size: float, seed: int) -> np.ndarra
     return split
 
 
-def _drop(frame: pd.DataFrame, mask: pd.Series, reason: str, dropped: Counter) -> pd.DataFrame:
-    count = int(mask.sum())
-    if count:
-        dropped[reason] += count
-    return frame[~mask]
+class Dropped:
+    """Rows removed from the dataset, with the reason, for the data report."""
+
+    def __init__(self) -> None:
+        self.counts: Counter = Counter()
+        self._frames: list[pd.DataFrame] = []
+
+    def drop(self, frame: pd.DataFrame, mask: pd.Series, reason: str) -> pd.DataFrame:
+        """Remove the rows where `mask` is true, recording them under `reason`."""
+        if mask.any():
+            self.counts[reason] += int(mask.sum())
+            self._frames.append(
+                frame.loc[mask, ["source", "row", "category", "title"]].assign(reason=reason)
+            )
+        return frame[~mask]
+
+    def rows(self) -> pd.DataFrame:
+        """Every dropped row: source, row (line in the source file), category, title, reason."""
+        if not self._frames:
+            return pd.DataFrame(columns=["source", "row", "category", "title", "reason"])
+        return pd.concat(self._frames, ignore_index=True)
 
 
 def build_dataset(config: DataConfig) -> BuildResult:
@@ -439,8 +456,8 @@ def build_dataset(config: DataConfig) -> BuildResult:
         config: The data settings.
 
     Returns:
-        The dataset (`id, title, cluster, source, lang, split, category, group`) and a
-        JSON-ready report.
+        The dataset (`id, title, cluster, source, lang, split, category, dup_group`), a
+        JSON-ready report, and every dropped row with its reason.
 
     Raises:
         DataError: For an unknown or unreadable source file, an empty source, a category no
@@ -464,7 +481,7 @@ def build_dataset(config: DataConfig) -> BuildResult:
     if not files:
         raise DataError(f"{sources_dir}: no source files")
 
-    dropped: Counter = Counter()
+    dropped = Dropped()
     frames = []
     for path in files:
         source = by_file[path.name]
@@ -485,9 +502,9 @@ def build_dataset(config: DataConfig) -> BuildResult:
     frame = pd.concat(frames, ignore_index=True)
     raw_counts = frame.groupby(["source", "cluster"]).size().unstack(fill_value=0)
 
-    frame = _drop(frame, frame["cluster"] == DROP, "mapping says drop", dropped)
+    frame = dropped.drop(frame, frame["cluster"] == DROP, "mapping says drop")
     frame = frame.assign(norm=[normalize(t) for t in frame["title"]])
-    frame = _drop(frame, frame["norm"] == "", "empty after normalisation", dropped)
+    frame = dropped.drop(frame, frame["norm"] == "", "empty after normalisation")
     frame = frame.assign(dup_group=[near_duplicate_key(n) for n in frame["norm"]])
 
     hand = load_hand_labelled(config.hand_labelled)
@@ -495,31 +512,17 @@ def build_dataset(config: DataConfig) -> BuildResult:
         hand_norm = {normalize(t) for t in hand["title"]}
         hand_keys = {near_duplicate_key(n) for n in hand_norm}
         in_hand = frame["norm"].isin(hand_norm) | frame["dup_group"].isin(hand_keys)
-        frame = _drop(
-            frame, in_hand, "in hand-labelled evaluation set (or its near-duplicate)", dropped
+        frame = dropped.drop(
+            frame, in_hand, "in hand-labelled evaluation set (or its near-duplicate)"
         )
 
-    # Conflicts: the same normalised title mapped to different clusters.
-    votes = frame.groupby(["norm", "cluster"]).size().rename("votes").reset_index()
-    conflicted = votes[votes.groupby("norm")["cluster"].transform("size") > 1]
-    leaders = conflicted[
-        conflicted["votes"] == conflicted.groupby("norm")["votes"].transform("max")
-    ]
-    n_leaders = leaders.groupby("norm")["cluster"].transform("size")
-    tie_titles = set(leaders.loc[n_leaders > 1, "norm"])
-    winners = leaders[n_leaders == 1].set_index("norm")["cluster"]
-    frame = _drop(frame, frame["norm"].isin(tie_titles), "conflicting labels, tie", dropped)
-    resolved = frame["norm"].map(winners).astype(object)
-    relabelled_by_vote = int((resolved.notna() & (resolved != frame["cluster"])).sum())
-    frame = frame.assign(cluster=resolved.fillna(frame["cluster"]))
-
-    frame = _drop(frame, frame.duplicated("norm"), "exact duplicate (after normalisation)", dropped)
+    frame, conflicts = _resolve_conflicts(frame, dropped)
+    frame = dropped.drop(frame, frame.duplicated("norm"), "exact duplicate (after normalisation)")
     rank = frame.groupby("dup_group").cumcount()
-    frame = _drop(
+    frame = dropped.drop(
         frame,
         rank >= config.max_per_group,
         f"near-duplicate beyond {config.max_per_group} per group",
-        dropped,
     )
 
     frame = frame.assign(
@@ -545,14 +548,8 @@ def build_dataset(config: DataConfig) -> BuildResult:
         "rows_kept": len(dataset),
         "raw_counts": {s: {k: int(v) for k, v in row.items()} for s, row in raw_counts.iterrows()},
         "counts": _counts(dataset),
-        "dropped": dict(dropped),
-        "conflicts": {
-            "titles_with_conflicting_labels": int(conflicted["norm"].nunique()),
-            "resolved_by_majority": len(winners),
-            "rows_relabelled_by_majority": relabelled_by_vote,
-            "dropped_as_ties": len(tie_titles),
-            "rule": "majority of source rows; a tie drops the title",
-        },
+        "dropped": dict(dropped.counts),
+        "conflicts": conflicts,
         "near_duplicate_groups": {
             "groups": int(dataset["dup_group"].nunique()),
             "rows_in_multi_row_groups": int(dataset["dup_group"].duplicated(keep=False).sum()),
@@ -562,7 +559,31 @@ def build_dataset(config: DataConfig) -> BuildResult:
         "languages": dataset["lang"].value_counts().to_dict(),
         "fingerprint": fingerprint(dataset),
     }
-    return BuildResult(frame=dataset, report=report)
+    return BuildResult(frame=dataset, report=report, dropped=dropped.rows())
+
+
+def _resolve_conflicts(frame: pd.DataFrame, dropped: Dropped) -> tuple[pd.DataFrame, dict]:
+    """The same normalised title mapped to different clusters: the majority of its rows
+    wins; a tie drops the title, since nothing says which source is right."""
+    votes = frame.groupby(["norm", "cluster"]).size().rename("votes").reset_index()
+    conflicted = votes[votes.groupby("norm")["cluster"].transform("size") > 1]
+    leaders = conflicted[
+        conflicted["votes"] == conflicted.groupby("norm")["votes"].transform("max")
+    ]
+    n_leaders = leaders.groupby("norm")["cluster"].transform("size")
+    tie_titles = set(leaders.loc[n_leaders > 1, "norm"])
+    winners = leaders[n_leaders == 1].set_index("norm")["cluster"]
+    frame = dropped.drop(frame, frame["norm"].isin(tie_titles), "conflicting labels, tie")
+    resolved = frame["norm"].map(winners).astype(object)
+    relabelled = int((resolved.notna() & (resolved != frame["cluster"])).sum())
+    report = {
+        "titles_with_conflicting_labels": int(conflicted["norm"].nunique()),
+        "resolved_by_majority": len(winners),
+        "rows_relabelled_by_majority": relabelled,
+        "dropped_as_ties": len(tie_titles),
+        "rule": "majority of source rows; a tie drops the title",
+    }
+    return frame.assign(cluster=resolved.fillna(frame["cluster"])), report
 
 
 def _counts(dataset: pd.DataFrame) -> dict:
@@ -613,7 +634,7 @@ def fingerprint(dataset: pd.DataFrame) -> str:
 
 
 def write_dataset(result: BuildResult, out_dir: Path) -> dict[str, Path]:
-    """Write the dataset (Parquet) and its report (JSON and Markdown).
+    """Write the dataset (Parquet), its report (JSON and Markdown) and the dropped rows (CSV).
 
     Args:
         result: What `build_dataset` returned.
@@ -627,10 +648,12 @@ def write_dataset(result: BuildResult, out_dir: Path) -> dict[str, Path]:
         "dataset": out_dir / "dataset.parquet",
         "report": out_dir / "data_report.json",
         "report_md": out_dir / "data_report.md",
+        "dropped": out_dir / "dropped_rows.csv",
     }
     result.frame.to_parquet(paths["dataset"], index=False)
     paths["report"].write_text(json.dumps(result.report, indent=2, ensure_ascii=False))
     paths["report_md"].write_text(report_markdown(result.report))
+    result.dropped.to_csv(paths["dropped"], index=False)
     return paths
 
 

@@ -1,0 +1,191 @@
+"""Benchmark: clustercls prediction against fastText on the same titles and the same machine.
+
+Prints, side by side:
+- batch throughput (titles/s) of `model.predict` and of fastText's `predict` on a list;
+- single-title latency (median and p99, ms);
+- peak memory of `clustercls predict` on a 1,000,000-row CSV (a child process, so the
+  number is that process's own maximum resident set size);
+- each model's macro-F1 and protected-vs-other F1 on the leave-one-source-out evaluation
+  (fastText is trained once per held-out source group, on the same folds).
+
+Run after `make demo` (it needs a trained model and the processed dataset):
+
+    .venv/bin/python benchmarks/bench_predict.py [--rows 1000000] [--skip-memory] [--skip-loso]
+
+A script, not a test: numbers depend on the machine; tests stay deterministic.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from clustercls.artifact import latest_model_dir
+from clustercls.data import load_dataset, load_source_config
+from clustercls.evaluate import classification_metrics
+from clustercls.predict import load_model
+
+
+def fasttext_line(title: str) -> str:
+    """fastText's input: one lowercase line, no newlines."""
+    return re.sub(r"\s+", " ", str(title)).strip().lower()
+
+
+def train_fasttext(frame: pd.DataFrame, workdir: Path):
+    """Train a supervised fastText model (word 1-2 grams, char 3-5 subwords)."""
+    import fasttext
+
+    path = workdir / "ft_train.txt"
+    with path.open("w", encoding="utf-8") as fh:
+        for title, cluster in zip(frame["title"], frame["cluster"], strict=True):
+            fh.write(f"__label__{cluster} {fasttext_line(title)}\n")
+    return fasttext.train_supervised(
+        str(path), epoch=10, lr=0.5, wordNgrams=2, minn=3, maxn=5, dim=50, verbose=0, thread=2
+    )
+
+
+def fasttext_predict(model, titles: list[str]) -> list[str]:
+    """Predict a list at once (fastText's single-string predict breaks on numpy 2)."""
+    labels, _ = model.predict([fasttext_line(t) for t in titles], k=1)
+    return [lab[0].removeprefix("__label__") for lab in labels]
+
+
+def throughput(fn, titles: list[str], repeats: int = 3) -> float:
+    """Best-of-N titles per second."""
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn(titles)
+        best = min(best, time.perf_counter() - start)
+    return len(titles) / best
+
+
+def latency_ms(fn, titles: list[str], n: int = 500) -> tuple[float, float]:
+    """Median and p99 latency of scoring one title at a time."""
+    times = []
+    for title in titles[:n]:
+        start = time.perf_counter()
+        fn([title])
+        times.append((time.perf_counter() - start) * 1000)
+    return float(np.median(times)), float(np.percentile(times, 99))
+
+
+def cli_peak_memory(titles: list[str], rows: int, model_dir: Path) -> tuple[float, float]:
+    """Peak RSS (MiB) and wall time (s) of `clustercls predict` on a `rows`-row CSV."""
+    with tempfile.TemporaryDirectory() as tmp:
+        src, dst = Path(tmp) / "big.csv", Path(tmp) / "scored.csv"
+        reps = rows // len(titles) + 1
+        frame = pd.DataFrame({"listing_id": np.arange(rows), "title": (titles * reps)[:rows]})
+        frame.to_csv(src, index=False)
+        del frame
+        script = (
+            "import resource, sys\n"
+            "from clustercls.cli import app\n"
+            "try:\n    app(sys.argv[1:])\nexcept SystemExit as e:\n    code = e.code\n"
+            "print('PEAK_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
+        )
+        start = time.perf_counter()
+        proc = subprocess.run(
+            [sys.executable, "-c", script, "predict", "-i", str(src), "-o", str(dst), "--model", str(model_dir)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        seconds = time.perf_counter() - start
+        peak_kb = int(re.search(r"PEAK_KB (\d+)", proc.stderr).group(1))
+        with dst.open() as fh:
+            out_rows = sum(1 for _ in fh) - 1
+        assert out_rows == rows, f"output has {out_rows} rows, input {rows}"
+        return peak_kb / 1024, seconds
+
+
+def fasttext_loso(dataset: pd.DataFrame, groups: dict[str, str], workdir: Path) -> dict:
+    """fastText on the same leave-one-source-out folds as clustercls's evaluation."""
+    frame = dataset.assign(group_=dataset["source"].map(groups))
+    macro, pvo = [], []
+    for name in sorted(frame["group_"].unique()):
+        test = frame[frame["group_"] == name]
+        train = frame[(frame["group_"] != name) & ~frame["dup_group"].isin(set(test["dup_group"]))]
+        model = train_fasttext(train, workdir)
+        metrics = classification_metrics(test["cluster"], fasttext_predict(model, test["title"].tolist()))
+        macro.append(metrics["macro_f1"])
+        if metrics["protected_vs_other"]["support"]:
+            pvo.append(metrics["protected_vs_other"]["f1"])
+    return {"mean_macro_f1": float(np.mean(macro)), "mean_protected_vs_other_f1": float(np.mean(pvo))}
+
+
+def main() -> None:
+    """Run the benchmark and print the table."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", type=Path, default=None)
+    parser.add_argument("--dataset", type=Path, default=Path("data/processed/dataset.parquet"))
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--batch", type=int, default=100_000, help="titles per throughput batch")
+    parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument("--skip-loso", action="store_true")
+    args = parser.parse_args()
+
+    model_dir = args.model or latest_model_dir(Path("models"))
+    model = load_model(model_dir)
+    dataset = load_dataset(args.dataset)
+    train, test = dataset[dataset["split"] == "train"], dataset[dataset["split"] == "test"]
+    titles = test["title"].tolist()
+    batch = (titles * (args.batch // len(titles) + 1))[: args.batch]
+    print(f"model {model.version}; {len(batch)} titles per batch; cores: {os.cpu_count()}")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        ft = train_fasttext(train, Path(tmp))
+        ft_train_s = time.perf_counter() - start
+        ft_loso = None if args.skip_loso else fasttext_loso(dataset, {s.name: s.group for s in load_source_config(Path("data/sources.toml")).sources.values()}, Path(tmp))
+
+    results = {
+        "clustercls": {
+            "titles_per_s": throughput(model.predict, batch),
+            "latency_ms": latency_ms(model.predict, titles),
+            "random_macro_f1": classification_metrics(test["cluster"], model.predict(titles)["cluster"])["macro_f1"],
+        },
+        "fasttext": {
+            "titles_per_s": throughput(lambda t: fasttext_predict(ft, t), batch),
+            "latency_ms": latency_ms(lambda t: fasttext_predict(ft, t), titles),
+            "random_macro_f1": classification_metrics(test["cluster"], fasttext_predict(ft, titles))["macro_f1"],
+            "train_s": ft_train_s,
+        },
+    }
+    evaluation = json.loads((Path(model_dir) / "evaluation.json").read_text())
+    loso = evaluation.get("leave_one_source_out") or {}
+    results["clustercls"]["loso"] = {k: loso.get(k) for k in ("mean_macro_f1", "mean_protected_vs_other_f1")}
+    results["fasttext"]["loso"] = ft_loso
+    if not args.skip_memory:
+        results["clustercls"]["cli_peak_mib"], results["clustercls"]["cli_seconds"] = cli_peak_memory(
+            titles, args.rows, model_dir
+        )
+
+    c, f = results["clustercls"], results["fasttext"]
+    print(f"\n{'':<34}{'clustercls':>14}{'fastText':>14}{'ratio':>10}")
+    print(f"{'batch throughput (titles/s)':<34}{c['titles_per_s']:>14,.0f}{f['titles_per_s']:>14,.0f}{c['titles_per_s'] / f['titles_per_s']:>10.2f}")
+    print(f"{'single-title latency p50 (ms)':<34}{c['latency_ms'][0]:>14.3f}{f['latency_ms'][0]:>14.3f}{c['latency_ms'][0] / f['latency_ms'][0]:>10.1f}")
+    print(f"{'single-title latency p99 (ms)':<34}{c['latency_ms'][1]:>14.3f}{f['latency_ms'][1]:>14.3f}{c['latency_ms'][1] / f['latency_ms'][1]:>10.1f}")
+    print(f"{'random-split macro-F1':<34}{c['random_macro_f1']:>14.4f}{f['random_macro_f1']:>14.4f}")
+    if ft_loso:
+        print(f"{'cross-source macro-F1 (LOSO mean)':<34}{c['loso']['mean_macro_f1']:>14.4f}{ft_loso['mean_macro_f1']:>14.4f}")
+        print(f"{'cross-source prot-vs-other F1':<34}{c['loso']['mean_protected_vs_other_f1']:>14.4f}{ft_loso['mean_protected_vs_other_f1']:>14.4f}")
+    if "cli_peak_mib" in c:
+        print(f"{'CLI peak memory, ' + format(args.rows, ',') + ' rows (MiB)':<34}{c['cli_peak_mib']:>14.0f}")
+        print(f"{'CLI wall time (s)':<34}{c['cli_seconds']:>14.1f}   ({args.rows / c['cli_seconds']:,.0f} rows/s end to end)")
+    print(f"\npeak RSS of this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()
