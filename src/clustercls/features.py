@@ -2,12 +2,161 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
+import scipy.sparse as sp
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.pipeline import FeatureUnion
 
 from clustercls.config import FeatureConfig
 from clustercls.text import tokenize
+
+
+def char_wb_ngrams(text: str, ngram_range: tuple[int, int]) -> list[str]:
+    """Character n-grams inside space-padded words, exactly as scikit-learn's `char_wb`.
+
+    Same n-grams in the same order as `TfidfVectorizer(analyzer="char_wb")` produces, built
+    with list comprehensions instead of a per-character while loop: about twice as fast,
+    and serving speed is bounded by this function.
+
+    Args:
+        text: Normalised text.
+        ngram_range: Smallest and largest n.
+
+    Returns:
+        The n-grams.
+    """
+    low, high = ngram_range
+    grams: list[str] = []
+    for word in text.split():
+        padded = f" {word} "
+        length = len(padded)
+        for n in range(low, high + 1):
+            if n >= length:
+                # scikit-learn emits the whole padded word once and stops growing n.
+                grams.append(padded)
+                break
+            grams.extend([padded[i : i + n] for i in range(length - n + 1)])
+    return grams
+
+
+# Normalised text is drawn from this alphabet (see `text.normalize`). Each character gets a
+# 6-bit code, so an n-gram of up to 9 characters packs into one int64 key.
+_ALPHABET = " 0123456789abcdefghijklmnopqrstuvwxyz"
+_SPACE, _SENTINEL, _BITS = 0, 63, 6
+_CODES = np.full(256, _SENTINEL, dtype=np.int64)
+_CODES[np.frombuffer(_ALPHABET.encode(), dtype=np.uint8)] = np.arange(len(_ALPHABET))
+
+
+def _pack(codes: np.ndarray, starts: np.ndarray, n: int) -> np.ndarray:
+    """Integer keys of the n-grams starting at `starts` (length n folded into the key)."""
+    key = np.full(len(starts), n, dtype=np.int64)
+    for j in range(n):
+        key = (key << _BITS) | codes[starts + j]
+    return key
+
+
+class FastTfidfVectorizer(TfidfVectorizer):
+    """A `TfidfVectorizer` that turns new text into `char_wb` features with numpy.
+
+    scikit-learn builds character n-grams one Python string slice at a time, which bounds
+    serving speed. For `analyzer="char_wb"` over normalised text (alphabet `[a-z0-9 ]`)
+    this class packs every n-gram into an integer key, all titles at once, and finds its
+    column by binary search in the sorted keys of the fitted vocabulary. The output is
+    identical to scikit-learn's (a test checks it on real titles); fitting is
+    scikit-learn's own, and text outside the alphabet falls back to its path.
+    """
+
+    def _fast(self) -> bool:
+        return (
+            self.analyzer == "char_wb"
+            and self.preprocessor is None
+            and not self.lowercase
+            and self.strip_accents is None
+            # n = 1 would count the padding spaces; a smallest n above 3 makes scikit-learn
+            # emit short padded words whole, shorter than n: windows cannot mimic either.
+            and 2 <= self.ngram_range[0] <= 3
+            and self.ngram_range[1] <= 9
+        )
+
+    def build_analyzer(self):
+        """scikit-learn's analyzer, or `char_wb_ngrams` (same n-grams, built faster)."""
+        if self._fast():
+            return partial(char_wb_ngrams, ngram_range=self.ngram_range)
+        return super().build_analyzer()
+
+    def fit(self, raw_documents, y=None):
+        """Fit as scikit-learn does, then index the vocabulary by packed key."""
+        super().fit(raw_documents, y)
+        self._index_vocabulary()
+        return self
+
+    def fit_transform(self, raw_documents, y=None):
+        """Fit-transform as scikit-learn does, then index the vocabulary by packed key."""
+        out = super().fit_transform(raw_documents, y)
+        self._index_vocabulary()
+        return out
+
+    def _index_vocabulary(self) -> None:
+        self.packed_keys_ = None
+        if not self._fast():
+            return
+        terms = list(self.vocabulary_)
+        if not all(len(t) <= 9 and set(t) <= set(_ALPHABET) for t in terms):
+            return
+        codes = _CODES[np.frombuffer("".join(terms).encode(), dtype=np.uint8)]
+        lengths = np.fromiter((len(t) for t in terms), dtype=np.int64, count=len(terms))
+        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+        keys = np.empty(len(terms), dtype=np.int64)
+        for n in np.unique(lengths):
+            pick = lengths == n
+            keys[pick] = _pack(codes, starts[pick], int(n))
+        columns = np.fromiter(
+            (self.vocabulary_[t] for t in terms), dtype=np.int64, count=len(terms)
+        )
+        order = np.argsort(keys)
+        self.packed_keys_ = keys[order]
+        self.packed_columns_ = columns[order]
+
+    def _count_vocab(self, raw_documents, fixed_vocab):
+        docs = raw_documents if isinstance(raw_documents, list) else list(raw_documents)
+        if not fixed_vocab or getattr(self, "packed_keys_", None) is None:
+            return super()._count_vocab(docs, fixed_vocab)
+        try:
+            joined = "|".join(f" {d} " for d in docs).encode("ascii")
+        except (UnicodeEncodeError, TypeError):
+            return super()._count_vocab(docs, fixed_vocab)
+        codes = _CODES[np.frombuffer(joined, dtype=np.uint8)]
+        # Every padded title ends with "|" (the last one implicitly), so position -> row.
+        row_of = np.cumsum(np.r_[0, codes[:-1] == _SENTINEL])
+        space = np.r_[0, np.cumsum(codes == _SPACE)]
+        sentinel = np.r_[0, np.cumsum(codes == _SENTINEL)]
+        if sentinel[-1] != len(docs) - 1 or (codes[codes != _SENTINEL] > len(_ALPHABET)).any():
+            return super()._count_vocab(docs, fixed_vocab)
+        rows, cols = [], []
+        low, high = self.ngram_range
+        for n in range(low, high + 1):
+            starts = np.arange(len(codes) - n + 1)
+            # A char_wb n-gram stays inside one space-padded word: no sentinel anywhere,
+            # no space strictly inside, and not made of spaces alone (an empty title).
+            ok = (sentinel[starts + n] == sentinel[starts]) & (
+                space[starts + n - 1] == space[starts + 1]
+            )
+            ok &= (space[starts + n] - space[starts]) < n
+            starts = starts[ok]
+            keys = _pack(codes, starts, n)
+            pos = np.searchsorted(self.packed_keys_, keys).clip(max=len(self.packed_keys_) - 1)
+            hit = self.packed_keys_[pos] == keys
+            rows.append(row_of[starts[hit]])
+            cols.append(self.packed_columns_[pos[hit]])
+        rows_all, cols_all = np.concatenate(rows), np.concatenate(cols)
+        counts = sp.coo_matrix(
+            (np.ones(len(rows_all), dtype=self.dtype), (rows_all, cols_all)),
+            shape=(len(docs), len(self.vocabulary_)),
+        ).tocsr()
+        counts.sum_duplicates()
+        return self.vocabulary_, counts
 
 
 def build_features(config: FeatureConfig) -> FeatureUnion:
@@ -23,7 +172,7 @@ def build_features(config: FeatureConfig) -> FeatureUnion:
     Returns:
         An unfitted FeatureUnion expecting normalised strings.
     """
-    word = TfidfVectorizer(
+    word = FastTfidfVectorizer(
         analyzer="word",
         tokenizer=tokenize,
         token_pattern=None,
@@ -34,7 +183,7 @@ def build_features(config: FeatureConfig) -> FeatureUnion:
         sublinear_tf=config.sublinear_tf,
         dtype=np.float32,
     )
-    char = TfidfVectorizer(
+    char = FastTfidfVectorizer(
         analyzer="char_wb",
         lowercase=False,
         ngram_range=config.char_ngram_range,

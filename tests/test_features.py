@@ -1,0 +1,67 @@
+"""Features: the fast char_wb path must give exactly scikit-learn's matrix."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.feature_extraction.text import TfidfVectorizer
+
+from clustercls.features import FastTfidfVectorizer, char_wb_ngrams
+from clustercls.text import normalize
+from tests.conftest import SHARED_SOURCES, make_titles, needs_shared
+
+EDGE = ["", "a", "ab", "ab xyz", "x y z", "kopi", "kopi bubuk 2in1 unitmass", "aaaaaaaaaaaa bb"]
+
+
+def _pair(train: list[str], ngram_range=(2, 5)):
+    kwargs = dict(
+        analyzer="char_wb",
+        ngram_range=ngram_range,
+        lowercase=False,
+        min_df=1,
+        sublinear_tf=True,
+        dtype=np.float32,
+    )
+    return TfidfVectorizer(**kwargs).fit(train), FastTfidfVectorizer(**kwargs).fit(train)
+
+
+def test_char_wb_ngrams_match_scikit_learn() -> None:
+    reference = TfidfVectorizer(
+        analyzer="char_wb", ngram_range=(2, 5), lowercase=False
+    ).build_analyzer()
+    for text in EDGE:
+        assert char_wb_ngrams(text, (2, 5)) == reference(text)
+
+
+@pytest.mark.parametrize("ngram_range", [(2, 5), (3, 5), (2, 2), (4, 9), (1, 3)])
+def test_fast_transform_is_identical(ngram_range) -> None:
+    train = [
+        normalize(t)
+        for c in ("craft", "other", "food_beverage")
+        for t in make_titles(c, 60, seed=1)
+    ]
+    test = [normalize(t) for t in make_titles("fashion_textile", 40, seed=2)] + EDGE + train[:20]
+    slow, fast = _pair(train + EDGE, ngram_range)
+    assert slow.vocabulary_ == fast.vocabulary_
+    a, b = slow.transform(test), fast.transform(test)
+    assert a.shape == b.shape
+    assert abs(a - b).max() == 0
+    assert a.nnz == b.nnz
+
+
+def test_falls_back_on_text_outside_the_alphabet() -> None:
+    slow, fast = _pair(["kopi bubuk", "kemeja batik"])
+    odd = ["kopi é bubuk", "KOPI", "kopi\tbubuk"]
+    assert abs(slow.transform(odd) - fast.transform(odd)).max() == 0
+
+
+@needs_shared()
+def test_identical_on_real_titles() -> None:
+    frames = [
+        pd.read_csv(p, dtype=str, keep_default_na=False).sample(400, random_state=0, replace=True)
+        for p in sorted(SHARED_SOURCES.glob("*.csv"))
+    ]
+    titles = [normalize(t) for t in pd.concat(frames)["title"]]
+    slow, fast = _pair(titles[::2])
+    assert abs(slow.transform(titles[1::2]) - fast.transform(titles[1::2])).max() == 0
