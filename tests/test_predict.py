@@ -125,3 +125,22 @@ def test_explain_returns_ngrams_of_the_predicted_cluster(tiny_model) -> None:
     assert (out["cluster"] == "food_beverage").all()
     assert out["weight"].is_monotonic_decreasing
     assert any("kopi" in g for g in out["ngram"])
+
+
+def test_parallel_predict_equals_serial(tiny_model_dir, monkeypatch) -> None:
+    import clustercls.predict as predict_module
+    from clustercls.predict import load_model
+
+    monkeypatch.setattr(predict_module, "PARALLEL_MIN_ROWS", 5)
+    titles = [
+        "Kopi Asli Bali",
+        "",
+        None,
+        "Kemeja Premium Jogja",
+        "Charger Mini Solo",
+        "Lukisan Klasik Garut",
+    ] * 4
+    flags = [True, False] * 12
+    serial = load_model(tiny_model_dir).predict(titles, cross_border=flags)
+    parallel = load_model(tiny_model_dir, n_jobs=2).predict(titles, cross_border=flags)
+    pd.testing.assert_frame_equal(parallel, serial)

@@ -16,6 +16,7 @@ Exit codes (all commands):
 from __future__ import annotations
 
 import json
+import os
 from functools import wraps
 from pathlib import Path
 from typing import Annotated
@@ -262,6 +263,9 @@ def predict(
         ),
     ] = None,
     chunk_size: Annotated[int, typer.Option(min=1, help="Rows per chunk.")] = 50_000,
+    jobs: Annotated[
+        int, typer.Option(min=1, help="Processes each chunk is spread over [default: all cores].")
+    ] = os.cpu_count() or 1,
 ) -> None:
     """Score a file. Every input row is written once, in order, with its columns kept.
 
@@ -271,7 +275,7 @@ def predict(
     from clustercls.batch import predict_file
     from clustercls.predict import load_model
 
-    loaded = load_model(model)
+    loaded = load_model(model, n_jobs=jobs)
     summary = predict_file(loaded, input, output, chunk_size=chunk_size)
     _say(
         f"{summary.rows} rows scored with model {summary.model_version} "

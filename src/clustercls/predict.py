@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,9 @@ from clustercls.policy import decide
 
 MAX_TITLE_CHARS = 1000
 """Titles longer than this are cut before scoring and marked `truncated`."""
+
+PARALLEL_MIN_ROWS = 10_000
+"""A call splits its titles over worker processes only when each part gets this many."""
 
 OK = "ok"
 STATUSES = ("ok", "empty_title", "missing_title", "non_text", "invalid_text", "truncated")
@@ -51,10 +55,14 @@ class Model:
 
     Args:
         artifact: A verified artifact from `clustercls.artifact.load_artifact`.
+        n_jobs: Processes a large `predict` call is spread over (each loads and verifies
+            the model once, then stays alive for later calls). 1 keeps everything in this
+            process.
     """
 
-    def __init__(self, artifact: Artifact) -> None:
+    def __init__(self, artifact: Artifact, n_jobs: int = 1) -> None:
         self.artifact = artifact
+        self.n_jobs = max(1, int(n_jobs))
         self.pipeline = artifact.pipeline
         self.metadata = artifact.metadata
         self.labels: list[str] = list(self.pipeline.classes_)
@@ -85,6 +93,24 @@ class Model:
             cluster, `decision`, `reason`, `status`.
         """
         values = list(titles)
+        flags = None if cross_border is None else np.asarray(list(cross_border), dtype=bool)
+        jobs = min(self.n_jobs, len(values) // PARALLEL_MIN_ROWS)
+        if jobs > 1:
+            from joblib import Parallel, delayed
+
+            bounds = np.linspace(0, len(values), jobs + 1).astype(int)
+            parts = Parallel(n_jobs=jobs)(
+                delayed(_predict_in_worker)(
+                    str(self.artifact.path),
+                    values[a:b],
+                    None if flags is None else flags[a:b],
+                )
+                for a, b in pairwise(bounds)
+            )
+            return pd.concat(parts, ignore_index=True)
+        return self._predict_serial(values, flags)
+
+    def _predict_serial(self, values: list, flags: np.ndarray | None) -> pd.DataFrame:
         checked = [_status_and_text(v) for v in values]
         status = np.array([s for s, _ in checked], dtype=object)
         normalised = self._normalizer.transform([t for _, t in checked])
@@ -99,7 +125,6 @@ class Model:
         confidence[empty] = 0.0
         proba[empty] = 0.0
         judgeable = status == OK
-        flags = None if cross_border is None else np.asarray(list(cross_border), dtype=bool)
         decision = decide(cluster, confidence, self.thresholds, judgeable, flags)
         top = self._top_ngrams(features, best, k=3)
         reason = [
@@ -147,14 +172,20 @@ class Model:
     def _top_ngrams(
         self, features: sp.csr_matrix, best: np.ndarray, k: int
     ) -> list[list[tuple[str, float]]]:
+        """Per row, the k n-grams with the largest positive contribution to its cluster."""
         names, weights = self._explainer()
-        out = []
-        for i in range(features.shape[0]):
-            start, end = features.indptr[i], features.indptr[i + 1]
-            cols = features.indices[start:end]
-            contrib = features.data[start:end] * weights[best[i], cols]
-            order = np.argsort(-contrib)[:k]
-            out.append([(names[cols[j]], float(contrib[j])) for j in order if contrib[j] > 0])
+        counts = np.diff(features.indptr)
+        row = np.repeat(np.arange(features.shape[0]), counts)
+        contrib = features.data * weights[best[row], features.indices]
+        # Sort within each row by descending contribution, then keep each row's first k.
+        order = np.lexsort((-contrib, row))
+        rank = np.arange(len(order)) - np.repeat(features.indptr[:-1], counts)
+        keep = order[(rank < k) & (contrib[order] > 0)]
+        out: list[list[tuple[str, float]]] = [[] for _ in range(features.shape[0])]
+        for r, name, value in zip(
+            row[keep], names[features.indices[keep]], contrib[keep], strict=True
+        ):
+            out[r].append((name, float(value)))
         return out
 
     def _reason(self, cluster, p, decision, status, top, cross_border) -> str:
@@ -198,6 +229,17 @@ class Model:
         )
 
 
+_WORKER_MODELS: dict[str, Model] = {}
+
+
+def _predict_in_worker(model_dir: str, values: list, flags: np.ndarray | None) -> pd.DataFrame:
+    """Score one part of a large call in a worker process, loading the model once."""
+    model = _WORKER_MODELS.get(model_dir)
+    if model is None:
+        model = _WORKER_MODELS[model_dir] = Model(load_artifact(Path(model_dir)))
+    return model._predict_serial(values, flags)
+
+
 def _linear_weights(classifier) -> np.ndarray:
     """Average the linear weights of a calibrated classifier's folds (classes x features)."""
     coefs = [c.estimator.coef_ for c in getattr(classifier, "calibrated_classifiers_", [])]
@@ -208,13 +250,16 @@ def _linear_weights(classifier) -> np.ndarray:
     return np.mean(coefs, axis=0)
 
 
-def load_model(path_or_uri: str | Path | None = None, models_dir: Path = Path("models")) -> Model:
+def load_model(
+    path_or_uri: str | Path | None = None, models_dir: Path = Path("models"), n_jobs: int = 1
+) -> Model:
     """Load a model for prediction.
 
     Args:
         path_or_uri: A model folder; a `models:/name@alias` or `models:/name/version` URI
             from the MLflow registry; or None for the newest folder under `models_dir`.
         models_dir: Where local models live.
+        n_jobs: Processes large `predict` calls are spread over (see `Model`).
 
     Returns:
         The verified model.
@@ -223,9 +268,9 @@ def load_model(path_or_uri: str | Path | None = None, models_dir: Path = Path("m
         ArtifactError: If the model is missing or fails verification.
     """
     if path_or_uri is None:
-        return Model(load_artifact(latest_model_dir(models_dir)))
+        return Model(load_artifact(latest_model_dir(models_dir)), n_jobs)
     if str(path_or_uri).startswith("models:/"):
         from clustercls.tracking import download_registered_model
 
-        return Model(load_artifact(download_registered_model(str(path_or_uri))))
-    return Model(load_artifact(Path(path_or_uri)))
+        return Model(load_artifact(download_registered_model(str(path_or_uri))), n_jobs)
+    return Model(load_artifact(Path(path_or_uri)), n_jobs)
