@@ -113,11 +113,17 @@ class Model:
     def _predict_serial(self, values: list, flags: np.ndarray | None) -> pd.DataFrame:
         checked = [_status_and_text(v) for v in values]
         status = np.array([s for s, _ in checked], dtype=object)
-        normalised = self._normalizer.transform([t for _, t in checked])
+        # Marketplaces repeat titles: normalise and score each distinct one once.
+        unique_raw, inverse_raw = _dedup([t for _, t in checked])
+        normalised = self._normalizer.transform(unique_raw)[inverse_raw]
         status[(status == OK) & (normalised == "")] = "empty_title"
         status[(status == "truncated") & (normalised == "")] = "empty_title"
-        proba, features = self._proba(normalised)
-        best = proba.argmax(axis=1)
+        unique, inverse = _dedup(normalised)
+        unique_proba, unique_features = self._proba(unique)
+        unique_best = unique_proba.argmax(axis=1)
+        unique_top = self._top_ngrams(unique_features, unique_best, k=3)
+        proba, best = unique_proba[inverse], unique_best[inverse]
+        top = [unique_top[i] for i in inverse]
         cluster = np.asarray(self.labels, dtype=object)[best]
         confidence = proba[np.arange(len(values)), best]
         empty = normalised == ""
@@ -126,7 +132,6 @@ class Model:
         proba[empty] = 0.0
         judgeable = status == OK
         decision = decide(cluster, confidence, self.thresholds, judgeable, flags)
-        top = self._top_ngrams(features, best, k=3)
         reason = [
             self._reason(c, p, d, s, t, x)
             for c, p, d, s, t, x in zip(
@@ -147,14 +152,12 @@ class Model:
         out["status"] = status
         return out
 
-    def _proba(self, normalised: np.ndarray) -> tuple[np.ndarray, sp.csr_matrix]:
+    def _proba(self, normalised: list[str]) -> tuple[np.ndarray, sp.csr_matrix]:
+        """Probabilities and TF-IDF features of normalised titles."""
         if len(normalised) == 0:
             return np.zeros((0, len(self.labels))), sp.csr_matrix((0, 0))
-        # Marketplaces repeat titles; score each distinct normalised title once.
-        unique, inverse = np.unique(normalised, return_inverse=True)
-        features = self._features.transform(unique)
-        proba = self._classifier.predict_proba(features)
-        return proba[inverse], sp.csr_matrix(features)[inverse]
+        features = sp.csr_matrix(self._features.transform(normalised))
+        return self._classifier.predict_proba(features), features
 
     def _explainer(self) -> tuple[np.ndarray, np.ndarray]:
         """Feature names and the weights used to explain (built on first use)."""
@@ -216,7 +219,7 @@ class Model:
             Columns `ngram`, `weight` (feature value x class weight), strongest first, and
             the predicted `cluster` on every row.
         """
-        normalised = self._normalizer.transform([title])
+        normalised = list(self._normalizer.transform([title]))
         proba, features = self._proba(normalised)
         best = proba.argmax(axis=1)
         top = self._top_ngrams(features, best, k)[0]
@@ -227,6 +230,15 @@ class Model:
                 "cluster": self.labels[best[0]],
             }
         )
+
+
+def _dedup(values) -> tuple[list, np.ndarray]:
+    """Distinct values in first-seen order, and each input's index into them."""
+    index: dict = {}
+    inverse = np.fromiter(
+        (index.setdefault(v, len(index)) for v in values), dtype=np.int64, count=len(values)
+    )
+    return list(index), inverse
 
 
 _WORKER_MODELS: dict[str, Model] = {}
