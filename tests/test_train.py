@@ -1,0 +1,66 @@
+"""Training: weights, model selection, and what a training run writes."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from clustercls.config import ModelConfig
+from clustercls.data import build_dataset, write_dataset
+from clustercls.train import sample_weights, select_model
+from tests.conftest import tiny_config
+
+
+def test_sample_weights_balance_clusters_and_sources() -> None:
+    frame = pd.DataFrame(
+        {"cluster": ["a"] * 6 + ["b"] * 2, "source": ["s1"] * 4 + ["s2"] * 2 + ["s1"] * 2}
+    )
+    class_only = sample_weights(frame, ModelConfig(class_weight="balanced", source_weight=0))
+    assert class_only[frame["cluster"] == "a"].sum() == pytest.approx(
+        class_only[frame["cluster"] == "b"].sum()
+    )
+    assert class_only.mean() == pytest.approx(1.0)
+    none = sample_weights(frame, ModelConfig(class_weight=None, source_weight=0))
+    np.testing.assert_allclose(none, 1.0)
+    source_full = sample_weights(frame, ModelConfig(class_weight=None, source_weight=1.0))
+    assert source_full[frame["source"] == "s1"].sum() == pytest.approx(
+        source_full[frame["source"] == "s2"].sum()
+    )
+
+
+def test_select_model_ranks_candidates(tmp_path, tiny_sources) -> None:
+    config = tiny_config(tmp_path, tiny_sources, None)
+    write_dataset(build_dataset(config.data), config.data.processed_dir)
+    candidates = ({"C": 0.5}, {"C": 0.01, "class_weight": None})
+    result = select_model(config, candidates)
+    scores = [r["loso_mean_protected_vs_other_f1"] for r in result["ranking"]]
+    assert scores == sorted(scores, reverse=True)
+    assert result["best"] == result["ranking"][0]["model"]
+    assert {r["model"]["C"] for r in result["ranking"]} == {0.5, 0.01}
+    assert set(result["ranking"][0]["loso_protected_vs_other_f1"]) == {
+        "tokopedia_umkm",
+        "flipkart",
+        "bigbasket",
+    }
+
+
+def test_training_writes_evaluation_with_loso_and_thresholds(tiny_model_dir) -> None:
+    evaluation = json.loads((tiny_model_dir / "evaluation.json").read_text())
+    assert {
+        "random_split",
+        "hand_labelled",
+        "leave_one_source_out",
+        "thresholds",
+        "timings",
+    } <= set(evaluation)
+    for cluster, limits in evaluation["thresholds"].items():
+        assert 0 < limits["review"] <= limits["block"] <= 1, cluster
+    assert evaluation["random_split"]["labels"] == [
+        "craft",
+        "fashion_textile",
+        "food_beverage",
+        "other",
+    ]
