@@ -38,7 +38,10 @@ def test_select_model_ranks_candidates(tmp_path, tiny_sources) -> None:
     result = select_model(config, candidates)
     scores = [r["loso_mean_protected_vs_other_f1"] for r in result["ranking"]]
     assert scores == sorted(scores, reverse=True)
-    assert result["best"] == result["ranking"][0]["model"]
+    assert result["best"] in [r["model"] for r in result["ranking"]]
+    top = result["ranking"][0]["loso_mean_protected_vs_other_f1"]
+    best = next(r for r in result["ranking"] if r["model"] == result["best"])
+    assert best["loso_mean_protected_vs_other_f1"] >= top - 0.005
     assert {r["model"]["C"] for r in result["ranking"]} == {0.5, 0.01}
     assert set(result["ranking"][0]["loso_protected_vs_other_f1"]) == {
         "tokopedia_umkm",
