@@ -5,6 +5,9 @@ BIN    := $(VENV)/bin
 SAMPLE := data/sample_listings.csv
 OUT    := data/processed
 
+# MLflow draws a progress bar per artifact download; the logs do not need them.
+export MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR := false
+
 .PHONY: setup data train evaluate predict promote demo test test-slow lint format clean
 
 setup: $(VENV)/.installed
