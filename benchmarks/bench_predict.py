@@ -1,7 +1,9 @@
 """Benchmark: clustercls prediction against fastText on the same titles and the same machine.
 
 Prints, side by side:
-- batch throughput (titles/s) of `model.predict` and of fastText's `predict` on a list;
+- batch throughput (titles/s) of `model.predict` (one process, and `n_jobs=2`) and of
+  fastText's `predict` on a list, on test-split titles repeated to the batch size and on
+  distinct titles only;
 - single-title latency (median and p99, ms);
 - peak memory of `clustercls predict` on a 1,000,000-row CSV (a child process, so the
   number is that process's own maximum resident set size);
@@ -97,7 +99,18 @@ def cli_peak_memory(titles: list[str], rows: int, model_dir: Path) -> tuple[floa
         )
         start = time.perf_counter()
         proc = subprocess.run(
-            [sys.executable, "-c", script, "predict", "-i", str(src), "-o", str(dst), "--model", str(model_dir)],
+            [
+                sys.executable,
+                "-c",
+                script,
+                "predict",
+                "-i",
+                str(src),
+                "-o",
+                str(dst),
+                "--model",
+                str(model_dir),
+            ],
             capture_output=True,
             text=True,
             check=True,
@@ -118,16 +131,23 @@ def fasttext_loso(dataset: pd.DataFrame, groups: dict[str, str], workdir: Path) 
         test = frame[frame["group_"] == name]
         train = frame[(frame["group_"] != name) & ~frame["dup_group"].isin(set(test["dup_group"]))]
         model = train_fasttext(train, workdir)
-        metrics = classification_metrics(test["cluster"], fasttext_predict(model, test["title"].tolist()))
+        metrics = classification_metrics(
+            test["cluster"], fasttext_predict(model, test["title"].tolist())
+        )
         macro.append(metrics["macro_f1"])
         if metrics["protected_vs_other"]["support"]:
             pvo.append(metrics["protected_vs_other"]["f1"])
-    return {"mean_macro_f1": float(np.mean(macro)), "mean_protected_vs_other_f1": float(np.mean(pvo))}
+    return {
+        "mean_macro_f1": float(np.mean(macro)),
+        "mean_protected_vs_other_f1": float(np.mean(pvo)),
+    }
 
 
 def main() -> None:
     """Run the benchmark and print the table."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--model", type=Path, default=None)
     parser.add_argument("--dataset", type=Path, default=Path("data/processed/dataset.parquet"))
     parser.add_argument("--rows", type=int, default=1_000_000)
@@ -138,53 +158,100 @@ def main() -> None:
 
     model_dir = args.model or latest_model_dir(Path("models"))
     model = load_model(model_dir)
+    model_2 = load_model(model_dir, n_jobs=2)
+    model_2.predict(["warm up the worker processes"] * 40_000)
     dataset = load_dataset(args.dataset)
     train, test = dataset[dataset["split"] == "train"], dataset[dataset["split"] == "test"]
     titles = test["title"].tolist()
     batch = (titles * (args.batch // len(titles) + 1))[: args.batch]
+    # Distinct titles only, so the within-call de-duplication cannot flatter the number.
+    distinct = list(dict.fromkeys(dataset["title"]))[: args.batch]
     print(f"model {model.version}; {len(batch)} titles per batch; cores: {os.cpu_count()}")
 
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
         ft = train_fasttext(train, Path(tmp))
         ft_train_s = time.perf_counter() - start
-        ft_loso = None if args.skip_loso else fasttext_loso(dataset, {s.name: s.group for s in load_source_config(Path("data/sources.toml")).sources.values()}, Path(tmp))
+        ft_loso = (
+            None
+            if args.skip_loso
+            else fasttext_loso(
+                dataset,
+                {
+                    s.name: s.group
+                    for s in load_source_config(Path("data/sources.toml")).sources.values()
+                },
+                Path(tmp),
+            )
+        )
 
     results = {
         "clustercls": {
             "titles_per_s": throughput(model.predict, batch),
+            "titles_per_s_distinct": throughput(model.predict, distinct),
+            "titles_per_s_2jobs": throughput(model_2.predict, batch),
+            "titles_per_s_2jobs_distinct": throughput(model_2.predict, distinct),
             "latency_ms": latency_ms(model.predict, titles),
-            "random_macro_f1": classification_metrics(test["cluster"], model.predict(titles)["cluster"])["macro_f1"],
+            "random_macro_f1": classification_metrics(
+                test["cluster"], model.predict(titles)["cluster"]
+            )["macro_f1"],
         },
         "fasttext": {
             "titles_per_s": throughput(lambda t: fasttext_predict(ft, t), batch),
+            "titles_per_s_distinct": throughput(lambda t: fasttext_predict(ft, t), distinct),
             "latency_ms": latency_ms(lambda t: fasttext_predict(ft, t), titles),
-            "random_macro_f1": classification_metrics(test["cluster"], fasttext_predict(ft, titles))["macro_f1"],
+            "random_macro_f1": classification_metrics(
+                test["cluster"], fasttext_predict(ft, titles)
+            )["macro_f1"],
             "train_s": ft_train_s,
         },
     }
     evaluation = json.loads((Path(model_dir) / "evaluation.json").read_text())
     loso = evaluation.get("leave_one_source_out") or {}
-    results["clustercls"]["loso"] = {k: loso.get(k) for k in ("mean_macro_f1", "mean_protected_vs_other_f1")}
+    results["clustercls"]["loso"] = {
+        k: loso.get(k) for k in ("mean_macro_f1", "mean_protected_vs_other_f1")
+    }
     results["fasttext"]["loso"] = ft_loso
     if not args.skip_memory:
-        results["clustercls"]["cli_peak_mib"], results["clustercls"]["cli_seconds"] = cli_peak_memory(
-            titles, args.rows, model_dir
+        results["clustercls"]["cli_peak_mib"], results["clustercls"]["cli_seconds"] = (
+            cli_peak_memory(titles, args.rows, model_dir)
         )
 
     c, f = results["clustercls"], results["fasttext"]
     print(f"\n{'':<34}{'clustercls':>14}{'fastText':>14}{'ratio':>10}")
-    print(f"{'batch throughput (titles/s)':<34}{c['titles_per_s']:>14,.0f}{f['titles_per_s']:>14,.0f}{c['titles_per_s'] / f['titles_per_s']:>10.2f}")
-    print(f"{'single-title latency p50 (ms)':<34}{c['latency_ms'][0]:>14.3f}{f['latency_ms'][0]:>14.3f}{c['latency_ms'][0] / f['latency_ms'][0]:>10.1f}")
-    print(f"{'single-title latency p99 (ms)':<34}{c['latency_ms'][1]:>14.3f}{f['latency_ms'][1]:>14.3f}{c['latency_ms'][1] / f['latency_ms'][1]:>10.1f}")
-    print(f"{'random-split macro-F1':<34}{c['random_macro_f1']:>14.4f}{f['random_macro_f1']:>14.4f}")
+    for label, key, ft_key in [
+        ("throughput, 1 process (titles/s)", "titles_per_s", "titles_per_s"),
+        ("  same, distinct titles only", "titles_per_s_distinct", "titles_per_s_distinct"),
+        ("throughput, n_jobs=2 (titles/s)", "titles_per_s_2jobs", "titles_per_s"),
+        ("  same, distinct titles only", "titles_per_s_2jobs_distinct", "titles_per_s_distinct"),
+    ]:
+        print(f"{label:<34}{c[key]:>14,.0f}{f[ft_key]:>14,.0f}{c[key] / f[ft_key]:>10.2f}")
+    print(
+        f"{'single-title latency p50 (ms)':<34}{c['latency_ms'][0]:>14.3f}{f['latency_ms'][0]:>14.3f}{c['latency_ms'][0] / f['latency_ms'][0]:>10.1f}"
+    )
+    print(
+        f"{'single-title latency p99 (ms)':<34}{c['latency_ms'][1]:>14.3f}{f['latency_ms'][1]:>14.3f}{c['latency_ms'][1] / f['latency_ms'][1]:>10.1f}"
+    )
+    print(
+        f"{'random-split macro-F1':<34}{c['random_macro_f1']:>14.4f}{f['random_macro_f1']:>14.4f}"
+    )
     if ft_loso:
-        print(f"{'cross-source macro-F1 (LOSO mean)':<34}{c['loso']['mean_macro_f1']:>14.4f}{ft_loso['mean_macro_f1']:>14.4f}")
-        print(f"{'cross-source prot-vs-other F1':<34}{c['loso']['mean_protected_vs_other_f1']:>14.4f}{ft_loso['mean_protected_vs_other_f1']:>14.4f}")
+        print(
+            f"{'cross-source macro-F1 (LOSO mean)':<34}{c['loso']['mean_macro_f1']:>14.4f}{ft_loso['mean_macro_f1']:>14.4f}"
+        )
+        print(
+            f"{'cross-source prot-vs-other F1':<34}{c['loso']['mean_protected_vs_other_f1']:>14.4f}{ft_loso['mean_protected_vs_other_f1']:>14.4f}"
+        )
     if "cli_peak_mib" in c:
-        print(f"{'CLI peak memory, ' + format(args.rows, ',') + ' rows (MiB)':<34}{c['cli_peak_mib']:>14.0f}")
-        print(f"{'CLI wall time (s)':<34}{c['cli_seconds']:>14.1f}   ({args.rows / c['cli_seconds']:,.0f} rows/s end to end)")
-    print(f"\npeak RSS of this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
+        print(
+            f"{'CLI peak memory, ' + format(args.rows, ',') + ' rows (MiB)':<34}{c['cli_peak_mib']:>14.0f}"
+        )
+        print(
+            f"{'CLI wall time (s)':<34}{c['cli_seconds']:>14.1f}   ({args.rows / c['cli_seconds']:,.0f} rows/s end to end)"
+        )
+    print(
+        f"\npeak RSS of this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB"
+    )
 
 
 if __name__ == "__main__":
