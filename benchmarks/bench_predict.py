@@ -83,44 +83,56 @@ def latency_ms(fn, titles: list[str], n: int = 500) -> tuple[float, float]:
     return float(np.median(times)), float(np.percentile(times, 99))
 
 
+def _tree_rss_kb(pid: int) -> int:
+    """Resident memory of a process and all its descendants (Linux /proc), in KiB."""
+    total, todo = 0, [pid]
+    while todo:
+        current = todo.pop()
+        try:
+            for line in Path(f"/proc/{current}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+            for task in Path(f"/proc/{current}/task").iterdir():
+                todo.extend(int(c) for c in (task / "children").read_text().split())
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            continue
+    return total
+
+
 def cli_peak_memory(titles: list[str], rows: int, model_dir: Path) -> tuple[float, float]:
-    """Peak RSS (MiB) and wall time (s) of `clustercls predict` on a `rows`-row CSV."""
+    """Peak resident memory (MiB) of `clustercls predict` and its worker processes together,
+    sampled every 50 ms, and its wall time (s), on a `rows`-row CSV."""
     with tempfile.TemporaryDirectory() as tmp:
         src, dst = Path(tmp) / "big.csv", Path(tmp) / "scored.csv"
         reps = rows // len(titles) + 1
         frame = pd.DataFrame({"listing_id": np.arange(rows), "title": (titles * reps)[:rows]})
         frame.to_csv(src, index=False)
         del frame
-        script = (
-            "import resource, sys\n"
-            "from clustercls.cli import app\n"
-            "try:\n    app(sys.argv[1:])\nexcept SystemExit as e:\n    code = e.code\n"
-            "print('PEAK_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
-        )
+        command = [
+            sys.executable,
+            "-m",
+            "clustercls.cli",
+            "predict",
+            "-i",
+            str(src),
+            "-o",
+            str(dst),
+            "--model",
+            str(model_dir),
+        ]
         start = time.perf_counter()
-        proc = subprocess.run(
-            [
-                sys.executable,
-                "-c",
-                script,
-                "predict",
-                "-i",
-                str(src),
-                "-o",
-                str(dst),
-                "--model",
-                str(model_dir),
-            ],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
+        proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        peak = 0
+        while proc.poll() is None:
+            peak = max(peak, _tree_rss_kb(proc.pid))
+            time.sleep(0.05)
         seconds = time.perf_counter() - start
-        peak_kb = int(re.search(r"PEAK_KB (\d+)", proc.stderr).group(1))
+        if proc.returncode:
+            raise RuntimeError(proc.stderr.read().decode())
         with dst.open() as fh:
             out_rows = sum(1 for _ in fh) - 1
         assert out_rows == rows, f"output has {out_rows} rows, input {rows}"
-        return peak_kb / 1024, seconds
+        return peak / 1024, seconds
 
 
 def fasttext_loso(dataset: pd.DataFrame, groups: dict[str, str], workdir: Path) -> dict:
@@ -154,9 +166,17 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=100_000, help="titles per throughput batch")
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--skip-loso", action="store_true")
+    parser.add_argument("--memory-only", action="store_true", help="only the CLI memory run")
     args = parser.parse_args()
 
     model_dir = args.model or latest_model_dir(Path("models"))
+    if args.memory_only:
+        titles = load_dataset(args.dataset)["title"].tolist()
+        peak, seconds = cli_peak_memory(titles, args.rows, model_dir)
+        print(
+            f"clustercls predict, {args.rows:,} rows: peak RSS {peak:.0f} MiB (process tree), {seconds:.1f} s, {args.rows / seconds:,.0f} rows/s"
+        )
+        return
     model = load_model(model_dir)
     model_2 = load_model(model_dir, n_jobs=2)
     model_2.predict(["warm up the worker processes"] * 40_000)
