@@ -144,3 +144,12 @@ def test_parallel_predict_equals_serial(tiny_model_dir, monkeypatch) -> None:
     serial = load_model(tiny_model_dir).predict(titles, cross_border=flags)
     parallel = load_model(tiny_model_dir, n_jobs=2).predict(titles, cross_border=flags)
     pd.testing.assert_frame_equal(parallel, serial)
+
+
+def test_blocks_do_not_change_the_result(tiny_model, monkeypatch) -> None:
+    import clustercls.predict as predict_module
+
+    titles = ["Kopi Asli Bali", "", "Kemeja Premium Jogja", None, "Charger Mini Solo"] * 5
+    whole = tiny_model.predict(titles)
+    monkeypatch.setattr(predict_module, "BLOCK_ROWS", 4)
+    pd.testing.assert_frame_equal(tiny_model.predict(titles), whole)

@@ -26,6 +26,9 @@ MAX_TITLE_CHARS = 1000
 PARALLEL_MIN_ROWS = 10_000
 """A call splits its titles over worker processes only when each part gets this many."""
 
+BLOCK_ROWS = 8192
+"""Rows scored at once inside one process."""
+
 OK = "ok"
 STATUSES = ("ok", "empty_title", "missing_title", "non_text", "invalid_text", "truncated")
 """Per-row statuses. Every status but `ok` forces the `review` decision."""
@@ -111,6 +114,20 @@ class Model:
         return self._predict_serial(values, flags)
 
     def _predict_serial(self, values: list, flags: np.ndarray | None) -> pd.DataFrame:
+        if len(values) <= BLOCK_ROWS:
+            return self._predict_block(values, flags)
+        # Blocks bound the transient memory of the feature matrices whatever the call size.
+        return pd.concat(
+            [
+                self._predict_block(
+                    values[a : a + BLOCK_ROWS], None if flags is None else flags[a : a + BLOCK_ROWS]
+                )
+                for a in range(0, len(values), BLOCK_ROWS)
+            ],
+            ignore_index=True,
+        )
+
+    def _predict_block(self, values: list, flags: np.ndarray | None) -> pd.DataFrame:
         checked = [_status_and_text(v) for v in values]
         status = np.array([s for s, _ in checked], dtype=object)
         # Marketplaces repeat titles: normalise and score each distinct one once.
@@ -160,34 +177,38 @@ class Model:
         return self._classifier.predict_proba(features), features
 
     def _explainer(self) -> tuple[np.ndarray, np.ndarray]:
-        """Feature names and the weights used to explain (built on first use)."""
+        """Word n-gram names and their class weights (built on first use).
+
+        Explanations use the word block only: a reviewer or a seller can read "kemeja" or
+        "kopi bubuk", not " kop" or "ja ". Word features come first in the union, so
+        their columns are 0..len(names)-1.
+        """
         if self._feature_names is None:
-            names = np.asarray(
-                [n.split("__", 1)[1].strip() for n in self._features.get_feature_names_out()],
-                dtype=object,
-            )
-            # One- and two-letter character n-grams carry weight but mean nothing to a reviewer.
-            readable = np.array([len(n) >= 3 for n in names])
-            self._weights = _linear_weights(self._classifier) * readable
+            word = dict(self._features.transformer_list)["word"]
+            names = np.asarray(word.get_feature_names_out(), dtype=object)
+            # One-letter tokens (leftover sizes such as "s" or "m") explain nothing.
+            readable = np.array([len(n) >= 2 for n in names])
+            self._weights = _linear_weights(self._classifier)[:, : len(names)] * readable
             self._feature_names = names
         return self._feature_names, self._weights
 
     def _top_ngrams(
         self, features: sp.csr_matrix, best: np.ndarray, k: int
     ) -> list[list[tuple[str, float]]]:
-        """Per row, the k n-grams with the largest positive contribution to its cluster."""
+        """Per row, the k word n-grams with the largest positive contribution to its cluster."""
         names, weights = self._explainer()
-        counts = np.diff(features.indptr)
-        row = np.repeat(np.arange(features.shape[0]), counts)
-        contrib = features.data * weights[best[row], features.indices]
-        # Sort within each row by descending contribution, then keep each row's first k.
+        row = np.repeat(np.arange(features.shape[0]), np.diff(features.indptr))
+        word = features.indices < len(names)
+        row, cols = row[word], features.indices[word]
+        contrib = features.data[word] * weights[best[row], cols]
+        # Rows stay in ascending blocks; within each, sort by descending contribution
+        # and keep the first k.
         order = np.lexsort((-contrib, row))
-        rank = np.arange(len(order)) - np.repeat(features.indptr[:-1], counts)
+        ranked_rows = row[order]
+        rank = np.arange(len(order)) - np.searchsorted(ranked_rows, ranked_rows, side="left")
         keep = order[(rank < k) & (contrib[order] > 0)]
         out: list[list[tuple[str, float]]] = [[] for _ in range(features.shape[0])]
-        for r, name, value in zip(
-            row[keep], names[features.indices[keep]], contrib[keep], strict=True
-        ):
+        for r, name, value in zip(row[keep], names[cols[keep]], contrib[keep], strict=True):
             out[r].append((name, float(value)))
         return out
 
