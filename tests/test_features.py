@@ -65,3 +65,37 @@ def test_identical_on_real_titles() -> None:
     titles = [normalize(t) for t in pd.concat(frames)["title"]]
     slow, fast = _pair(titles[::2])
     assert abs(slow.transform(titles[1::2]) - fast.transform(titles[1::2])).max() == 0
+
+
+@pytest.mark.parametrize("ngram_range", [(1, 2), (1, 1), (2, 3)])
+def test_fast_word_counts_are_identical(ngram_range) -> None:
+    from clustercls.text import tokenize
+
+    train = [
+        normalize(t)
+        for c in ("craft", "other", "food_beverage")
+        for t in make_titles(c, 60, seed=3)
+    ]
+    test = (
+        [normalize(t) for t in make_titles("fashion_textile", 40, seed=4)]
+        + EDGE
+        + train[:20]
+        + ["dan yang kopi dan"]
+    )
+    kwargs = dict(
+        analyzer="word",
+        tokenizer=tokenize,
+        token_pattern=None,
+        lowercase=False,
+        ngram_range=ngram_range,
+        min_df=1,
+        dtype=np.float32,
+    )
+    slow, fast = (
+        TfidfVectorizer(**kwargs).fit(train + test),
+        FastTfidfVectorizer(**kwargs).fit(train + test),
+    )
+    assert abs(slow.transform(test) - fast.transform(test)).max() == 0
+    # Text that is not normalised takes scikit-learn's path and still agrees.
+    odd = ["Kopi Bubuk", " kopi", "kopi  bubuk"]
+    assert abs(slow.transform(odd) - fast.transform(odd)).max() == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from functools import partial
 
 import numpy as np
@@ -10,7 +11,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.pipeline import FeatureUnion
 
 from clustercls.config import FeatureConfig
-from clustercls.text import tokenize
+from clustercls.text import load_stopwords, tokenize
 
 
 def char_wb_ngrams(text: str, ngram_range: tuple[int, int]) -> list[str]:
@@ -47,6 +48,14 @@ _ALPHABET = " 0123456789abcdefghijklmnopqrstuvwxyz"
 _SPACE, _SENTINEL, _BITS = 0, 63, 6
 _CODES = np.full(256, _SENTINEL, dtype=np.int64)
 _CODES[np.frombuffer(_ALPHABET.encode(), dtype=np.uint8)] = np.arange(len(_ALPHABET))
+
+
+def _is_clean(docs: list[str]) -> bool:
+    """True when every document is normalised text: `[a-z0-9 ]`, single spaces, no ends."""
+    return all(isinstance(d, str) and not _NOT_CLEAN.search(d) for d in docs)
+
+
+_NOT_CLEAN = re.compile(r"[^a-z0-9 ]|^ | $|  ")
 
 
 def _pack(codes: np.ndarray, starts: np.ndarray, n: int) -> np.ndarray:
@@ -119,8 +128,45 @@ class FastTfidfVectorizer(TfidfVectorizer):
         self.packed_keys_ = keys[order]
         self.packed_columns_ = columns[order]
 
+    def _fast_words(self) -> bool:
+        return (
+            self.analyzer == "word"
+            and self.tokenizer is tokenize
+            and self.preprocessor is None
+            and not self.lowercase
+            and self.stop_words is None
+        )
+
+    def _count_words(self, docs: list[str]):
+        """Word n-gram counts for normalised text: `tokenize` there is `split` minus
+        stopwords, so the n-grams are built without the regex tokenizer."""
+        stop = load_stopwords()
+        lookup = self.vocabulary_.get
+        low, high = self.ngram_range
+        indices: list[int] = []
+        indptr = [0]
+        for doc in docs:
+            tokens = [t for t in doc.split() if t not in stop]
+            grams = tokens if low == 1 else []
+            for n in range(max(low, 2), high + 1):
+                grams = grams + [" ".join(tokens[i : i + n]) for i in range(len(tokens) - n + 1)]
+            indices.extend([j for j in map(lookup, grams) if j is not None])
+            indptr.append(len(indices))
+        counts = sp.csr_matrix(
+            (
+                np.ones(len(indices), dtype=self.dtype),
+                np.asarray(indices, dtype=np.int64),
+                np.asarray(indptr, dtype=np.int64),
+            ),
+            shape=(len(docs), len(self.vocabulary_)),
+        )
+        counts.sum_duplicates()
+        return self.vocabulary_, counts
+
     def _count_vocab(self, raw_documents, fixed_vocab):
         docs = raw_documents if isinstance(raw_documents, list) else list(raw_documents)
+        if fixed_vocab and self._fast_words() and _is_clean(docs):
+            return self._count_words(docs)
         if not fixed_vocab or getattr(self, "packed_keys_", None) is None:
             return super()._count_vocab(docs, fixed_vocab)
         try:
