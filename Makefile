@@ -8,7 +8,7 @@ OUT    := data/processed
 # MLflow draws a progress bar per artifact download; the logs do not need them.
 export MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR := false
 
-.PHONY: setup data train evaluate predict promote demo test test-slow lint format clean
+.PHONY: setup data train evaluate predict promote review report demo test test-slow lint format clean
 
 setup: $(VENV)/.installed
 
@@ -34,7 +34,15 @@ predict: setup
 promote: setup
 	$(BIN)/clustercls promote || test $$? -eq 5
 
-demo: data train evaluate predict promote
+review: setup
+	$(BIN)/clustercls review --out $(OUT)/review
+
+# A reviewer's one command from a fresh clone: build, train, write the report, open it.
+report: data train review
+	@echo "report: $(OUT)/review/report.html"
+	-@command -v xdg-open >/dev/null && xdg-open $(OUT)/review/report.html >/dev/null 2>&1 || true
+
+demo: data train evaluate predict promote review
 
 test: setup
 	$(BIN)/python -m pytest

@@ -125,3 +125,41 @@ def test_predict_fatal_errors(project: Path, tiny_model_dir: Path) -> None:
     result = invoke("predict", "-i", "ok.csv", "-o", "out.csv")
     assert result.exit_code == EXIT_MODEL
     assert "no trained model found" in result.output
+
+
+def test_review_fill_import_rebuild(project: Path) -> None:
+    assert invoke("data", "build", "--hand-labelled", "hand.csv").exit_code == 0
+    assert invoke("train", "--no-loso", "--no-tracking").exit_code == 0
+    reviewed = invoke("review", "--out", "rev", "--folds", "3")
+    assert reviewed.exit_code == 0, reviewed.output
+    assert (project / "rev/report.html").is_file()
+
+    queue = pd.read_csv(project / "rev/review_queue.csv", dtype=str, keep_default_na=False)
+    dataset = pd.read_parquet(project / "data/processed/dataset.parquet").set_index("id")
+    target = dataset.index[0] if queue.empty else queue["id"].iloc[0]
+    if queue.empty or target not in queue["id"].values:
+        queue = pd.DataFrame(
+            [{c: "" for c in queue.columns} | {"id": target, "title": dataset.loc[target, "title"]}]
+        )
+    given = dataset.loc[target, "cluster"]
+    new_label = next(c for c in ("craft", "other") if c != given)
+    queue.loc[queue["id"] == target, ["verdict", "corrected_label", "reviewer", "note"]] = [
+        "relabel",
+        new_label,
+        "rina",
+        "checked",
+    ]
+    queue.to_csv(project / "filled.csv", index=False)
+
+    first = invoke("review", "import", "filled.csv")
+    assert first.exit_code == 0 and "took 1" in first.output, first.output
+    assert invoke("data", "build", "--hand-labelled", "hand.csv").exit_code == 0
+    rebuilt = pd.read_parquet(project / "data/processed/dataset.parquet").set_index("id")
+    assert rebuilt.loc[target, "cluster"] == new_label
+    report = json.loads((project / "data/processed/data_report.json").read_text())
+    assert report["corrections"]["relabelled"] == 1
+
+    before = (project / "data/corrections.csv").read_bytes()
+    second = invoke("review", "import", "filled.csv")
+    assert second.exit_code == 0 and "took 0" in second.output
+    assert (project / "data/corrections.csv").read_bytes() == before

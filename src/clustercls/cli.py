@@ -33,6 +33,11 @@ app = typer.Typer(
 )
 data_app = typer.Typer(help="Build and check the training dataset.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
+review_app = typer.Typer(
+    help="Write the review report and queue; `review import` feeds verdicts back.",
+    invoke_without_command=True,
+)
+app.add_typer(review_app, name="review")
 
 
 def _err(message: str, code: int) -> typer.Exit:
@@ -307,6 +312,58 @@ def promote(
     typer.echo(result.message)
     if not result.promoted:
         raise typer.Exit(EXIT_NOT_PROMOTED)
+
+
+@review_app.callback()
+@handles_errors
+def review(
+    ctx: typer.Context,
+    model: Annotated[
+        Path | None, typer.Option(help="Model folder [default: newest under models/].")
+    ] = None,
+    data: Annotated[Path, typer.Option(help="Processed dataset the model was trained on.")] = Path(
+        "data/processed/dataset.parquet"
+    ),
+    out: Annotated[Path, typer.Option(help="Folder for report.html and review_queue.csv.")] = Path(
+        "data/processed/review"
+    ),
+    folds: Annotated[int, typer.Option(min=2, help="Folds for out-of-fold probabilities.")] = 4,
+) -> None:
+    """Write a self-contained HTML report and a CSV review queue."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from clustercls.artifact import latest_model_dir
+    from clustercls.data import load_dataset
+    from clustercls.review import build_review
+
+    model_dir = model or latest_model_dir(Path("models"))
+    result = build_review(
+        model_dir, load_dataset(data), out, n_splits=folds, n_jobs=os.cpu_count() or 1
+    )
+    _say(", ".join(f"{k}: {v}" for k, v in result.counts.items()))
+    typer.echo(str(result.report))
+
+
+@review_app.command("import")
+@handles_errors
+def review_import(
+    queue: Annotated[Path, typer.Argument(help="A filled review_queue.csv.")],
+    corrections: Annotated[
+        Path, typer.Option(help="Corrections file the next data build applies.")
+    ] = Path("data/corrections.csv"),
+) -> None:
+    """Append a filled queue's verdicts to data/corrections.csv (a second import adds nothing)."""
+    from clustercls.review import import_queue
+
+    if not queue.is_file():
+        raise FileNotFoundError(f"{queue}: review queue not found")
+    result = import_queue(queue, corrections)
+    typer.echo(
+        f"took {result.taken}, already present {result.already_present}, "
+        f"unreviewed {result.unreviewed}, refused {len(result.refused)}"
+    )
+    for line, why in result.refused:
+        typer.echo(f"  refused {queue}:{line}: {why}")
 
 
 def main() -> None:

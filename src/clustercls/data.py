@@ -724,3 +724,62 @@ def load_hand_labelled(path: Path | None) -> pd.DataFrame | None:
         )
     frame["unsure"] = frame.get("unsure", "0").astype(str).isin(["1", "true", "True"])
     return frame
+
+
+def describe_dataset(dataset: pd.DataFrame, top_groups: int = 15) -> dict[str, pd.DataFrame]:
+    """Tables that describe a processed dataset, for notebooks and reports.
+
+    Args:
+        dataset: A processed dataset.
+        top_groups: How many of the largest near-duplicate groups to list.
+
+    Returns:
+        `source_by_cluster`, `language_by_cluster`, `title_length` (characters, by
+        cluster), `split_by_cluster` and `largest_near_duplicate_groups`.
+    """
+    lengths = dataset.assign(chars=dataset["title"].str.len())
+    groups = dataset.groupby("dup_group").agg(
+        rows=("id", "size"), cluster=("cluster", "first"), example=("title", "first")
+    )
+    return {
+        "source_by_cluster": pd.crosstab(dataset["source"], dataset["cluster"], margins=True),
+        "language_by_cluster": pd.crosstab(dataset["lang"], dataset["cluster"], margins=True),
+        "title_length": lengths.groupby("cluster")["chars"].describe().round(1),
+        "split_by_cluster": pd.crosstab(dataset["split"], dataset["cluster"], margins=True),
+        "largest_near_duplicate_groups": groups.sort_values("rows", ascending=False).head(
+            top_groups
+        ),
+    }
+
+
+def mapping_table(mapping: Mapping) -> pd.DataFrame:
+    """The category map and title rules as one table a reviewer can read."""
+    categories = pd.DataFrame(
+        [
+            {
+                "kind": "category",
+                "source": r.source,
+                "category": r.category,
+                "pattern": "",
+                "cluster": r.cluster,
+                "note": r.note,
+                "line": r.line,
+            }
+            for r in mapping.category_rules
+        ]
+    )
+    titles = pd.DataFrame(
+        [
+            {
+                "kind": "title rule",
+                "source": r.source,
+                "category": r.category,
+                "pattern": r.pattern.pattern,
+                "cluster": r.cluster,
+                "note": r.note,
+                "line": r.line,
+            }
+            for r in mapping.title_rules
+        ]
+    )
+    return pd.concat([titles, categories], ignore_index=True)

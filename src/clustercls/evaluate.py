@@ -280,3 +280,99 @@ def format_summary(evaluation: dict) -> str:
             f"{loso['mean_protected_vs_other_f1'] or float('nan'):>9.4f}"
         )
     return "\n".join(lines)
+
+
+def precision_recall_by_cluster(
+    y_true, proba: np.ndarray, classes: list[str], clusters
+) -> dict[str, pd.DataFrame]:
+    """Precision and recall of "flag as cluster c" at every confidence threshold.
+
+    A title is flagged for c when c is its most probable cluster and its probability
+    reaches the threshold: the rule the enforcement decisions use.
+
+    Args:
+        y_true: True clusters.
+        proba: Probabilities, columns in `classes` order.
+        classes: Column labels of `proba`.
+        clusters: The clusters to compute curves for.
+
+    Returns:
+        Per cluster, a frame with `threshold`, `precision`, `recall`, highest threshold first.
+    """
+    y_true = np.asarray(y_true)
+    pred = np.asarray(classes)[proba.argmax(axis=1)]
+    out = {}
+    for cluster in clusters:
+        score = np.where(pred == cluster, proba[:, classes.index(cluster)], 0.0)
+        positive = y_true == cluster
+        order = np.argsort(-score, kind="stable")
+        flagged = score[order] > 0
+        hits = np.cumsum(positive[order])[flagged]
+        n = np.arange(1, flagged.sum() + 1)
+        out[cluster] = pd.DataFrame(
+            {
+                "threshold": score[order][flagged],
+                "precision": hits / n,
+                "recall": hits / max(positive.sum(), 1),
+            }
+        )
+    return out
+
+
+def plot_precision_recall(
+    curves: dict[str, pd.DataFrame], thresholds: dict[str, dict], path: Path | None = None
+):
+    """Plot each cluster's precision-recall curve with its block and review thresholds marked.
+
+    Args:
+        curves: From `precision_recall_by_cluster`.
+        thresholds: Per cluster `block` and `review` (a model's chosen thresholds).
+        path: Where to save a PNG, or None.
+
+    Returns:
+        The matplotlib figure.
+    """
+    import matplotlib
+
+    if path is not None:
+        matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(curves), figsize=(4.5 * len(curves), 4), squeeze=False)
+    for ax, (cluster, curve) in zip(axes[0], curves.items(), strict=True):
+        ax.plot(curve["recall"], curve["precision"], lw=1.5)
+        for kind, marker in (("block", "o"), ("review", "s")):
+            limit = thresholds.get(cluster, {}).get(kind)
+            if limit is None or curve.empty:
+                continue
+            at = curve[curve["threshold"] >= limit]
+            if len(at):
+                point = at.iloc[-1]
+                ax.plot(
+                    point["recall"], point["precision"], marker, ms=8, label=f"{kind} {limit:.2f}"
+                )
+        ax.set(title=cluster, xlabel="recall", ylabel="precision", ylim=(0, 1.02), xlim=(0, 1.02))
+        ax.legend(loc="lower left")
+    fig.tight_layout()
+    if path is not None:
+        fig.savefig(path, dpi=110)
+    return fig
+
+
+def loso_table(evaluation: dict) -> pd.DataFrame:
+    """The leave-one-source-out results of an evaluation as one row per held-out group."""
+    groups = evaluation.get("leave_one_source_out", {}).get("per_group", {})
+    return pd.DataFrame(
+        [
+            {
+                "held-out group": name,
+                "n": m["n"],
+                "macro-F1": m["macro_f1"],
+                "protected-vs-other F1": m["protected_vs_other"]["f1"],
+                "precision": m["protected_vs_other"]["precision"],
+                "recall": m["protected_vs_other"]["recall"],
+            }
+            for name, m in groups.items()
+        ],
+        columns=["held-out group", "n", "macro-F1", "protected-vs-other F1", "precision", "recall"],
+    )

@@ -23,7 +23,7 @@ from sklearn.model_selection import StratifiedGroupKFold
 
 from clustercls.config import CLUSTERS, FeatureConfig, ModelConfig
 from clustercls.data import CORRECTION_COLUMNS, DataError
-from clustercls.evaluate import classification_metrics
+from clustercls.evaluate import classification_metrics, loso_table
 
 QUEUE_COLUMNS = (
     "id",
@@ -308,20 +308,7 @@ def build_review(
             for s, part in data.groupby("source")
         ]
     )
-    loso = evaluation.get("leave_one_source_out", {}).get("per_group", {})
-    loso_table = pd.DataFrame(
-        [
-            {
-                "held-out group": g,
-                "n": m["n"],
-                "macro-F1": m["macro_f1"],
-                "protected-vs-other F1": m["protected_vs_other"]["f1"],
-                "precision": m["protected_vs_other"]["precision"],
-                "recall": m["protected_vs_other"]["recall"],
-            }
-            for g, m in loso.items()
-        ]
-    )
+    loso = loso_table(evaluation)
     oof_metrics = classification_metrics(data["cluster"], oof_pred)
     per_cluster = pd.DataFrame([{"cluster": c, **m} for c, m in oof_metrics["per_cluster"].items()])
     png = out_dir / "confusion_matrix.png"
@@ -393,7 +380,7 @@ def build_review(
         _table(per_cluster, "clusters"),
         f"<h2>Confusion matrix</h2><img alt='confusion matrix' src='data:image/png;base64,{image}'>",
         "<h2>Leave-one-source-out</h2>",
-        _table(loso_table, "loso"),
+        _table(loso, "loso"),
         f"<h2>Misclassified, most confident first ({len(wrong_view)})</h2>"
         "<p>Highlighted: the words that pushed the title to the predicted cluster.</p>",
         _table(wrong_view, "wrong", html_columns=("title",)),

@@ -1,0 +1,177 @@
+"""Reviewer workflow: confident learning, the HTML report, and importing verdicts."""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from clustercls.config import CLUSTERS, FeatureConfig, ModelConfig
+from clustercls.data import build_dataset
+from clustercls.review import (
+    QUEUE_COLUMNS,
+    build_review,
+    find_label_issues,
+    import_queue,
+    out_of_fold_proba,
+)
+from tests.conftest import tiny_config
+
+
+def test_find_label_issues_by_hand() -> None:
+    classes = ["a", "b"]
+    labels = np.array(["a", "a", "a", "b", "b", "b"])
+    probs = np.array([[0.9, 0.1], [0.8, 0.2], [0.1, 0.9], [0.2, 0.8], [0.3, 0.7], [0.6, 0.4]])
+    issues = find_label_issues(labels, probs, classes)
+    # Row 2 is labelled a but confidently b; row 5 is labelled b but reaches a's threshold.
+    assert issues["index"].tolist() == [2, 5]
+    assert issues["suspected_label"].tolist() == ["b", "a"]
+    assert issues["margin"].is_monotonic_decreasing
+
+
+def test_planted_label_errors_rank_on_top(tmp_path, tiny_sources) -> None:
+    dataset = build_dataset(tiny_config(tmp_path, tiny_sources, None).data).frame
+    rng = np.random.default_rng(0)
+    planted = rng.choice(len(dataset), size=12, replace=False)
+    noisy = dataset.copy()
+    for i in planted:
+        noisy.loc[i, "cluster"] = next(c for c in CLUSTERS if c != dataset.loc[i, "cluster"])
+    proba = out_of_fold_proba(
+        noisy, FeatureConfig(min_df=1), ModelConfig(calibration_cv=2), n_splits=4, n_jobs=1
+    )
+    issues = find_label_issues(noisy["cluster"].to_numpy(), proba, list(CLUSTERS))
+    top = set(issues["index"].head(2 * len(planted)))
+    found = len(top & set(planted)) / len(planted)
+    assert found >= 0.8, f"only {found:.0%} of planted errors in the top {2 * len(planted)}"
+
+
+@pytest.fixture(scope="module")
+def report(tiny_model_dir, tmp_path_factory):
+    from clustercls.data import load_dataset
+
+    dataset = load_dataset(tiny_model_dir.parents[1] / "processed" / "dataset.parquet")
+    return build_review(
+        tiny_model_dir, dataset, tmp_path_factory.mktemp("review"), n_splits=3, n_jobs=1
+    )
+
+
+def test_report_is_self_contained_and_has_the_tables(report) -> None:
+    page = report.report.read_text(encoding="utf-8")
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", page), (
+        "external reference in the report"
+    )
+    assert "http://" not in page and "https://" not in page
+    for table in ("clusters", "loso", "wrong", "suspects", "near", "sources"):
+        assert f"<table id='{table}'>" in page, table
+    assert "data:image/png;base64," in page
+    assert "function sortTable" in page and "function filterTable" in page
+
+
+def test_queue_has_the_columns_and_kinds(report) -> None:
+    queue = pd.read_csv(report.queue, dtype=str, keep_default_na=False)
+    assert tuple(queue.columns) == QUEUE_COLUMNS
+    assert queue["id"].is_unique
+    assert set(queue["kind"]) <= {"misclassified", "suspected_label_error", "near_threshold"}
+    assert (queue["verdict"] == "").all()
+
+
+def test_import_validates_and_is_idempotent(tmp_path) -> None:
+    queue = pd.DataFrame(
+        [
+            {
+                "id": "a1",
+                "title": "Kopi",
+                "given_label": "other",
+                "predicted": "food_beverage",
+                "confidence": "0.9",
+                "kind": "misclassified",
+                "verdict": "relabel",
+                "corrected_label": "food_beverage",
+                "reviewer": "rina",
+                "note": "coffee",
+            },
+            {
+                "id": "a2",
+                "title": "Kaos",
+                "given_label": "fashion_textile",
+                "predicted": "other",
+                "confidence": "0.6",
+                "kind": "suspected_label_error",
+                "verdict": "confirm",
+                "corrected_label": "",
+                "reviewer": "rina",
+                "note": "",
+            },
+            {
+                "id": "a3",
+                "title": "X",
+                "given_label": "other",
+                "predicted": "craft",
+                "confidence": "0.5",
+                "kind": "near_threshold",
+                "verdict": "relabel",
+                "corrected_label": "toys",
+                "reviewer": "rina",
+                "note": "",
+            },
+            {
+                "id": "a4",
+                "title": "Y",
+                "given_label": "other",
+                "predicted": "craft",
+                "confidence": "0.5",
+                "kind": "near_threshold",
+                "verdict": "maybe",
+                "corrected_label": "",
+                "reviewer": "rina",
+                "note": "",
+            },
+            {
+                "id": "a5",
+                "title": "Z",
+                "given_label": "other",
+                "predicted": "craft",
+                "confidence": "0.5",
+                "kind": "near_threshold",
+                "verdict": "confirm",
+                "corrected_label": "",
+                "reviewer": "",
+                "note": "",
+            },
+            {
+                "id": "a6",
+                "title": "W",
+                "given_label": "other",
+                "predicted": "craft",
+                "confidence": "0.5",
+                "kind": "near_threshold",
+                "verdict": "",
+                "corrected_label": "",
+                "reviewer": "",
+                "note": "",
+            },
+        ],
+        columns=list(QUEUE_COLUMNS),
+    )
+    path, corrections = tmp_path / "queue.csv", tmp_path / "corrections.csv"
+    queue.to_csv(path, index=False)
+    first = import_queue(path, corrections, today=date(2026, 11, 27))
+    assert (first.taken, first.unreviewed) == (2, 1)
+    assert [line for line, _ in first.refused] == [4, 5, 6]
+    assert (
+        "toys" in first.refused[0][1]
+        and "maybe" in first.refused[1][1]
+        and "reviewer" in first.refused[2][1]
+    )
+    saved = pd.read_csv(corrections, dtype=str, keep_default_na=False)
+    assert saved[["id", "verdict", "corrected_label", "date"]].values.tolist() == [
+        ["a1", "relabel", "food_beverage", "2026-11-27"],
+        ["a2", "confirm", "", "2026-11-27"],
+    ]
+    before = corrections.read_bytes()
+    second = import_queue(path, corrections, today=date(2026, 11, 28))
+    assert (second.taken, second.already_present) == (0, 2)
+    assert corrections.read_bytes() == before
