@@ -264,7 +264,7 @@ def main() -> None:
         )
     if "cli_peak_mib" in c:
         print(
-            f"{'CLI peak memory, ' + format(args.rows, ',') + ' rows (MiB)':<34}{c['cli_peak_mib']:>14.0f}"
+            f"{'CLI peak RSS, all processes (MiB)':<34}{c['cli_peak_mib']:>14.0f}"
         )
         print(
             f"{'CLI wall time (s)':<34}{c['cli_seconds']:>14.1f}   ({args.rows / c['cli_seconds']:,.0f} rows/s end to end)"

@@ -153,3 +153,20 @@ def test_blocks_do_not_change_the_result(tiny_model, monkeypatch) -> None:
     whole = tiny_model.predict(titles)
     monkeypatch.setattr(predict_module, "BLOCK_ROWS", 4)
     pd.testing.assert_frame_equal(tiny_model.predict(titles), whole)
+
+
+def test_fast_probabilities_equal_scikit_learn(tiny_model) -> None:
+    titles = [
+        "Kopi Asli Bali",
+        "Kemeja Premium Jogja",
+        "zzz",
+        "Lukisan Klasik Garut",
+        "Charger Mini Solo",
+    ]
+    assert tiny_model._fast is not None
+    normalised = list(tiny_model._normalizer.transform(titles))
+    fast, features = tiny_model._proba(normalised)
+    np.testing.assert_allclose(
+        fast, tiny_model._classifier.predict_proba(features), rtol=0, atol=1e-12
+    )
+    np.testing.assert_allclose(fast, tiny_model.pipeline.predict_proba(titles), rtol=0, atol=1e-12)

@@ -18,13 +18,13 @@ from clustercls.review import (
     import_queue,
     out_of_fold_proba,
 )
-from tests.conftest import tiny_config
+from tests.conftest import tiny_config, write_tiny_sources
 
 
 def test_find_label_issues_by_hand() -> None:
     classes = ["a", "b"]
     labels = np.array(["a", "a", "a", "b", "b", "b"])
-    probs = np.array([[0.9, 0.1], [0.8, 0.2], [0.1, 0.9], [0.2, 0.8], [0.3, 0.7], [0.6, 0.4]])
+    probs = np.array([[0.9, 0.1], [0.8, 0.2], [0.1, 0.9], [0.2, 0.8], [0.3, 0.7], [0.7, 0.3]])
     issues = find_label_issues(labels, probs, classes)
     # Row 2 is labelled a but confidently b; row 5 is labelled b but reaches a's threshold.
     assert issues["index"].tolist() == [2, 5]
@@ -32,10 +32,11 @@ def test_find_label_issues_by_hand() -> None:
     assert issues["margin"].is_monotonic_decreasing
 
 
-def test_planted_label_errors_rank_on_top(tmp_path, tiny_sources) -> None:
-    dataset = build_dataset(tiny_config(tmp_path, tiny_sources, None).data).frame
+def test_planted_label_errors_rank_on_top(tmp_path) -> None:
+    sources = write_tiny_sources(tmp_path / "sources", per_category=120)
+    dataset = build_dataset(tiny_config(tmp_path, sources, None).data).frame
     rng = np.random.default_rng(0)
-    planted = rng.choice(len(dataset), size=12, replace=False)
+    planted = rng.choice(len(dataset), size=20, replace=False)
     noisy = dataset.copy()
     for i in planted:
         noisy.loc[i, "cluster"] = next(c for c in CLUSTERS if c != dataset.loc[i, "cluster"])
