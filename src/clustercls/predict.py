@@ -163,13 +163,17 @@ class Model:
                 strict=True,
             )
         ]
-        out = pd.DataFrame({"cluster": cluster, "confidence": np.round(confidence, 4)})
-        for j, label in enumerate(self.labels):
-            out[f"p_{label}"] = np.round(proba[:, j], 4)
-        out["decision"] = decision
-        out["reason"] = reason
-        out["status"] = status
-        return out
+        rounded = np.round(proba, 4)
+        return pd.DataFrame(
+            {
+                "cluster": cluster,
+                "confidence": np.round(confidence, 4),
+                **{f"p_{label}": rounded[:, j] for j, label in enumerate(self.labels)},
+                "decision": decision,
+                "reason": reason,
+                "status": status,
+            }
+        )
 
     def _proba(self, normalised: list[str]) -> tuple[np.ndarray, sp.csr_matrix]:
         """Probabilities and TF-IDF features of normalised titles."""
