@@ -50,6 +50,23 @@ _CODES = np.full(256, _SENTINEL, dtype=np.int64)
 _CODES[np.frombuffer(_ALPHABET.encode(), dtype=np.uint8)] = np.arange(len(_ALPHABET))
 
 
+_FEW_DOCS = 16
+
+
+def _csr_counts(indices: list[int], indptr: list[int], n_features: int, dtype):
+    """A documents x vocabulary count matrix from flat column indices and row pointers."""
+    counts = sp.csr_matrix(
+        (
+            np.ones(len(indices), dtype=dtype),
+            np.asarray(indices, dtype=np.int64),
+            np.asarray(indptr, dtype=np.int64),
+        ),
+        shape=(len(indptr) - 1, n_features),
+    )
+    counts.sum_duplicates()
+    return counts
+
+
 def _is_clean(docs: list[str]) -> bool:
     """True when every document is normalised text: `[a-z0-9 ]`, single spaces, no ends."""
     return all(isinstance(d, str) and not _NOT_CLEAN.search(d) for d in docs)
@@ -72,9 +89,11 @@ class FastTfidfVectorizer(TfidfVectorizer):
     scikit-learn builds character n-grams one Python string slice at a time, which bounds
     serving speed. For `analyzer="char_wb"` over normalised text (alphabet `[a-z0-9 ]`)
     this class packs every n-gram into an integer key, all titles at once, and finds its
-    column by binary search in the sorted keys of the fitted vocabulary. The output is
-    identical to scikit-learn's (a test checks it on real titles); fitting is
-    scikit-learn's own, and text outside the alphabet falls back to its path.
+    column by binary search in the sorted keys of the fitted vocabulary. Word n-grams of
+    normalised text skip the regex tokenizer, and the TF-IDF weighting is a few array
+    operations. The counts equal scikit-learn's and the weights agree to float32 rounding
+    (tests check both, on real titles too); fitting is scikit-learn's own, and text outside
+    the alphabet falls back to its path.
     """
 
     def _fast(self) -> bool:
@@ -128,6 +147,44 @@ class FastTfidfVectorizer(TfidfVectorizer):
         self.packed_keys_ = keys[order]
         self.packed_columns_ = columns[order]
 
+    def transform(self, raw_documents):
+        """TF-IDF of new documents, as scikit-learn's `transform` computes it.
+
+        The weighting is done here in a few array operations: scikit-learn's validation
+        layers cost more than the arithmetic when one title is scored at a time.
+        """
+        if not (hasattr(self, "idf_") and self.norm in ("l2", None) and not self.binary):
+            return super().transform(raw_documents)
+        _, counts = self._count_vocab(raw_documents, fixed_vocab=True)
+        counts = counts.astype(self.dtype, copy=False)
+        data = counts.data
+        if self.sublinear_tf:
+            np.log(data, out=data)
+            data += 1
+        if self.use_idf:
+            data *= self.idf_[counts.indices].astype(self.dtype, copy=False)
+        if self.norm == "l2":
+            rows = np.repeat(np.arange(counts.shape[0]), np.diff(counts.indptr))
+            norms = np.sqrt(
+                np.bincount(
+                    rows, weights=np.square(data, dtype=np.float64), minlength=counts.shape[0]
+                )
+            )
+            norms[norms == 0] = 1.0
+            data /= norms[rows].astype(self.dtype, copy=False)
+        return counts
+
+    def _count_lookup(self, docs: list[str]):
+        """Count vocabulary hits with the analyzer in Python: cheapest for a few documents."""
+        analyze = self.build_analyzer()
+        lookup = self.vocabulary_.get
+        indices: list[int] = []
+        indptr = [0]
+        for doc in docs:
+            indices.extend([j for j in map(lookup, analyze(doc)) if j is not None])
+            indptr.append(len(indices))
+        return self.vocabulary_, _csr_counts(indices, indptr, len(self.vocabulary_), self.dtype)
+
     def _fast_words(self) -> bool:
         return (
             self.analyzer == "word"
@@ -152,16 +209,7 @@ class FastTfidfVectorizer(TfidfVectorizer):
                 grams = grams + [" ".join(tokens[i : i + n]) for i in range(len(tokens) - n + 1)]
             indices.extend([j for j in map(lookup, grams) if j is not None])
             indptr.append(len(indices))
-        counts = sp.csr_matrix(
-            (
-                np.ones(len(indices), dtype=self.dtype),
-                np.asarray(indices, dtype=np.int64),
-                np.asarray(indptr, dtype=np.int64),
-            ),
-            shape=(len(docs), len(self.vocabulary_)),
-        )
-        counts.sum_duplicates()
-        return self.vocabulary_, counts
+        return self.vocabulary_, _csr_counts(indices, indptr, len(self.vocabulary_), self.dtype)
 
     def _count_vocab(self, raw_documents, fixed_vocab):
         docs = raw_documents if isinstance(raw_documents, list) else list(raw_documents)
@@ -169,6 +217,9 @@ class FastTfidfVectorizer(TfidfVectorizer):
             return self._count_words(docs)
         if not fixed_vocab or getattr(self, "packed_keys_", None) is None:
             return super()._count_vocab(docs, fixed_vocab)
+        if len(docs) <= _FEW_DOCS and _is_clean(docs):
+            # numpy's per-call overhead outweighs its speed on a handful of titles.
+            return self._count_lookup(docs)
         try:
             joined = "|".join(f" {d} " for d in docs).encode("ascii")
         except (UnicodeEncodeError, TypeError):
