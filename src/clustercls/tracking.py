@@ -8,7 +8,6 @@ is set only when a function is called. Prediction never needs this module unless
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 from dataclasses import dataclass
@@ -198,45 +197,28 @@ def promote(
         return result["macro_f1"] if metric == "macro_f1" else result["protected_vs_other"]["f1"]
 
     cand_score = score(candidate)
+
+    def outcome(promoted: bool, champ_score: float | None, message: str) -> Promotion:
+        return Promotion(promoted, candidate, champion, metric, cand_score, champ_score, message)
+
     if champion == candidate:
-        return Promotion(
-            False,
-            candidate,
-            champion,
-            metric,
-            cand_score,
-            cand_score,
-            f"version {candidate} is already the champion",
-        )
+        return outcome(False, cand_score, f"version {candidate} is already the champion")
     champ_score = score(champion) if champion else None
-    if champ_score is None or cand_score > champ_score:
-        client.set_registered_model_alias(registered_model, CHAMPION, candidate)
-        delta = (
-            "no previous champion"
-            if champ_score is None
-            else f"+{cand_score - champ_score:.4f} over version {champion} ({champ_score:.4f})"
-        )
-        return Promotion(
-            True,
-            candidate,
-            champion,
-            metric,
-            cand_score,
+    if champ_score is not None and cand_score <= champ_score:
+        return outcome(
+            False,
             champ_score,
-            f"promoted version {candidate} to @{CHAMPION}: {metric} {cand_score:.4f}, {delta}",
+            f"kept version {champion}: candidate {candidate} {metric} {cand_score:.4f} "
+            f"does not beat {champ_score:.4f} ({cand_score - champ_score:+.4f})",
         )
-    return Promotion(
-        False,
-        candidate,
-        champion,
-        metric,
-        cand_score,
-        champ_score,
-        f"kept version {champion}: candidate {candidate} {metric} {cand_score:.4f} "
-        f"does not beat {champ_score:.4f} ({cand_score - champ_score:+.4f})",
+    client.set_registered_model_alias(registered_model, CHAMPION, candidate)
+    delta = (
+        "no previous champion"
+        if champ_score is None
+        else f"+{cand_score - champ_score:.4f} over version {champion} ({champ_score:.4f})"
     )
-
-
-def promotion_json(result: Promotion) -> str:
-    """The promotion outcome as JSON (for logs and CI)."""
-    return json.dumps(result.__dict__, indent=2)
+    return outcome(
+        True,
+        champ_score,
+        f"promoted version {candidate} to @{CHAMPION}: {metric} {cand_score:.4f}, {delta}",
+    )
