@@ -99,7 +99,9 @@ def _tree_rss_kb(pid: int) -> int:
     return total
 
 
-def cli_peak_memory(titles: list[str], rows: int, model_dir: Path) -> tuple[float, float]:
+def cli_peak_memory(
+    titles: list[str], rows: int, model_dir: Path, jobs: int | None = None
+) -> tuple[float, float]:
     """Peak resident memory (MiB) of `clustercls predict` and its worker processes together,
     sampled every 50 ms, and its wall time (s), on a `rows`-row CSV."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -119,6 +121,7 @@ def cli_peak_memory(titles: list[str], rows: int, model_dir: Path) -> tuple[floa
             str(dst),
             "--model",
             str(model_dir),
+            *([] if jobs is None else ["--jobs", str(jobs)]),
         ]
         start = time.perf_counter()
         proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -167,14 +170,17 @@ def main() -> None:
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--skip-loso", action="store_true")
     parser.add_argument("--memory-only", action="store_true", help="only the CLI memory run")
+    parser.add_argument(
+        "--jobs", type=int, default=None, help="--jobs for the CLI memory run [default: the CLI's]"
+    )
     args = parser.parse_args()
 
     model_dir = args.model or latest_model_dir(Path("models"))
     if args.memory_only:
         titles = load_dataset(args.dataset)["title"].tolist()
-        peak, seconds = cli_peak_memory(titles, args.rows, model_dir)
+        peak, seconds = cli_peak_memory(titles, args.rows, model_dir, args.jobs)
         print(
-            f"clustercls predict, {args.rows:,} rows: peak RSS {peak:.0f} MiB (process tree), {seconds:.1f} s, {args.rows / seconds:,.0f} rows/s"
+            f"clustercls predict --jobs {args.jobs or 'default'}, {args.rows:,} rows: peak RSS {peak:.0f} MiB (process tree), {seconds:.1f} s, {args.rows / seconds:,.0f} rows/s"
         )
         return
     model = load_model(model_dir)
@@ -234,7 +240,7 @@ def main() -> None:
     results["fasttext"]["loso"] = ft_loso
     if not args.skip_memory:
         results["clustercls"]["cli_peak_mib"], results["clustercls"]["cli_seconds"] = (
-            cli_peak_memory(titles, args.rows, model_dir)
+            cli_peak_memory(titles, args.rows, model_dir, args.jobs)
         )
 
     c, f = results["clustercls"], results["fasttext"]
@@ -263,9 +269,7 @@ def main() -> None:
             f"{'cross-source prot-vs-other F1':<34}{c['loso']['mean_protected_vs_other_f1']:>14.4f}{ft_loso['mean_protected_vs_other_f1']:>14.4f}"
         )
     if "cli_peak_mib" in c:
-        print(
-            f"{'CLI peak RSS, all processes (MiB)':<34}{c['cli_peak_mib']:>14.0f}"
-        )
+        print(f"{'CLI peak RSS, all processes (MiB)':<34}{c['cli_peak_mib']:>14.0f}")
         print(
             f"{'CLI wall time (s)':<34}{c['cli_seconds']:>14.1f}   ({args.rows / c['cli_seconds']:,.0f} rows/s end to end)"
         )
