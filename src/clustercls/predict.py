@@ -101,18 +101,24 @@ class Model:
         flags = None if cross_border is None else np.asarray(list(cross_border), dtype=bool)
         jobs = min(self.n_jobs, len(values) // PARALLEL_MIN_ROWS)
         if jobs > 1:
-            from joblib import Parallel, delayed
+            # This process scores the last part itself while jobs - 1 workers score the
+            # rest: one model copy fewer in memory than handing every part out.
+            from joblib.externals.loky import get_reusable_executor
 
             bounds = np.linspace(0, len(values), jobs + 1).astype(int)
-            parts = Parallel(n_jobs=jobs)(
-                delayed(_predict_in_worker)(
+            executor = get_reusable_executor(max_workers=jobs - 1)
+            futures = [
+                executor.submit(
+                    _predict_in_worker,
                     str(self.artifact.path),
                     values[a:b],
                     None if flags is None else flags[a:b],
                 )
-                for a, b in pairwise(bounds)
-            )
-            return pd.concat(parts, ignore_index=True)
+                for a, b in pairwise(bounds[:-1])
+            ]
+            start = bounds[-2]
+            own = self._predict_serial(values[start:], None if flags is None else flags[start:])
+            return pd.concat([*(f.result() for f in futures), own], ignore_index=True)
         return self._predict_serial(values, flags)
 
     def _predict_serial(self, values: list, flags: np.ndarray | None) -> pd.DataFrame:
