@@ -170,3 +170,25 @@ def test_fast_probabilities_equal_scikit_learn(tiny_model) -> None:
         fast, tiny_model._classifier.predict_proba(features), rtol=0, atol=1e-12
     )
     np.testing.assert_allclose(fast, tiny_model.pipeline.predict_proba(titles), rtol=0, atol=1e-12)
+
+
+def test_hstack_and_normalise_shortcuts_match_the_pipeline(tiny_model) -> None:
+    import scipy.sparse as sp
+
+    from clustercls.predict import _hstack_csr
+
+    titles = [
+        "Kopi Asli Bali",
+        "",
+        "READY STOCK k3m3ja b a t i k",
+        "Lukisan Klasik Garut",
+        "\u200b",
+    ]
+    normalised = tiny_model._normalize(titles)
+    assert list(normalised) == list(tiny_model._normalizer.transform(titles))
+    blocks = [step.transform(list(normalised)) for _, step in tiny_model._features.transformer_list]
+    ours, scipy_ = _hstack_csr(blocks), sp.hstack(blocks, format="csr")
+    assert (ours != scipy_).nnz == 0 and ours.shape == scipy_.shape
+    np.testing.assert_allclose(
+        tiny_model._proba(list(normalised))[0], tiny_model.pipeline.predict_proba(titles), atol=1e-6
+    )

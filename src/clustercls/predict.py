@@ -20,6 +20,7 @@ from scipy.special import expit
 
 from clustercls.artifact import Artifact, ArtifactError, latest_model_dir, load_artifact
 from clustercls.policy import decide
+from clustercls.text import normalize
 
 MAX_TITLE_CHARS = 1000
 """Titles longer than this are cut before scoring and marked `truncated`."""
@@ -140,7 +141,7 @@ class Model:
         status = np.array([s for s, _ in checked], dtype=object)
         # Marketplaces repeat titles: normalise and score each distinct one once.
         unique_raw, inverse_raw = _dedup([t for _, t in checked])
-        normalised = self._normalizer.transform(unique_raw)[inverse_raw]
+        normalised = self._normalize(unique_raw)[inverse_raw]
         status[(status == OK) & (normalised == "")] = "empty_title"
         status[(status == "truncated") & (normalised == "")] = "empty_title"
         unique, inverse = _dedup(normalised)
@@ -181,6 +182,12 @@ class Model:
             }
         )
 
+    def _normalize(self, titles: list[str]) -> np.ndarray:
+        """The pipeline's own normalisation step, minus scikit-learn's per-call wrapper
+        (output-container inspection costs more than normalising one title)."""
+        limit = self._normalizer.max_length
+        return np.array([normalize(t, limit) for t in titles] or [], dtype=object)
+
     def _proba(self, normalised: list[str]) -> tuple[np.ndarray, sp.csr_matrix]:
         """Probabilities and TF-IDF features of normalised titles."""
         if len(normalised) == 0:
@@ -188,9 +195,8 @@ class Model:
         if self._features.transformer_weights is None:
             # FeatureUnion.transform adds per-call dispatch overhead that dominates
             # single-title latency; its output is this hstack.
-            features = sp.hstack(
-                [step.transform(normalised) for _, step in self._features.transformer_list],
-                format="csr",
+            features = _hstack_csr(
+                [step.transform(normalised) for _, step in self._features.transformer_list]
             )
         else:
             features = sp.csr_matrix(self._features.transform(normalised))
@@ -262,7 +268,7 @@ class Model:
             Columns `ngram`, `weight` (feature value x class weight), strongest first, and
             the predicted `cluster` on every row.
         """
-        normalised = list(self._normalizer.transform([title]))
+        normalised = list(self._normalize([title]))
         proba, features = self._proba(normalised)
         best = proba.argmax(axis=1)
         top = self._top_ngrams(features, best, k)[0]
@@ -323,6 +329,28 @@ class _FastSigmoidLinear:
         proba = np.divide(per_fold, total, out=uniform, where=total != 0)
         proba[(proba > 1.0) & (proba <= 1.0 + 1e-5)] = 1.0
         return proba.mean(axis=1)
+
+
+def _hstack_csr(blocks: list[sp.csr_matrix]) -> sp.csr_matrix:
+    """Column-wise concatenation of CSR blocks with the same rows (what FeatureUnion
+    returns), without scipy's detour through COO."""
+    first = blocks[0]
+    if len(blocks) == 1:
+        return first
+    counts = np.stack([np.diff(b.indptr) for b in blocks])
+    indptr = np.concatenate([[0], np.cumsum(counts.sum(axis=0))])
+    data = np.empty(indptr[-1], dtype=np.result_type(*(b.dtype for b in blocks)))
+    indices = np.empty(indptr[-1], dtype=np.int64)
+    before = np.zeros(first.shape[0], dtype=np.int64)  # entries already placed per row
+    offset = 0
+    for block, count in zip(blocks, counts, strict=True):
+        row_start = np.repeat(indptr[:-1] + before - block.indptr[:-1], count)
+        positions = np.arange(block.nnz) + row_start
+        data[positions] = block.data
+        indices[positions] = block.indices + offset
+        before += count
+        offset += block.shape[1]
+    return sp.csr_matrix((data, indices, indptr), shape=(first.shape[0], offset))
 
 
 def _dedup(values) -> tuple[list, np.ndarray]:
