@@ -83,26 +83,31 @@ def latency_ms(fn, titles: list[str], n: int = 500) -> tuple[float, float]:
     return float(np.median(times)), float(np.percentile(times, 99))
 
 
-def _tree_rss_kb(pid: int) -> int:
-    """Resident memory of a process and all its descendants (Linux /proc), in KiB."""
-    total, todo = 0, [pid]
+def _tree_memory_kb(pid: int) -> tuple[int, int]:
+    """Resident (RSS) and proportional (PSS) memory of a process and all its descendants,
+    in KiB, from Linux /proc. RSS counts a page shared by two processes twice; PSS splits
+    it between them, so the PSS sum is what the tree really occupies."""
+    rss = pss = 0
+    todo = [pid]
     while todo:
         current = todo.pop()
         try:
-            for line in Path(f"/proc/{current}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
+            for line in Path(f"/proc/{current}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Rss:"):
+                    rss += int(line.split()[1])
+                elif line.startswith("Pss:"):
+                    pss += int(line.split()[1])
             for task in Path(f"/proc/{current}/task").iterdir():
                 todo.extend(int(c) for c in (task / "children").read_text().split())
         except (FileNotFoundError, ProcessLookupError, PermissionError):
             continue
-    return total
+    return rss, pss
 
 
 def cli_peak_memory(
     titles: list[str], rows: int, model_dir: Path, jobs: int | None = None
-) -> tuple[float, float]:
-    """Peak resident memory (MiB) of `clustercls predict` and its worker processes together,
+) -> tuple[float, float, float]:
+    """Peak RSS and PSS (MiB) of `clustercls predict` and its worker processes together,
     sampled every 50 ms, and its wall time (s), on a `rows`-row CSV."""
     with tempfile.TemporaryDirectory() as tmp:
         src, dst = Path(tmp) / "big.csv", Path(tmp) / "scored.csv"
@@ -125,9 +130,10 @@ def cli_peak_memory(
         ]
         start = time.perf_counter()
         proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        peak = 0
+        peak_rss = peak_pss = 0
         while proc.poll() is None:
-            peak = max(peak, _tree_rss_kb(proc.pid))
+            rss, pss = _tree_memory_kb(proc.pid)
+            peak_rss, peak_pss = max(peak_rss, rss), max(peak_pss, pss)
             time.sleep(0.05)
         seconds = time.perf_counter() - start
         if proc.returncode:
@@ -135,7 +141,7 @@ def cli_peak_memory(
         with dst.open() as fh:
             out_rows = sum(1 for _ in fh) - 1
         assert out_rows == rows, f"output has {out_rows} rows, input {rows}"
-        return peak / 1024, seconds
+        return peak_rss / 1024, peak_pss / 1024, seconds
 
 
 def fasttext_loso(dataset: pd.DataFrame, groups: dict[str, str], workdir: Path) -> dict:
@@ -178,9 +184,9 @@ def main() -> None:
     model_dir = args.model or latest_model_dir(Path("models"))
     if args.memory_only:
         titles = load_dataset(args.dataset)["title"].tolist()
-        peak, seconds = cli_peak_memory(titles, args.rows, model_dir, args.jobs)
+        peak, pss, seconds = cli_peak_memory(titles, args.rows, model_dir, args.jobs)
         print(
-            f"clustercls predict --jobs {args.jobs or 'default'}, {args.rows:,} rows: peak RSS {peak:.0f} MiB (process tree), {seconds:.1f} s, {args.rows / seconds:,.0f} rows/s"
+            f"clustercls predict --jobs {args.jobs or 'default'}, {args.rows:,} rows: peak RSS {peak:.0f} MiB, peak PSS {pss:.0f} MiB (process tree), {seconds:.1f} s, {args.rows / seconds:,.0f} rows/s"
         )
         return
     model = load_model(model_dir)
@@ -239,9 +245,11 @@ def main() -> None:
     }
     results["fasttext"]["loso"] = ft_loso
     if not args.skip_memory:
-        results["clustercls"]["cli_peak_mib"], results["clustercls"]["cli_seconds"] = (
-            cli_peak_memory(titles, args.rows, model_dir, args.jobs)
-        )
+        (
+            results["clustercls"]["cli_peak_mib"],
+            results["clustercls"]["cli_peak_pss_mib"],
+            results["clustercls"]["cli_seconds"],
+        ) = cli_peak_memory(titles, args.rows, model_dir, args.jobs)
 
     c, f = results["clustercls"], results["fasttext"]
     print(f"\n{'':<34}{'clustercls':>14}{'fastText':>14}{'ratio':>10}")
@@ -270,6 +278,7 @@ def main() -> None:
         )
     if "cli_peak_mib" in c:
         print(f"{'CLI peak RSS, all processes (MiB)':<34}{c['cli_peak_mib']:>14.0f}")
+        print(f"{'CLI peak PSS, all processes (MiB)':<34}{c['cli_peak_pss_mib']:>14.0f}")
         print(
             f"{'CLI wall time (s)':<34}{c['cli_seconds']:>14.1f}   ({args.rows / c['cli_seconds']:,.0f} rows/s end to end)"
         )

@@ -80,6 +80,8 @@ class Model:
         self._feature_names: np.ndarray | None = None
         self._weights: np.ndarray | None = None
         self._fast = _FastSigmoidLinear.build(self._classifier, self.labels)
+        self._pool = None
+        self._pool_size = 0
 
     def __repr__(self) -> str:
         return f"Model(version={self.version!r}, policy_version={self.policy_version!r})"
@@ -104,10 +106,8 @@ class Model:
         if jobs > 1:
             # This process scores the last part itself while jobs - 1 workers score the
             # rest: one model copy fewer in memory than handing every part out.
-            from joblib.externals.loky import get_reusable_executor
-
             bounds = np.linspace(0, len(values), jobs + 1).astype(int)
-            executor = get_reusable_executor(max_workers=jobs - 1)
+            executor = self._executor(jobs - 1)
             futures = [
                 executor.submit(
                     _predict_in_worker,
@@ -121,6 +121,32 @@ class Model:
             own = self._predict_serial(values[start:], None if flags is None else flags[start:])
             return pd.concat([*(f.result() for f in futures), own], ignore_index=True)
         return self._predict_serial(values, flags)
+
+    def _executor(self, workers: int):
+        """Worker processes, started on first use and kept for later calls.
+
+        Where the platform can fork, workers start as copies of this process with the
+        model already loaded and verified: nothing is unpickled again, and the pages of
+        the libraries and the model stay shared until written. Elsewhere loky starts
+        fresh workers that load the model once each.
+        """
+        if self._pool is None or self._pool_size != workers:
+            import multiprocessing
+
+            if "fork" in multiprocessing.get_all_start_methods():
+                from concurrent.futures import ProcessPoolExecutor
+
+                self._explainer()  # built before the fork, so workers share it too
+                _WORKER_MODELS[str(self.artifact.path)] = self
+                self._pool = ProcessPoolExecutor(
+                    workers, mp_context=multiprocessing.get_context("fork")
+                )
+            else:
+                from joblib.externals.loky import get_reusable_executor
+
+                self._pool = get_reusable_executor(max_workers=workers)
+            self._pool_size = workers
+        return self._pool
 
     def _predict_serial(self, values: list, flags: np.ndarray | None) -> pd.DataFrame:
         if len(values) <= BLOCK_ROWS:
