@@ -176,3 +176,10 @@ def test_import_validates_and_is_idempotent(tmp_path) -> None:
     second = import_queue(path, corrections, today=date(2026, 11, 28))
     assert (second.taken, second.already_present) == (0, 2)
     assert corrections.read_bytes() == before
+
+
+def test_highlight_marks_whole_words_and_escapes() -> None:
+    from clustercls.review import _highlight
+
+    marked = _highlight("Women Handbags <b>Tote</b> BAG", ["bag", "tote"])
+    assert marked == "Women Handbags &lt;b&gt;<mark>Tote</mark>&lt;/b&gt; <mark>BAG</mark>"

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import html
 import json
+import re
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -153,17 +154,19 @@ class ReviewResult:
 
 
 def _highlight(title: str, grams: list[str]) -> str:
-    """Escape a title and mark the word n-grams that pushed it to its predicted cluster."""
+    """Escape a title and mark the whole words that pushed it to its predicted cluster."""
+    words = sorted(
+        {g.strip() for g in grams if " " not in g.strip() and len(g.strip()) >= 2},
+        key=len,
+        reverse=True,
+    )
     text = html.escape(title)
-    for gram in sorted(
-        {g for g in grams if " " not in g.strip() and len(g.strip()) >= 3}, key=len, reverse=True
-    ):
-        escaped = html.escape(gram.strip())
-        lowered = text.lower()
-        start = lowered.find(escaped)
-        if start >= 0:
-            text = f"{text[:start]}<mark>{text[start : start + len(escaped)]}</mark>{text[start + len(escaped) :]}"
-    return text
+    if not words:
+        return text
+    pattern = re.compile(
+        r"\b(" + "|".join(re.escape(html.escape(w)) for w in words) + r")\b", re.IGNORECASE
+    )
+    return pattern.sub(r"<mark>\1</mark>", text)
 
 
 def _table(frame: pd.DataFrame, table_id: str, html_columns: tuple[str, ...] = ()) -> str:
