@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from clustercls.predict import MAX_TITLE_CHARS, STATUSES
+from clustercls.predict import STATUSES
 
 LABELS = ["craft", "fashion_textile", "food_beverage", "other"]
 
@@ -88,10 +88,6 @@ def test_bad_titles_get_a_status_and_review(tiny_model, value, status) -> None:
         assert out["decision"].iloc[1] == "review"
         assert status in out["reason"].iloc[1]
     assert out["cluster"].iloc[2] == "fashion_textile"
-
-
-def test_truncation_limit_is_documented_constant() -> None:
-    assert MAX_TITLE_CHARS >= 300
 
 
 def test_cross_border_flag(tiny_model) -> None:
