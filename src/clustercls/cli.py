@@ -129,16 +129,14 @@ def data_check_mapping(
     show: Annotated[int, typer.Option(help="Disagreements to print.")] = 20,
 ) -> None:
     """Measure how often the category mapping agrees with the hand labels."""
-    import pandas as pd
 
-    from clustercls.data import mapping_agreement, mapping_from_config
+    from clustercls.data import load_hand_labelled, mapping_agreement, mapping_from_config
 
     config = _data_config(None, hand_labelled=hand_labelled)
-    if config.hand_labelled is None or not Path(config.hand_labelled).is_file():
+    hand = load_hand_labelled(config.hand_labelled)
+    if hand is None:
         raise FileNotFoundError(f"{config.hand_labelled}: hand-labelled file not found")
-    result = mapping_agreement(
-        mapping_from_config(config), pd.read_csv(config.hand_labelled, dtype=str)
-    )
+    result = mapping_agreement(mapping_from_config(config), hand)
     wrong = result.pop("disagreements")
     typer.echo(json.dumps(result, indent=2))
     for row in wrong[:show]:

@@ -212,7 +212,7 @@ class Model:
         """The pipeline's own normalisation step, minus scikit-learn's per-call wrapper
         (output-container inspection costs more than normalising one title)."""
         limit = self._normalizer.max_length
-        return np.array([normalize(t, limit) for t in titles] or [], dtype=object)
+        return np.array([normalize(t, limit) for t in titles], dtype=object)
 
     def _proba(self, normalised: list[str]) -> tuple[np.ndarray, sp.csr_matrix]:
         """Probabilities and TF-IDF features of normalised titles."""
