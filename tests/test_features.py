@@ -99,3 +99,36 @@ def test_fast_word_counts_are_identical(ngram_range) -> None:
     # Text that is not normalised takes scikit-learn's path and still agrees.
     odd = ["Kopi Bubuk", " kopi", "kopi  bubuk"]
     assert abs(slow.transform(odd) - fast.transform(odd)).max() <= 1e-6
+
+
+@pytest.mark.parametrize("analyzer", ["char_wb", "word"])
+def test_one_title_and_many_titles_take_different_paths_to_the_same_rows(analyzer) -> None:
+    from clustercls.text import tokenize
+
+    titles = [normalize(t) for c in ("craft", "other") for t in make_titles(c, 40, seed=5)]
+    kwargs = (
+        dict(analyzer="char_wb", ngram_range=(2, 5))
+        if analyzer == "char_wb"
+        else dict(analyzer="word", tokenizer=tokenize, token_pattern=None, ngram_range=(1, 3))
+    )
+    fast = FastTfidfVectorizer(lowercase=False, min_df=1, sublinear_tf=True, **kwargs)
+    fast.fit(titles)
+    many = fast.transform(titles + EDGE)
+    for i, title in enumerate(titles[:10] + EDGE):
+        row = i if i < 10 else len(titles) + i - 10
+        assert abs(fast.transform([title]) - many[row]).max() <= 1e-6
+
+
+def test_lookup_tables_are_not_pickled_and_rebuild_after_loading() -> None:
+    import pickle
+
+    titles = [normalize(t) for t in make_titles("food_beverage", 60, seed=6)]
+    slow, fast = _pair(titles)
+    fast.transform(titles)  # builds and caches the lookup tables
+    assert fast._lookup() is not None
+    blob = pickle.dumps(fast)
+    # The dense tables alone are megabytes; the pickle holds the vocabulary only.
+    assert len(blob) < len(pickle.dumps(slow)) * 1.1
+    loaded = pickle.loads(blob)
+    assert not hasattr(loaded, "_lookup_cache")
+    assert abs(loaded.transform(titles) - slow.transform(titles)).max() <= 1e-6

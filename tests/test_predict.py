@@ -50,6 +50,33 @@ def test_accepts_a_series_and_duplicates(tiny_model) -> None:
     assert out.index.tolist() == [0, 1, 2]
 
 
+def test_repeated_titles_are_scored_once_with_the_same_result(tiny_model, monkeypatch) -> None:
+    import clustercls.predict as predict_module
+
+    values = ["Kopi Asli Bali", 1, True, "1", b"Kopi Asli Bali", None, ["not", "hashable"]]
+    titles = values * 3 + ["Kemeja Premium Jogja"]
+    flags = [i % 2 == 0 for i in range(len(titles))]
+    one_by_one = pd.concat(
+        [tiny_model.predict([t], cross_border=[f]) for t, f in zip(titles, flags, strict=True)],
+        ignore_index=True,
+    )
+    calls = []
+    real = tiny_model._predict_distinct
+    monkeypatch.setattr(
+        tiny_model, "_predict_distinct", lambda v, f: calls.append(len(v)) or real(v, f)
+    )
+    monkeypatch.setattr(predict_module, "BLOCK_ROWS", 4)
+    together = tiny_model.predict(titles, cross_border=flags)
+    pd.testing.assert_frame_equal(together, one_by_one)
+    assert together.index.tolist() == list(range(len(titles)))
+    # Unhashable input turns the de-duplication off for the call; it still scores.
+    assert calls == [len(titles)]
+    hashable = titles[:6] * 4
+    tiny_model.predict(hashable, cross_border=[True] * len(hashable))
+    assert calls[-1] == 6
+    assert tiny_model.predict(hashable)["status"].tolist()[:2] == ["ok", "non_text"]
+
+
 @pytest.mark.parametrize(
     ("value", "status"),
     [
@@ -161,11 +188,17 @@ def test_fast_probabilities_equal_scikit_learn(tiny_model) -> None:
     ]
     assert tiny_model._fast is not None
     normalised = list(tiny_model._normalizer.transform(titles))
-    fast, features = tiny_model._proba(normalised)
+    features = tiny_model._features.transform(normalised)
     np.testing.assert_allclose(
-        fast, tiny_model._classifier.predict_proba(features), rtol=0, atol=1e-12
+        tiny_model._fast.predict_proba(features),
+        tiny_model._classifier.predict_proba(features),
+        rtol=0,
+        atol=1e-12,
     )
+    # Block by block (word, then char) gives the same as the stacked matrix.
+    fast, word = tiny_model._proba(normalised)
     np.testing.assert_allclose(fast, tiny_model.pipeline.predict_proba(titles), rtol=0, atol=1e-12)
+    assert word.shape[1] == len(tiny_model._features.transformer_list[0][1].vocabulary_)
 
 
 def test_hstack_and_normalise_shortcuts_match_the_pipeline(tiny_model) -> None:

@@ -6,6 +6,7 @@ import re
 from functools import partial
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.pipeline import FeatureUnion
@@ -42,15 +43,85 @@ def char_wb_ngrams(text: str, ngram_range: tuple[int, int]) -> list[str]:
     return grams
 
 
-# Normalised text is drawn from this alphabet (see `text.normalize`). Each character gets a
-# 6-bit code, so an n-gram of up to 9 characters packs into one int64 key.
+# Normalised text is drawn from this alphabet (see `text.normalize`). Characters get codes
+# 0..36 (space first) and anything else, the document separator included, code 37, so an
+# n-gram is a base-38 number: distinct n-grams of one length get distinct integers.
 _ALPHABET = " 0123456789abcdefghijklmnopqrstuvwxyz"
-_SPACE, _SENTINEL, _BITS = 0, 63, 6
-_CODES = np.full(256, _SENTINEL, dtype=np.int64)
+_BASE = len(_ALPHABET) + 1
+_SPACE, _SEPARATOR = 0, _BASE - 1
+_CODES = np.full(256, _SEPARATOR, dtype=np.int64)
 _CODES[np.frombuffer(_ALPHABET.encode(), dtype=np.uint8)] = np.arange(len(_ALPHABET))
-
-
+# n-grams up to this length are looked up in a dense table indexed by their key (38**4
+# int32 entries: 8 MB); longer ones in a hash index.
+_DENSE_MAX_N = 4
+_MAX_N = 9  # 38**9 < 2**63
 _FEW_DOCS = 16
+
+
+def _keys(terms: list[str]) -> np.ndarray:
+    """Base-38 integer keys of clean terms (all of one length or not)."""
+    keys = np.zeros(len(terms), dtype=np.int64)
+    for i, term in enumerate(terms):
+        key = 0
+        for ch in term.encode("ascii"):
+            key = key * _BASE + int(_CODES[ch])
+        keys[i] = key
+    return keys
+
+
+class _KeyIndex:
+    """Column of each n-gram key, per length n: a dense array for short n-grams, a pandas
+    hash index for long ones. Unknown keys give -1."""
+
+    def __init__(self, terms_by_n: dict[int, tuple[np.ndarray, np.ndarray]]) -> None:
+        self.dense: dict[int, np.ndarray] = {}
+        self.hashed: dict[int, tuple[pd.Index, np.ndarray]] = {}
+        for n, (keys, columns) in terms_by_n.items():
+            if n <= _DENSE_MAX_N:
+                table = np.full(_BASE**n, -1, dtype=np.int32)
+                table[keys] = columns
+                self.dense[n] = table
+            else:
+                self.hashed[n] = (pd.Index(keys), columns.astype(np.int32))
+
+    def lookup(self, n: int, keys: np.ndarray, valid: np.ndarray) -> np.ndarray:
+        """Columns of `keys` of length-n n-grams; -1 where unknown or not `valid`."""
+        if n in self.dense:
+            cols = self.dense[n][keys]
+            cols[~valid] = -1
+            return cols
+        cols = np.full(len(keys), -1, dtype=np.int32)
+        if n in self.hashed:
+            index, columns = self.hashed[n]
+            where = np.flatnonzero(valid)
+            pos = index.get_indexer(keys[where])
+            found = pos >= 0
+            cols[where[found]] = columns[pos[found]]
+        return cols
+
+
+def _position_major_csr(
+    cols: list[np.ndarray], row_of: np.ndarray, n_docs: int, n_features: int, dtype
+) -> sp.csr_matrix:
+    """Counts matrix from per-n column arrays aligned on start positions.
+
+    `cols[j][p]` is the column of the n-gram of the j-th length starting at position p
+    (-1 for none); `row_of[p]` the document of position p. Entries are laid out position
+    by position, so rows come out in order and no global sort is needed.
+    """
+    stacked = np.full((len(row_of), len(cols)), -1, dtype=np.int32)
+    for j, c in enumerate(cols):
+        stacked[: len(c), j] = c
+    flat = stacked.ravel()
+    hit = np.flatnonzero(flat >= 0)
+    rows = row_of[hit // len(cols)]
+    indptr = np.zeros(n_docs + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rows, minlength=n_docs), out=indptr[1:])
+    counts = sp.csr_matrix(
+        (np.ones(len(hit), dtype=dtype), flat[hit], indptr), shape=(n_docs, n_features)
+    )
+    counts.sum_duplicates()
+    return counts
 
 
 def _csr_counts(indices: list[int], indptr: list[int], n_features: int, dtype):
@@ -75,28 +146,31 @@ def _is_clean(docs: list[str]) -> bool:
 _NOT_CLEAN = re.compile(r"[^a-z0-9 ]|^ | $|  ")
 
 
-def _pack(codes: np.ndarray, starts: np.ndarray, n: int) -> np.ndarray:
-    """Integer keys of the n-grams starting at `starts` (length n folded into the key)."""
-    key = np.full(len(starts), n, dtype=np.int64)
-    for j in range(n):
-        key = (key << _BITS) | codes[starts + j]
-    return key
-
-
 class FastTfidfVectorizer(TfidfVectorizer):
-    """A `TfidfVectorizer` that turns new text into `char_wb` features with numpy.
+    """A `TfidfVectorizer` that counts n-grams of new normalised text with numpy.
 
-    scikit-learn builds character n-grams one Python string slice at a time, which bounds
-    serving speed. For `analyzer="char_wb"` over normalised text (alphabet `[a-z0-9 ]`)
-    this class packs every n-gram into an integer key, all titles at once, and finds its
-    column by binary search in the sorted keys of the fitted vocabulary. Word n-grams of
-    normalised text skip the regex tokenizer, and the TF-IDF weighting is a few array
-    operations. The counts equal scikit-learn's and the weights agree to float32 rounding
-    (tests check both, on real titles too); fitting is scikit-learn's own, and text outside
-    the alphabet falls back to its path.
+    scikit-learn builds n-grams one Python string at a time and looks each up in a dict,
+    which bounds serving speed. For normalised text (alphabet `[a-z0-9 ]`, single
+    spaces) this class counts all titles of a call at once:
+
+    - `char_wb`: every character becomes a base-38 digit, the n-grams inside space-padded
+      words become integers rolled over the whole call, and their columns come from a
+      dense table (n <= 4) or a hash index (longer n);
+    - `word` (with `text.tokenize`, which is `split` minus stopwords there): each token
+      becomes an integer id, and the n-grams of ids are looked up the same way.
+
+    The counts equal scikit-learn's and the TF-IDF weights agree to float32 rounding
+    (tests check both, on real titles too). Fitting is scikit-learn's own; the lookup
+    tables are derived from `vocabulary_` on first use and never pickled. Text outside
+    the alphabet, and settings the fast paths do not mimic, take scikit-learn's path.
     """
 
-    def _fast(self) -> bool:
+    def __getstate__(self) -> dict:
+        state = super().__getstate__()
+        state.pop("_lookup_cache", None)
+        return state
+
+    def _fast_chars(self) -> bool:
         return (
             self.analyzer == "char_wb"
             and self.preprocessor is None
@@ -105,47 +179,80 @@ class FastTfidfVectorizer(TfidfVectorizer):
             # n = 1 would count the padding spaces; a smallest n above 3 makes scikit-learn
             # emit short padded words whole, shorter than n: windows cannot mimic either.
             and 2 <= self.ngram_range[0] <= 3
-            and self.ngram_range[1] <= 9
+            and self.ngram_range[1] <= _MAX_N
+        )
+
+    def _fast_words(self) -> bool:
+        return (
+            self.analyzer == "word"
+            and self.tokenizer is tokenize
+            and self.preprocessor is None
+            and not self.lowercase
+            and self.stop_words is None
         )
 
     def build_analyzer(self):
         """scikit-learn's analyzer, or `char_wb_ngrams` (same n-grams, built faster)."""
-        if self._fast():
+        if self._fast_chars():
             return partial(char_wb_ngrams, ngram_range=self.ngram_range)
         return super().build_analyzer()
 
-    def fit(self, raw_documents, y=None):
-        """Fit as scikit-learn does, then index the vocabulary by packed key."""
-        super().fit(raw_documents, y)
-        self._index_vocabulary()
-        return self
+    def _lookup(self):
+        """The n-gram lookup tables for the fitted vocabulary (built once, then cached),
+        or None when the vocabulary does not fit the fast path."""
+        cache = getattr(self, "_lookup_cache", None)
+        if cache is None or cache[0] is not self.vocabulary_:
+            tables = self._char_lookup() if self._fast_chars() else self._word_lookup()
+            cache = self._lookup_cache = (self.vocabulary_, tables)
+        return cache[1]
 
-    def fit_transform(self, raw_documents, y=None):
-        """Fit-transform as scikit-learn does, then index the vocabulary by packed key."""
-        out = super().fit_transform(raw_documents, y)
-        self._index_vocabulary()
-        return out
-
-    def _index_vocabulary(self) -> None:
-        self.packed_keys_ = None
-        if not self._fast():
-            return
+    def _char_lookup(self) -> _KeyIndex | None:
         terms = list(self.vocabulary_)
-        if not all(len(t) <= 9 and set(t) <= set(_ALPHABET) for t in terms):
-            return
-        codes = _CODES[np.frombuffer("".join(terms).encode(), dtype=np.uint8)]
-        lengths = np.fromiter((len(t) for t in terms), dtype=np.int64, count=len(terms))
+        if not all(len(t) <= _MAX_N and not _NOT_ALPHABET.search(t) for t in terms):
+            return None
+        by_n: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        lengths = np.fromiter(map(len, terms), dtype=np.int64, count=len(terms))
+        columns = np.fromiter(map(self.vocabulary_.__getitem__, terms), np.int64, len(terms))
+        codes = _CODES[np.frombuffer("".join(terms).encode("ascii"), dtype=np.uint8)]
         starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
-        keys = np.empty(len(terms), dtype=np.int64)
         for n in np.unique(lengths):
-            pick = lengths == n
-            keys[pick] = _pack(codes, starts[pick], int(n))
-        columns = np.fromiter(
-            (self.vocabulary_[t] for t in terms), dtype=np.int64, count=len(terms)
-        )
-        order = np.argsort(keys)
-        self.packed_keys_ = keys[order]
-        self.packed_columns_ = columns[order]
+            pick = np.flatnonzero(lengths == n)
+            digits = codes[starts[pick, None] + np.arange(n)]
+            by_n[int(n)] = (digits @ (_BASE ** np.arange(n - 1, -1, -1)), columns[pick])
+        return _KeyIndex(by_n)
+
+    def _word_lookup(self) -> tuple[dict, np.ndarray, dict] | None:
+        high = self.ngram_range[1]
+        split = [t.split(" ") for t in self.vocabulary_]
+        token_ids: dict[str, int] = {}
+        for words in split:
+            for w in words:
+                token_ids.setdefault(w, len(token_ids))
+        n_tokens = len(token_ids) + 1
+        if n_tokens ** max(high, 1) >= 2**62:
+            return None
+        unigram = np.full(n_tokens, -1, dtype=np.int32)
+        grams: dict[int, tuple[list[int], list[int]]] = {}
+        for words, column in zip(split, self.vocabulary_.values(), strict=True):
+            if len(words) == 1:
+                unigram[token_ids[words[0]]] = column
+            else:
+                key = 0
+                for w in words:
+                    key = key * n_tokens + token_ids[w]
+                keys, cols = grams.setdefault(len(words), ([], []))
+                keys.append(key)
+                cols.append(column)
+        index = {
+            n: (pd.Index(np.asarray(k, dtype=np.int64)), np.asarray(c, dtype=np.int32))
+            for n, (k, c) in grams.items()
+        }
+        # Stopwords are dropped before n-grams are formed (as `tokenize` does) and the
+        # document separator breaks every n-gram.
+        lookup = dict(token_ids)
+        lookup.update(dict.fromkeys(load_stopwords(), _STOPWORD))
+        lookup[_DOC_BREAK_TOKEN] = _DOC_BREAK
+        return lookup, unigram, index
 
     def transform(self, raw_documents):
         """TF-IDF of new documents, as scikit-learn's `transform` computes it.
@@ -174,9 +281,28 @@ class FastTfidfVectorizer(TfidfVectorizer):
             data /= norms[rows].astype(self.dtype, copy=False)
         return counts
 
-    def _count_lookup(self, docs: list[str]):
+    def _count_vocab(self, raw_documents, fixed_vocab):
+        docs = raw_documents if isinstance(raw_documents, list) else list(raw_documents)
+        fast = fixed_vocab and (self._fast_chars() or self._fast_words())
+        if not fast or not _is_clean(docs):
+            return super()._count_vocab(docs, fixed_vocab)
+        if len(docs) <= _FEW_DOCS:
+            # numpy's per-call overhead outweighs its speed on a handful of titles.
+            return self._count_few(docs)
+        lookup = self._lookup()
+        if lookup is None:
+            return super()._count_vocab(docs, fixed_vocab)
+        if self._fast_chars():
+            return self.vocabulary_, self._count_chars(docs, lookup)
+        return self.vocabulary_, self._count_words(docs, *lookup)
+
+    def _count_few(self, docs: list[str]):
         """Count vocabulary hits with the analyzer in Python: cheapest for a few documents."""
-        analyze = self.build_analyzer()
+        if self._fast_chars():
+            analyze = self.build_analyzer()
+        else:
+            stop = load_stopwords()
+            analyze = partial(_word_ngrams, stop=stop, ngram_range=self.ngram_range)
         lookup = self.vocabulary_.get
         indices: list[int] = []
         indptr = [0]
@@ -185,75 +311,73 @@ class FastTfidfVectorizer(TfidfVectorizer):
             indptr.append(len(indices))
         return self.vocabulary_, _csr_counts(indices, indptr, len(self.vocabulary_), self.dtype)
 
-    def _fast_words(self) -> bool:
-        return (
-            self.analyzer == "word"
-            and self.tokenizer is tokenize
-            and self.preprocessor is None
-            and not self.lowercase
-            and self.stop_words is None
-        )
-
-    def _count_words(self, docs: list[str]):
-        """Word n-gram counts for normalised text: `tokenize` there is `split` minus
-        stopwords, so the n-grams are built without the regex tokenizer."""
-        stop = load_stopwords()
-        lookup = self.vocabulary_.get
+    def _count_chars(self, docs: list[str], index: _KeyIndex) -> sp.csr_matrix:
+        """char_wb counts of clean documents, all at once."""
+        # Each title padded with spaces and closed by a separator: no n-gram may cross one.
+        joined = "|".join([f" {d} " for d in docs]).encode("ascii")
+        c = _CODES[np.frombuffer(joined, dtype=np.uint8)]
+        row_of = np.cumsum(c == _SEPARATOR)
         low, high = self.ngram_range
-        indices: list[int] = []
-        indptr = [0]
-        for doc in docs:
-            tokens = [t for t in doc.split() if t not in stop]
-            grams = tokens if low == 1 else []
-            for n in range(max(low, 2), high + 1):
-                grams = grams + [" ".join(tokens[i : i + n]) for i in range(len(tokens) - n + 1)]
-            indices.extend([j for j in map(lookup, grams) if j is not None])
-            indptr.append(len(indices))
-        return self.vocabulary_, _csr_counts(indices, indptr, len(self.vocabulary_), self.dtype)
+        key, valid = c, c != _SEPARATOR
+        cols = []
+        for n in range(2, high + 1):
+            last = c[n - 1 :]
+            key = key[:-1] * _BASE + last
+            # A char_wb n-gram stays inside one space-padded word: no separator, no space
+            # strictly inside, and (n = 2) not two spaces, the whole of an empty title.
+            inner_ok = (c[:-1] != _SPACE) | (last != _SPACE) if n == 2 else c[n - 2 : -1] != _SPACE
+            valid = valid[:-1] & (last != _SEPARATOR) & inner_ok
+            if n >= low:
+                cols.append(index.lookup(n, key, valid))
+        return _position_major_csr(cols, row_of, len(docs), len(self.vocabulary_), self.dtype)
 
-    def _count_vocab(self, raw_documents, fixed_vocab):
-        docs = raw_documents if isinstance(raw_documents, list) else list(raw_documents)
-        if fixed_vocab and self._fast_words() and _is_clean(docs):
-            return self._count_words(docs)
-        if not fixed_vocab or getattr(self, "packed_keys_", None) is None:
-            return super()._count_vocab(docs, fixed_vocab)
-        if len(docs) <= _FEW_DOCS and _is_clean(docs):
-            # numpy's per-call overhead outweighs its speed on a handful of titles.
-            return self._count_lookup(docs)
-        try:
-            joined = "|".join(f" {d} " for d in docs).encode("ascii")
-        except (UnicodeEncodeError, TypeError):
-            return super()._count_vocab(docs, fixed_vocab)
-        codes = _CODES[np.frombuffer(joined, dtype=np.uint8)]
-        # Every padded title ends with "|" (the last one implicitly), so position -> row.
-        row_of = np.cumsum(np.r_[0, codes[:-1] == _SENTINEL])
-        space = np.r_[0, np.cumsum(codes == _SPACE)]
-        sentinel = np.r_[0, np.cumsum(codes == _SENTINEL)]
-        if sentinel[-1] != len(docs) - 1 or (codes[codes != _SENTINEL] > len(_ALPHABET)).any():
-            return super()._count_vocab(docs, fixed_vocab)
-        rows, cols = [], []
+    def _count_words(
+        self, docs: list[str], lookup: dict, unigram: np.ndarray, index: dict
+    ) -> sp.csr_matrix:
+        """Word n-gram counts of clean documents, all at once."""
+        tokens = f" {_DOC_BREAK_TOKEN} ".join(docs).split()
+        get = lookup.get
+        ids = np.array([get(t, _UNKNOWN) for t in tokens], dtype=np.int64)
+        ids = ids[ids != _STOPWORD]
+        row_of = np.cumsum(ids == _DOC_BREAK)
+        known = ids >= 0
         low, high = self.ngram_range
-        for n in range(low, high + 1):
-            starts = np.arange(len(codes) - n + 1)
-            # A char_wb n-gram stays inside one space-padded word: no sentinel anywhere,
-            # no space strictly inside, and not made of spaces alone (an empty title).
-            ok = (sentinel[starts + n] == sentinel[starts]) & (
-                space[starts + n - 1] == space[starts + 1]
-            )
-            ok &= (space[starts + n] - space[starts]) < n
-            starts = starts[ok]
-            keys = _pack(codes, starts, n)
-            pos = np.searchsorted(self.packed_keys_, keys).clip(max=len(self.packed_keys_) - 1)
-            hit = self.packed_keys_[pos] == keys
-            rows.append(row_of[starts[hit]])
-            cols.append(self.packed_columns_[pos[hit]])
-        rows_all, cols_all = np.concatenate(rows), np.concatenate(cols)
-        counts = sp.coo_matrix(
-            (np.ones(len(rows_all), dtype=self.dtype), (rows_all, cols_all)),
-            shape=(len(docs), len(self.vocabulary_)),
-        ).tocsr()
-        counts.sum_duplicates()
-        return self.vocabulary_, counts
+        n_tokens = len(unigram)
+        cols = []
+        if low == 1:
+            cols.append(np.where(known, unigram[np.where(known, ids, 0)], -1))
+        key, valid = ids, known
+        for n in range(2, high + 1):
+            key = key[:-1] * n_tokens + ids[n - 1 :]
+            valid = valid[:-1] & known[n - 1 :]
+            if n < low:
+                continue
+            found = np.full(len(key), -1, dtype=np.int32)
+            if n in index:
+                keys, columns = index[n]
+                where = np.flatnonzero(valid)
+                pos = keys.get_indexer(key[where])
+                hit = pos >= 0
+                found[where[hit]] = columns[pos[hit]]
+            cols.append(found)
+        return _position_major_csr(cols, row_of, len(docs), len(self.vocabulary_), self.dtype)
+
+
+# Token ids below zero: a stopword (dropped), a token outside the vocabulary, the break
+# between two documents.
+_STOPWORD, _UNKNOWN, _DOC_BREAK = -2, -1, -3
+_DOC_BREAK_TOKEN = "|"
+_NOT_ALPHABET = re.compile(r"[^a-z0-9 ]")
+
+
+def _word_ngrams(doc: str, stop: frozenset[str], ngram_range: tuple[int, int]) -> list[str]:
+    """Word n-grams of clean text, as scikit-learn forms them from `tokenize`'s tokens."""
+    low, high = ngram_range
+    tokens = [t for t in doc.split() if t not in stop]
+    grams = list(tokens) if low == 1 else []
+    for n in range(max(low, 2), high + 1):
+        grams.extend([" ".join(tokens[i : i + n]) for i in range(len(tokens) - n + 1)])
+    return grams
 
 
 def build_features(config: FeatureConfig) -> FeatureUnion:

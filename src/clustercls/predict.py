@@ -102,6 +102,16 @@ class Model:
         """
         values = list(titles)
         flags = None if cross_border is None else np.asarray(list(cross_border), dtype=bool)
+        # Marketplaces repeat titles: each distinct (title, flag) is scored once per call.
+        first, inverse = _first_occurrences(values, flags)
+        if len(first) == len(values):
+            return self._predict_distinct(values, flags)
+        scored = self._predict_distinct(
+            [values[i] for i in first], None if flags is None else flags[first]
+        )
+        return scored.take(inverse).reset_index(drop=True)
+
+    def _predict_distinct(self, values: list, flags: np.ndarray | None) -> pd.DataFrame:
         jobs = min(self.n_jobs, len(values) // PARALLEL_MIN_ROWS)
         if jobs > 1:
             # This process scores the last part itself while jobs - 1 workers score the
@@ -215,20 +225,21 @@ class Model:
         return np.array([normalize(t, limit) for t in titles], dtype=object)
 
     def _proba(self, normalised: list[str]) -> tuple[np.ndarray, sp.csr_matrix]:
-        """Probabilities and TF-IDF features of normalised titles."""
+        """Probabilities of normalised titles, and their word TF-IDF block (explanations
+        read the word n-grams only)."""
         if len(normalised) == 0:
             return np.zeros((0, len(self.labels))), sp.csr_matrix((0, 0))
         if self._features.transformer_weights is None:
             # FeatureUnion.transform adds per-call dispatch overhead that dominates
-            # single-title latency; its output is this hstack.
-            features = _hstack_csr(
-                [step.transform(normalised) for _, step in self._features.transformer_list]
-            )
+            # single-title latency; its output is the column-wise stack of these blocks.
+            blocks = [step.transform(normalised) for _, step in self._features.transformer_list]
         else:
-            features = sp.csr_matrix(self._features.transform(normalised))
-        if self._fast is not None:
-            return self._fast.predict_proba(features), features
-        return self._classifier.predict_proba(features), features
+            blocks = [sp.csr_matrix(self._features.transform(normalised))]
+        if self._fast is not None and len(blocks) > 1:
+            return self._fast.predict_proba(blocks), blocks[0]
+        features = _hstack_csr(blocks)
+        proba = (self._fast or self._classifier).predict_proba(features)
+        return proba, features
 
     def _explainer(self) -> tuple[np.ndarray, np.ndarray]:
         """Word n-gram names and their class weights (built on first use).
@@ -319,7 +330,10 @@ class _FastSigmoidLinear:
     def __init__(
         self, coef: np.ndarray, intercept: np.ndarray, a: np.ndarray, b: np.ndarray, n_classes: int
     ) -> None:
-        self.coef, self.intercept, self.a, self.b = coef, intercept, a, b
+        # Features x (folds * classes), C order: the rows of one feature block are a
+        # contiguous slice, so blocks are multiplied without stacking them first.
+        self.coef_t = np.ascontiguousarray(coef.T)
+        self.intercept, self.a, self.b = intercept, a, b
         self.n_classes = n_classes
 
     @classmethod
@@ -344,12 +358,21 @@ class _FastSigmoidLinear:
         b = np.concatenate([[c.b_ for c in f.calibrators] for f in folds])
         return cls(coef, intercept, a, b, len(labels))
 
-    def predict_proba(self, features: sp.csr_matrix) -> np.ndarray:
-        """Mean over folds of each fold's normalised sigmoid-calibrated scores."""
+    def predict_proba(self, features: sp.csr_matrix | list[sp.csr_matrix]) -> np.ndarray:
+        """Mean over folds of each fold's normalised sigmoid-calibrated scores.
 
-        scores = np.asarray(features @ self.coef.T) + self.intercept
+        Args:
+            features: The feature matrix, or its column blocks in order.
+        """
+        blocks = features if isinstance(features, list) else [features]
+        scores = np.zeros((blocks[0].shape[0], self.coef_t.shape[1]))
+        offset = 0
+        for block in blocks:
+            scores += block @ self.coef_t[offset : offset + block.shape[1]]
+            offset += block.shape[1]
+        scores += self.intercept
         calibrated = expit(-(self.a * scores + self.b))
-        per_fold = calibrated.reshape(features.shape[0], -1, self.n_classes)
+        per_fold = calibrated.reshape(scores.shape[0], -1, self.n_classes)
         total = per_fold.sum(axis=2, keepdims=True)
         uniform = np.full_like(per_fold, 1 / self.n_classes)
         proba = np.divide(per_fold, total, out=uniform, where=total != 0)
@@ -377,6 +400,28 @@ def _hstack_csr(blocks: list[sp.csr_matrix]) -> sp.csr_matrix:
         before += count
         offset += block.shape[1]
     return sp.csr_matrix((data, indices, indptr), shape=(first.shape[0], offset))
+
+
+def _first_occurrences(values: list, flags: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """Index of the first occurrence of each distinct value (with its flag), and each
+    value's position among them. Unhashable values are all treated as distinct."""
+    index: dict = {}
+    first: list[int] = []
+    inverse = np.empty(len(values), dtype=np.int64)
+    # Keyed by type too: 1, 1.0 and True are equal in Python but not the same input.
+    keys = (v if type(v) is str else (type(v), v) for v in values)
+    if flags is not None:
+        keys = zip(keys, flags.tolist(), strict=True)
+    try:
+        for i, key in enumerate(keys):
+            j = index.get(key)
+            if j is None:
+                j = index[key] = len(first)
+                first.append(i)
+            inverse[i] = j
+    except TypeError:
+        return np.arange(len(values)), np.arange(len(values))
+    return np.asarray(first, dtype=np.int64), inverse
 
 
 def _dedup(values) -> tuple[list, np.ndarray]:
