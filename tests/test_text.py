@@ -511,3 +511,99 @@ def test_transformer_in_pipeline() -> None:
     assert "untuk" not in vocab
     assert matrix.shape[0] == 3
     assert math.isclose(matrix[2].sum(), 0)
+
+
+# One example match per noise phrase: adding a phrase without an example fails below, so
+# the shortcut that skips the phrase scan can never silently miss a new phrase.
+NOISE_EXAMPLES = {
+    r"ready\s*sto(?:ck|k)": ["ready stock", "readystock", "ready stok"],
+    r"ready\s+to\s+ship": ["ready to ship"],
+    r"siap\s+kirim": ["siap kirim"],
+    r"bisa\s+cod": ["bisa cod"],
+    r"bayar\s+di\s*tempat": ["bayar di tempat", "bayar ditempat"],
+    r"(?:hot|flash|big|mega)\s+sale": ["hot sale", "flash sale", "big sale", "mega sale"],
+    r"best\s*sel(?:l)?er": ["best seller", "bestseller", "bestseler"],
+    r"(?:free|gratis)\s+ongkir": ["free ongkir", "gratis ongkir"],
+    r"free\s*ship(?:ping)?": ["free shipping", "freeship", "freeshipping"],
+    r"official\s+store": ["official store"],
+    r"new\s+arrivals?": ["new arrival", "new arrivals"],
+    r"murah\s+meriah": ["murah meriah"],
+}
+
+
+def test_every_noise_phrase_starts_with_a_listed_first_token() -> None:
+    from clustercls.text import _NOISE_FIRST_TOKENS, _NOISE_PHRASES, _NOISE_RE
+
+    for phrase in _NOISE_PHRASES:
+        # A single-word phrase is its own example once its lookarounds are cut away.
+        word = re.sub(r"\(\?<?[!=][^)]*\)+", "", phrase)
+        examples = NOISE_EXAMPLES.get(phrase) or [word]
+        for example in examples:
+            text = f"kemeja {example} batik"
+            assert _NOISE_RE.search(text), (phrase, example)
+            assert not _NOISE_FIRST_TOKENS.isdisjoint(text.split()), (phrase, example)
+
+
+noise_like = st.lists(
+    st.one_of(
+        st.sampled_from(
+            "ready stock stok to ship free shipping best seller cod liver cape new born murah"
+            " meriah di tempat sale ori".split()
+        ),
+        st.text(alphabet="abcdeikorst0 ", max_size=8),
+    ),
+    max_size=12,
+).flatmap(lambda parts: st.sampled_from([" ".join(parts), "".join(parts)]))
+
+
+@PROPERTY_SETTINGS
+@given(text=noise_like)
+def test_noise_and_spaced_letter_shortcuts_never_skip_a_match(text: str) -> None:
+    from clustercls.text import (
+        _NOISE_FIRST_TOKENS,
+        _NOISE_RE,
+        _SPACED_HINT_RE,
+        _SPACED_RE,
+        is_normalised,
+    )
+
+    clean = " ".join(text.split())
+    assert is_normalised(clean) == (
+        CLEAN_RE.fullmatch(clean) is not None and clean == clean.strip()
+    )
+    if _NOISE_RE.search(clean):
+        assert not _NOISE_FIRST_TOKENS.isdisjoint(clean.split())
+    if _SPACED_RE.search(text):
+        assert _SPACED_HINT_RE.search(text)
+
+
+number_like = st.lists(
+    st.one_of(
+        st.sampled_from(
+            "isi content contents pack of set box size sz uk ukuran in x gr kg ml cm pcs gb"
+            " 2019 08 21 12:30 250 1,5 3 2.5 k0pi 5in1 rtx3060".split()
+        ),
+        st.text(alphabet="0123456789 .,:-x*'\"abgilmrs", max_size=8),
+    ),
+    max_size=10,
+).flatmap(lambda parts: st.sampled_from([" ".join(parts), "".join(parts)]))
+
+
+@PROPERTY_SETTINGS
+@given(text=number_like)
+def test_number_shortcut_never_skips_a_date_spec_or_unit(text: str) -> None:
+    from clustercls.text import (
+        _IN_ONE_RE,
+        _NUMBER_HINT_RE,
+        _TECH_UNIT_RE,
+        _TIMESTAMP_RE,
+        _UNIT_RULES,
+    )
+
+    hinted = _NUMBER_HINT_RE.search(text) is not None
+    s = text
+    # Each rule sees what the ones before it left, as in a cleaning pass.
+    for pattern in [_TIMESTAMP_RE, _IN_ONE_RE, _TECH_UNIT_RE, *(p for p, _ in _UNIT_RULES)]:
+        if pattern.search(s):
+            assert hinted, (text, pattern.pattern[:40])
+        s = pattern.sub(" x ", s)

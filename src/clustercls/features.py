@@ -12,7 +12,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.pipeline import FeatureUnion
 
 from clustercls.config import FeatureConfig
-from clustercls.text import load_stopwords, tokenize
+from clustercls.text import is_normalised, load_stopwords, tokenize
 
 
 def char_wb_ngrams(text: str, ngram_range: tuple[int, int]) -> list[str]:
@@ -136,14 +136,6 @@ def _csr_counts(indices: list[int], indptr: list[int], n_features: int, dtype):
     )
     counts.sum_duplicates()
     return counts
-
-
-def _is_clean(docs: list[str]) -> bool:
-    """True when every document is normalised text: `[a-z0-9 ]`, single spaces, no ends."""
-    return all(isinstance(d, str) and not _NOT_CLEAN.search(d) for d in docs)
-
-
-_NOT_CLEAN = re.compile(r"[^a-z0-9 ]|^ | $|  ")
 
 
 class FastTfidfVectorizer(TfidfVectorizer):
@@ -284,7 +276,7 @@ class FastTfidfVectorizer(TfidfVectorizer):
     def _count_vocab(self, raw_documents, fixed_vocab):
         docs = raw_documents if isinstance(raw_documents, list) else list(raw_documents)
         fast = fixed_vocab and (self._fast_chars() or self._fast_words())
-        if not fast or not _is_clean(docs):
+        if not fast or not all(map(is_normalised, docs)):
             return super()._count_vocab(docs, fixed_vocab)
         if len(docs) <= _FEW_DOCS:
             # numpy's per-call overhead outweighs its speed on a handful of titles.
