@@ -221,3 +221,33 @@ def test_hstack_and_normalise_shortcuts_match_the_pipeline(tiny_model) -> None:
     np.testing.assert_allclose(
         tiny_model._proba(list(normalised))[0], tiny_model.pipeline.predict_proba(titles), atol=1e-6
     )
+
+
+@pytest.mark.parametrize(
+    ("method", "ensemble"),
+    [("sigmoid", True), ("sigmoid", False), ("temperature", True), ("temperature", False)],
+)
+def test_fast_calibrated_probabilities_equal_scikit_learn(method, ensemble) -> None:
+    import scipy.sparse as sp
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.svm import LinearSVC
+
+    from clustercls.predict import _FastCalibratedLinear
+
+    rng = np.random.default_rng(0)
+    labels = ["craft", "fashion_textile", "food_beverage", "other"]
+    y = np.array(labels)[rng.integers(0, 4, 400)]
+    dense = rng.random((400, 30)) * (rng.random((400, 30)) < 0.2)
+    dense[:, :4] += (y[:, None] == np.array(labels)) * 0.5
+    x = sp.csr_matrix(dense, dtype=np.float32)
+    classifier = CalibratedClassifierCV(
+        LinearSVC(C=0.5), method=method, cv=3, ensemble=ensemble
+    ).fit(x, y, sample_weight=rng.random(400) + 0.5)
+    fast = _FastCalibratedLinear.build(classifier, labels)
+    assert fast is not None
+    np.testing.assert_allclose(
+        fast.predict_proba(x), classifier.predict_proba(x), rtol=0, atol=1e-12
+    )
+    # Column blocks give the same as the whole matrix.
+    blocks = [x[:, :12].tocsr(), x[:, 12:].tocsr()]
+    np.testing.assert_allclose(fast.predict_proba(blocks), classifier.predict_proba(x), atol=1e-12)

@@ -360,13 +360,17 @@ TOKENS = [
     "pria",
     "anak",
 ]
-mixed_text = st.lists(
-    st.one_of(
-        st.sampled_from(TOKENS),
-        st.text(alphabet="ab13 .-x@$'&;<>0lgmk\u043e\u0456\u200b", max_size=6),
-    ),
-    max_size=20,
-).flatmap(lambda parts: st.sampled_from([" ".join(parts), "".join(parts)]))
+
+
+def token_soup(words: list[str], alphabet: str, max_size: int, max_chars: int = 8):
+    """Strings of known words and random bits, joined with spaces or run together."""
+    return st.lists(
+        st.one_of(st.sampled_from(words), st.text(alphabet=alphabet, max_size=max_chars)),
+        max_size=max_size,
+    ).flatmap(lambda parts: st.sampled_from([" ".join(parts), "".join(parts)]))
+
+
+mixed_text = token_soup(TOKENS, "ab13 .-x@$'&;<>0lgmk\u043e\u0456\u200b", 20, max_chars=6)
 
 PROPERTY_SETTINGS = settings(
     database=None,
@@ -544,16 +548,12 @@ def test_every_noise_phrase_starts_with_a_listed_first_token() -> None:
             assert not _NOISE_FIRST_TOKENS.isdisjoint(text.split()), (phrase, example)
 
 
-noise_like = st.lists(
-    st.one_of(
-        st.sampled_from(
-            "ready stock stok to ship free shipping best seller cod liver cape new born murah"
-            " meriah di tempat sale ori".split()
-        ),
-        st.text(alphabet="abcdeikorst0 ", max_size=8),
-    ),
-    max_size=12,
-).flatmap(lambda parts: st.sampled_from([" ".join(parts), "".join(parts)]))
+noise_like = token_soup(
+    "ready stock stok to ship free shipping best seller cod liver cape new born murah"
+    " meriah di tempat sale ori".split(),
+    "abcdeikorst0 ",
+    12,
+)
 
 
 @PROPERTY_SETTINGS
@@ -577,16 +577,12 @@ def test_noise_and_spaced_letter_shortcuts_never_skip_a_match(text: str) -> None
         assert _SPACED_HINT_RE.search(text)
 
 
-number_like = st.lists(
-    st.one_of(
-        st.sampled_from(
-            "isi content contents pack of set box size sz uk ukuran in x gr kg ml cm pcs gb"
-            " 2019 08 21 12:30 250 1,5 3 2.5 k0pi 5in1 rtx3060".split()
-        ),
-        st.text(alphabet="0123456789 .,:-x*'\"abgilmrs", max_size=8),
-    ),
-    max_size=10,
-).flatmap(lambda parts: st.sampled_from([" ".join(parts), "".join(parts)]))
+number_like = token_soup(
+    "isi content contents pack of set box size sz uk ukuran in x gr kg ml cm pcs gb"
+    " 2019 08 21 12:30 250 1,5 3 2.5 k0pi 5in1 rtx3060".split(),
+    "0123456789 .,:-x*'\"abgilmrs",
+    10,
+)
 
 
 @PROPERTY_SETTINGS

@@ -105,8 +105,17 @@ class ModelConfig(_Frozen):
         le=1,
         description="rows weighted by source_size ** -source_weight: 0 = by size, 1 = each source equal",
     )
-    calibration: Literal["sigmoid", "isotonic"] = "sigmoid"
+    calibration: Literal["sigmoid", "isotonic", "temperature"] = Field(
+        "sigmoid",
+        description="temperature: one softmax temperature over the class scores, so the "
+        "calibrated argmax is the classifier's own",
+    )
     calibration_cv: int = Field(3, ge=2, le=10)
+    calibration_ensemble: bool = Field(
+        True,
+        description="True: average calibration_cv models fit on part of the data each; "
+        "False: one model fit on all rows, calibrated on cross-validated scores",
+    )
 
 
 class EvalConfig(_Frozen):

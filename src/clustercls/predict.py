@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from scipy.special import expit
+from scipy.special import expit, softmax
 
 from clustercls.artifact import Artifact, ArtifactError, latest_model_dir, load_artifact
 from clustercls.policy import decide
@@ -79,7 +79,7 @@ class Model:
         self._classifier = self.pipeline.named_steps["classifier"]
         self._feature_names: np.ndarray | None = None
         self._weights: np.ndarray | None = None
-        self._fast = _FastSigmoidLinear.build(self._classifier, self.labels)
+        self._fast = _FastCalibratedLinear.build(self._classifier, self.labels)
         self._pool = None
         self._pool_size = 0
 
@@ -318,48 +318,60 @@ class Model:
         )
 
 
-class _FastSigmoidLinear:
-    """`CalibratedClassifierCV(linear model, method="sigmoid").predict_proba` in plain numpy.
+class _FastCalibratedLinear:
+    """`CalibratedClassifierCV(linear model).predict_proba` in plain numpy, for sigmoid
+    and temperature calibration.
 
     scikit-learn validates inputs at every layer (calibrated wrapper, each fold's
     calibrator, the estimator), which costs milliseconds per call: more than the
     arithmetic for a single title. This computes the same thing, one matrix product for
-    all folds (a test checks it equals scikit-learn's output).
+    all folds (a test checks it equals scikit-learn's output). Unlike scikit-learn's
+    temperature calibrator it always reads the scores as logits: scikit-learn takes their
+    log instead when every row of the call happens to look like probabilities, which
+    would make one title's result depend on the others in its call.
     """
 
     def __init__(
-        self, coef: np.ndarray, intercept: np.ndarray, a: np.ndarray, b: np.ndarray, n_classes: int
+        self, coef: np.ndarray, intercept: np.ndarray, method: str, params: dict, n_classes: int
     ) -> None:
         # Features x (folds * classes), C order: the rows of one feature block are a
         # contiguous slice, so blocks are multiplied without stacking them first.
         self.coef_t = np.ascontiguousarray(coef.T)
-        self.intercept, self.a, self.b = intercept, a, b
+        self.intercept, self.method, self.params = intercept, method, params
         self.n_classes = n_classes
 
     @classmethod
-    def build(cls, classifier, labels: list[str]) -> _FastSigmoidLinear | None:
+    def build(cls, classifier, labels: list[str]) -> _FastCalibratedLinear | None:
         """The fast path for a fitted classifier, or None when it does not apply."""
         folds = getattr(classifier, "calibrated_classifiers_", None)
-        if not folds or getattr(classifier, "method", None) != "sigmoid" or len(labels) < 3:
+        method = getattr(classifier, "method", None)
+        if not folds or method not in ("sigmoid", "temperature") or len(labels) < 3:
             return None
+        expected = len(labels) if method == "sigmoid" else 1
         for fold in folds:
             estimator = fold.estimator
             if (
                 not hasattr(estimator, "coef_")
-                or list(estimator.classes_) != labels
-                or len(fold.calibrators) != len(labels)
+                # Fit on all rows (no ensemble), scikit-learn hands it encoded labels.
+                or list(estimator.classes_) not in (labels, list(range(len(labels))))
+                or len(fold.calibrators) != expected
             ):
                 return None
         coef = np.concatenate([f.estimator.coef_ for f in folds])  # (folds * classes, features)
         intercept = np.concatenate(
             [np.broadcast_to(f.estimator.intercept_, (len(labels),)) for f in folds]
         )
-        a = np.concatenate([[c.a_ for c in f.calibrators] for f in folds])
-        b = np.concatenate([[c.b_ for c in f.calibrators] for f in folds])
-        return cls(coef, intercept, a, b, len(labels))
+        if method == "sigmoid":
+            params = {
+                "a": np.concatenate([[c.a_ for c in f.calibrators] for f in folds]),
+                "b": np.concatenate([[c.b_ for c in f.calibrators] for f in folds]),
+            }
+        else:
+            params = {"beta": np.array([float(f.calibrators[0].beta_) for f in folds])}
+        return cls(coef, intercept, method, params, len(labels))
 
     def predict_proba(self, features: sp.csr_matrix | list[sp.csr_matrix]) -> np.ndarray:
-        """Mean over folds of each fold's normalised sigmoid-calibrated scores.
+        """Mean over folds of each fold's calibrated probabilities.
 
         Args:
             features: The feature matrix, or its column blocks in order.
@@ -371,13 +383,18 @@ class _FastSigmoidLinear:
             scores += block @ self.coef_t[offset : offset + block.shape[1]]
             offset += block.shape[1]
         scores += self.intercept
-        calibrated = expit(-(self.a * scores + self.b))
-        per_fold = calibrated.reshape(scores.shape[0], -1, self.n_classes)
-        total = per_fold.sum(axis=2, keepdims=True)
-        uniform = np.full_like(per_fold, 1 / self.n_classes)
-        proba = np.divide(per_fold, total, out=uniform, where=total != 0)
-        proba[(proba > 1.0) & (proba <= 1.0 + 1e-5)] = 1.0
-        return proba.mean(axis=1)
+        if self.method == "sigmoid":
+            calibrated = expit(-(self.params["a"] * scores + self.params["b"]))
+            per_fold = calibrated.reshape(scores.shape[0], -1, self.n_classes)
+            total = per_fold.sum(axis=2, keepdims=True)
+            uniform = np.full_like(per_fold, 1 / self.n_classes)
+            per_fold = np.divide(per_fold, total, out=uniform, where=total != 0)
+        else:
+            logits = scores.reshape(scores.shape[0], -1, self.n_classes)
+            per_fold = softmax(self.params["beta"][None, :, None] * logits, axis=2)
+        # As scikit-learn: each fold's rounding overshoot is clipped, then folds averaged.
+        per_fold[(per_fold > 1.0) & (per_fold <= 1.0 + 1e-5)] = 1.0
+        return per_fold.mean(axis=1)
 
 
 def _hstack_csr(blocks: list[sp.csr_matrix]) -> sp.csr_matrix:

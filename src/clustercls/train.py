@@ -56,7 +56,12 @@ def make_classifier(config: ModelConfig):
             class_weight=config.class_weight,
             random_state=0,
         )
-    return CalibratedClassifierCV(base, method=config.calibration, cv=config.calibration_cv)
+    return CalibratedClassifierCV(
+        base,
+        method=config.calibration,
+        cv=config.calibration_cv,
+        ensemble=config.calibration_ensemble,
+    )
 
 
 def build_pipeline(features: FeatureConfig, model: ModelConfig) -> Pipeline:
@@ -105,8 +110,12 @@ def sample_weights(frame: pd.DataFrame, config: ModelConfig) -> np.ndarray:
 def fit_pipeline(frame: pd.DataFrame, features: FeatureConfig, model: ModelConfig) -> Pipeline:
     """Build and fit the pipeline on training rows (`title`, `cluster`, `source`)."""
     pipeline = build_pipeline(features, model)
+    # Plain arrays: scikit-learn's cross-validated calibration indexes y by position, and
+    # a subset frame's index is not 0..n-1.
     return pipeline.fit(
-        frame["title"], frame["cluster"], classifier__sample_weight=sample_weights(frame, model)
+        frame["title"].to_numpy(),
+        frame["cluster"].to_numpy(),
+        classifier__sample_weight=sample_weights(frame, model),
     )
 
 
