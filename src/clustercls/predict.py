@@ -146,7 +146,11 @@ class Model:
             if "fork" in multiprocessing.get_all_start_methods():
                 from concurrent.futures import ProcessPoolExecutor
 
-                self._explainer()  # built before the fork, so workers share it too
+                # Built before the fork, so the workers share them too.
+                self._explainer()
+                for _, step in self._features.transformer_list:
+                    if hasattr(step, "_lookup"):
+                        step._lookup()
                 _WORKER_MODELS[str(self.artifact.path)] = self
                 self._pool = ProcessPoolExecutor(
                     workers, mp_context=multiprocessing.get_context("fork")
