@@ -1,0 +1,609 @@
+"""Enforcement scoring on Apache Spark, row for row what `clustercls predict` writes.
+
+Install with `pip install "clustercls[spark]"`. One machine stays the default; this module
+is for a listing table too big for it. Nothing here runs at import, and pyspark is imported
+only when a function is called, so the rest of the package works without it.
+
+How a run goes:
+
+1. The driver loads and verifies the model (checksum, scikit-learn version, unpickling)
+   before any Spark job starts; `models:/` URIs are resolved and downloaded here, so
+   executors never need MLflow or registry credentials.
+2. The verified model folder is shipped with `SparkContext.addFile`; each Python worker
+   process loads it from `SparkFiles` on its first batch and keeps it in a module-level
+   cache, so the model is unpickled once per worker process, not per batch or row.
+3. `DataFrame.mapInArrow` hands each Arrow batch to `clustercls.batch.score_chunk`, the
+   same function the single-machine job calls. Only `title` (and `is_cross_border`) are
+   converted to pandas, exactly as the single-machine job converts them when it reads
+   Parquet; every other column passes through as Arrow, so types and timestamps come out
+   as they went in, whatever the session time zone.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import shutil
+import sys
+import tempfile
+import time
+import uuid
+import warnings
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from clustercls.artifact import METADATA_FILE, MODEL_FILE, ArtifactError, load_artifact
+from clustercls.batch import ADDED_COLUMNS, BatchSummary, InputError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    from pyspark.sql import DataFrame, SparkSession
+
+    from clustercls.predict import Model
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MASTER = "local[*]"
+INSTALL_HINT = 'pip install "clustercls[spark]"'
+_CROSS_BORDER = "is_cross_border"
+
+
+class SparkUnavailableError(RuntimeError):
+    """Spark cannot start here: pyspark is not installed or no Java runtime is found."""
+
+
+def require_pyspark() -> None:
+    """Check that pyspark is importable.
+
+    Raises:
+        SparkUnavailableError: With the install command, if it is not.
+    """
+    try:
+        import pyspark  # noqa: F401
+    except ImportError as exc:
+        raise SparkUnavailableError(
+            f"spark-predict needs pyspark, which is not installed: {INSTALL_HINT}"
+        ) from exc
+
+
+def _require_java() -> None:
+    java_home = os.environ.get("JAVA_HOME")
+    if java_home and (Path(java_home) / "bin" / "java").is_file():
+        return
+    if shutil.which("java") is None:
+        raise SparkUnavailableError(
+            "Spark needs a Java runtime (17 or newer) and none was found: install one "
+            "(e.g. apt-get install default-jre-headless) or set JAVA_HOME"
+        )
+
+
+@contextmanager
+def _no_pandas_version_warning() -> Iterator[None]:
+    # PySpark warns about new pandas releases when a session or an Arrow UDF is created;
+    # no pandas conversion by Spark is involved here (score_arrow_batch converts with
+    # pyarrow, as the single-machine job does), so the warning is noise.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*PySpark does not yet fully support pandas")
+        yield
+
+
+def _under_spark_submit() -> bool:
+    # spark-submit starts the Python driver with the JVM already running and tells it
+    # where through this variable; its master and settings are then already in force.
+    return "PYSPARK_GATEWAY_PORT" in os.environ
+
+
+def spark_session(
+    master: str | None = None,
+    conf: Mapping[str, str] | None = None,
+    app_name: str = "clustercls",
+) -> SparkSession:
+    """The active Spark session, or a new one.
+
+    Under `spark-submit`, or when a session is already active (a notebook, a test), that
+    session and its master are used as they are. Otherwise a session is started on
+    `master` (default `local[*]`). For a local master the Python workers run this
+    interpreter (`PYSPARK_PYTHON` is set to it unless already set), since the `python3`
+    Spark would otherwise pick need not have clustercls installed.
+
+    Args:
+        master: Spark master URL (`local[2]`, `spark://host:7077`, `yarn`, `k8s://...`).
+        conf: Extra Spark settings for a new session.
+        app_name: Application name shown by the cluster manager.
+
+    Returns:
+        The session.
+
+    Raises:
+        SparkUnavailableError: If pyspark or Java is missing.
+    """
+    require_pyspark()
+    from pyspark.sql import SparkSession
+
+    active = SparkSession.getActiveSession()
+    if active is not None or _under_spark_submit():
+        if master is not None:
+            log.warning("a Spark session already exists; its master is used, not %s", master)
+        if active is not None:
+            return active
+        with _no_pandas_version_warning():
+            session = SparkSession.builder.appName(app_name).getOrCreate()
+        session.sparkContext.setLogLevel("WARN")
+        return session
+    _require_java()
+    master = master or DEFAULT_MASTER
+    if master.startswith("local") and "PYSPARK_PYTHON" not in os.environ:
+        os.environ["PYSPARK_PYTHON"] = sys.executable
+    settings = {
+        # Spark's stage progress bar is for people watching a terminal, not for logs.
+        "spark.ui.showConsoleProgress": str(sys.stderr.isatty()).lower(),
+        **(conf or {}),
+    }
+    builder = SparkSession.builder.appName(app_name).master(master)
+    for key, value in settings.items():
+        builder = builder.config(key, value)
+    with _no_pandas_version_warning():
+        session = builder.getOrCreate()
+    session.sparkContext.setLogLevel("WARN")
+    return session
+
+
+class _PidList:
+    """Accumulator parameter: the ids of the worker processes that loaded the model.
+
+    A list rather than a count so that a test (or an operator) can see that no process
+    loaded it twice.
+    """
+
+    def zero(self, value: list[int]) -> list[int]:
+        return []
+
+    def addInPlace(self, value1: list[int], value2: list[int]) -> list[int]:
+        value1.extend(value2)
+        return value1
+
+
+@dataclass
+class ScoringStats:
+    """Counters filled on the executors while a scored DataFrame is computed.
+
+    Spark accumulators: read them after an action; a retried task counts again.
+    """
+
+    loads: Any
+    batches: Any
+
+    @classmethod
+    def create(cls, spark: SparkSession) -> ScoringStats:
+        """New zeroed counters in `spark`'s context."""
+        context = spark.sparkContext
+        return cls(loads=context.accumulator([], _PidList()), batches=context.accumulator(0))
+
+    @property
+    def model_loads(self) -> int:
+        """How many times a worker process loaded the model."""
+        return len(self.loads.value)
+
+    @property
+    def loading_processes(self) -> list[int]:
+        """The process id of each load (a repeated id would mean a process loaded twice)."""
+        return list(self.loads.value)
+
+    @property
+    def arrow_batches(self) -> int:
+        """Arrow batches scored."""
+        return int(self.batches.value)
+
+
+# --- executor side -------------------------------------------------------------------
+
+_WORKER_MODELS: dict[str, Model] = {}
+_WORKER_CACHE_SIZE = 2
+"""Models a worker process keeps: enough for two models in one job, bounded for long sessions."""
+
+
+def _worker_model(name: str, loads: Any) -> Model:
+    """The shipped model `name`, loaded (and verified) once per Python worker process."""
+    model = _WORKER_MODELS.get(name)
+    if model is None:
+        from pyspark import SparkFiles
+
+        from clustercls.predict import Model
+
+        model = Model(load_artifact(Path(SparkFiles.get(name))))
+        while len(_WORKER_MODELS) >= _WORKER_CACHE_SIZE:
+            _WORKER_MODELS.pop(next(iter(_WORKER_MODELS)))
+        _WORKER_MODELS[name] = model
+        if loads is not None:
+            loads.add([os.getpid()])
+    return model
+
+
+def score_arrow_batch(model: Model, batch: pa.RecordBatch, large_strings: bool = False):
+    """Score one Arrow batch: its columns (clashing names renamed) plus the added ones.
+
+    Args:
+        model: A loaded model.
+        batch: Rows with a `title` column (and optionally `is_cross_border`).
+        large_strings: Emit the added text columns as Arrow `large_string` (Spark's
+            `spark.sql.execution.arrow.useLargeVarTypes`).
+
+    Returns:
+        A RecordBatch with the same rows in the same order.
+    """
+    import pyarrow as pa
+
+    from clustercls.batch import score_chunk
+
+    text = pa.large_string() if large_strings else pa.string()
+    names = output_names(batch.schema.names)
+    needed = ["title", *([_CROSS_BORDER] if _CROSS_BORDER in batch.schema.names else [])]
+    if batch.num_rows == 0:
+        added = [pa.array([], pa.float64() if c == "confidence" else text) for c in ADDED_COLUMNS]
+        return pa.RecordBatch.from_arrays([*batch.columns, *added], names=names)
+    # The same pandas conversion the single-machine job applies to a Parquet batch, on the
+    # columns prediction reads; the rest never leaves Arrow.
+    scored = score_chunk(model, batch.select(needed).to_pandas())
+    added = [
+        pa.array(
+            scored[c].to_numpy(dtype="float64" if c == "confidence" else object),
+            type=pa.float64() if c == "confidence" else text,
+        )
+        for c in ADDED_COLUMNS
+    ]
+    return pa.RecordBatch.from_arrays([*batch.columns, *added], names=names)
+
+
+class _ScorePartition:
+    """The function `mapInArrow` runs over each partition's batches."""
+
+    def __init__(self, model_name: str, large_strings: bool, stats: ScoringStats | None) -> None:
+        self.model_name = model_name
+        self.large_strings = large_strings
+        self.loads = None if stats is None else stats.loads
+        self.batches = None if stats is None else stats.batches
+
+    def __call__(self, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        model = None
+        for batch in batches:
+            if model is None:
+                # On the first batch: a partition with no rows loads nothing.
+                model = _worker_model(self.model_name, self.loads)
+            if self.batches is not None:
+                self.batches.add(1)
+            yield score_arrow_batch(model, batch, self.large_strings)
+
+
+# --- driver side ---------------------------------------------------------------------
+
+
+def output_names(columns: list[str]) -> list[str]:
+    """Output column names, as the single-machine job names them: input columns (one that
+    shares an added column's name becomes `input_<name>`), then the added columns."""
+    return [*(f"input_{c}" if c in ADDED_COLUMNS else c for c in columns), *ADDED_COLUMNS]
+
+
+def output_schema(schema):
+    """The Spark schema `score_dataframe` returns for an input schema.
+
+    Raises:
+        InputError: If there is no `title` column, or the output names would collide.
+    """
+    from pyspark.sql.types import DoubleType, StringType, StructField, StructType
+
+    names = [f.name for f in schema.fields]
+    if "title" not in names:
+        raise InputError(f"no 'title' column (columns: {', '.join(names)})")
+    out_names = output_names(names)
+    # Spark's writers compare names case-insensitively by default.
+    seen = Counter(n.lower() for n in out_names)
+    clashes = sorted(n for n in out_names if seen[n.lower()] > 1)
+    if clashes:
+        raise InputError(f"output columns would collide: {', '.join(dict.fromkeys(clashes))}")
+    fields = [
+        StructField(name, f.dataType, f.nullable, f.metadata)
+        for name, f in zip(out_names[: len(names)], schema.fields, strict=True)
+    ]
+    fields += [
+        StructField(c, DoubleType() if c == "confidence" else StringType(), True)
+        for c in ADDED_COLUMNS
+    ]
+    return StructType(fields)
+
+
+_STAGING: dict[str, Path] = {}
+_SHIPPED: set[tuple[str, str]] = set()
+
+
+def _staging_root() -> Path:
+    if "root" not in _STAGING:
+        root = Path(tempfile.mkdtemp(prefix="clustercls-spark-"))
+        # On a cluster the driver serves added files from here for the application's life.
+        atexit.register(shutil.rmtree, root, ignore_errors=True)
+        _STAGING["root"] = root
+    return _STAGING["root"]
+
+
+def ship_model(spark: SparkSession, model: Model) -> str:
+    """Make a verified model folder available to every executor of `spark`.
+
+    The folder is copied under a name made of the model's version and checksum (so two
+    models never collide in `SparkFiles`, and the same model is shipped once per
+    application) and added with `SparkContext.addFile`.
+
+    Returns:
+        The name executors pass to `SparkFiles.get`.
+    """
+    meta = model.metadata
+    name = f"clustercls-model-{meta['version']}-{str(meta['sha256'])[:16]}"
+    context = spark.sparkContext
+    key = (context.applicationId, name)
+    if key in _SHIPPED:
+        return name
+    staged = _staging_root() / name
+    if not staged.is_dir():
+        partial = staged.with_name(f".{name}.{uuid.uuid4().hex}")
+        partial.mkdir()
+        model_file = meta.get("model_file", MODEL_FILE)
+        for file in (METADATA_FILE, model_file):
+            shutil.copy2(Path(model.artifact.path) / file, partial / file)
+        partial.rename(staged)
+    context.addFile(str(staged), recursive=True)
+    _SHIPPED.add(key)
+    return name
+
+
+def _loaded(model: str | Path | Model | None) -> Model:
+    from clustercls.predict import Model, load_model
+
+    return model if isinstance(model, Model) else load_model(model)
+
+
+def score_dataframe(
+    df: DataFrame,
+    model: str | Path | Model | None = None,
+    *,
+    stats: ScoringStats | None = None,
+) -> DataFrame:
+    """Score a Spark DataFrame of listings (lazily, like any transformation).
+
+    Args:
+        df: A DataFrame with a `title` column (plus any others; `is_cross_border` is used
+            as the single-machine job uses it).
+        model: A model folder, a `models:/clustercls@champion` URI, an already loaded
+            `Model`, or None for the newest folder under `models/`. It is loaded and
+            verified here, on the driver, before any job runs.
+        stats: Counters to fill while the result is computed (model loads, batches).
+
+    Returns:
+        `df`'s rows and columns (a column named like an added one becomes
+        `input_<name>`), plus `cluster, confidence, decision, reason, status,
+        model_version, policy_version`, computed by `clustercls.batch.score_chunk`.
+
+    Raises:
+        InputError: If there is no `title` column or output names would collide.
+        ArtifactError: If the model is missing or fails verification.
+    """
+    schema = output_schema(df.schema)
+    loaded = _loaded(model)
+    spark = df.sparkSession
+    name = ship_model(spark, loaded)
+    large = spark.conf.get("spark.sql.execution.arrow.useLargeVarTypes", "false") == "true"
+    with _no_pandas_version_warning():
+        return df.mapInArrow(_ScorePartition(name, large, stats), schema)
+
+
+@dataclass
+class SparkSummary(BatchSummary):
+    """Counts of a `predict_parquet` run (as the single-machine job's), and how Spark ran."""
+
+    model_loads: int = 0
+    arrow_batches: int = 0
+    partitions: int = 0
+    master: str = ""
+    seconds: float = 0.0
+
+
+class _HadoopFS:
+    """Paths on whatever file system Spark writes to (local, HDFS, S3A, ...)."""
+
+    def __init__(self, spark: SparkSession, path: str) -> None:
+        context = spark.sparkContext
+        self._jvm = context._jvm
+        path_cls = self._jvm.org.apache.hadoop.fs.Path
+        raw = path_cls(path)
+        self.fs = raw.getFileSystem(context._jsc.hadoopConfiguration())
+        self.path = self.fs.makeQualified(raw)
+
+    def sibling(self, prefix: str) -> Any:
+        # Hidden (leading dot) so readers of the parent folder ignore it.
+        name = f".{self.path.getName()}.{prefix}-{uuid.uuid4().hex[:12]}"
+        return self._jvm.org.apache.hadoop.fs.Path(self.path.getParent(), name)
+
+    def exists(self, path: Any = None) -> bool:
+        return bool(self.fs.exists(self.path if path is None else path))
+
+    def rename(self, source: Any, target: Any) -> None:
+        if not self.fs.rename(source, target):
+            raise OSError(f"could not rename {source} to {target}")
+
+    def delete(self, path: Any) -> None:
+        self.fs.delete(path, True)
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    if lines and lines[0].startswith("An error occurred while calling"):
+        # py4j's own first line names a JVM object; the Java exception's line says what.
+        java = [line for line in lines[1:] if "Exception: " in line]
+        if java:
+            return java[0].split("Exception: ", 1)[1].strip()
+    return lines[0] if lines else type(exc).__name__
+
+
+def _job_error(exc: BaseException) -> BaseException:
+    """A Spark job failure as the error the single-machine job would raise, if known."""
+    text = str(exc)
+    marker = "ArtifactError: "
+    if marker in text:
+        # A worker could not load the shipped model: another scikit-learn on the executors.
+        detail = text[text.index(marker) + len(marker) :].splitlines()[0]
+        return ArtifactError(f"on an executor: {detail}")
+    for needle in ("FAILED_READ_FILE", "CANNOT_READ_FILE", "is not a Parquet file"):
+        for line in text.splitlines():
+            if needle in line:
+                # The Java exception's line names the file; py4j's first line does not.
+                detail = line.split("Exception: ", 1)[-1].strip()
+                return InputError(f"cannot read the input: {detail}")
+    return exc
+
+
+def predict_parquet(
+    input_path: str | Path,
+    output_path: str | Path,
+    model: str | Path | Model | None = None,
+    *,
+    master: str | None = None,
+    partitions: int | None = None,
+    overwrite: bool = False,
+    spark: SparkSession | None = None,
+    conf: Mapping[str, str] | None = None,
+) -> SparkSummary:
+    """Score a Parquet file or folder with Spark into a Parquet folder, atomically.
+
+    The model is verified and the input's schema checked before anything is written.
+    Output goes to a hidden sibling folder renamed into place only once the job has
+    succeeded, so a failed run leaves nothing behind.
+
+    Args:
+        input_path: A Parquet file or folder (any file system Spark can read).
+        output_path: The Parquet folder to write.
+        model: A model folder, `models:/` URI, loaded `Model`, or None for the newest
+            under `models/`.
+        master: Spark master URL when a new session is started (default `local[*]`).
+        partitions: Repartition the input into this many parts first (spreads one large
+            file over more cores; costs a shuffle). Default: keep Spark's input splits.
+        overwrite: Replace an existing output.
+        spark: A session to use; default: `spark_session(master, conf)`.
+        conf: Extra Spark settings for a new session.
+
+    Returns:
+        Row, status and decision counts, model loads, batches and wall time.
+
+    Raises:
+        InputError: Unreadable input, no `title` column, or an existing output without
+            `overwrite`.
+        ArtifactError: If the model is missing or fails verification.
+        SparkUnavailableError: If pyspark or Java is missing.
+    """
+    require_pyspark()
+    start = time.perf_counter()
+    # Before Spark starts: a bad model fails in a second, not after the JVM is up.
+    loaded = _loaded(model)
+    own_session = spark is None and not _has_session()
+    spark = spark or spark_session(master, conf)
+    try:
+        summary = _predict_parquet(
+            spark, str(input_path), str(output_path), loaded, partitions, overwrite
+        )
+    finally:
+        if own_session:
+            spark.stop()
+    summary.seconds = time.perf_counter() - start
+    return summary
+
+
+def _has_session() -> bool:
+    from pyspark.sql import SparkSession
+
+    return SparkSession.getActiveSession() is not None or _under_spark_submit()
+
+
+def _predict_parquet(
+    spark: SparkSession,
+    input_path: str,
+    output_path: str,
+    model: Model,
+    partitions: int | None,
+    overwrite: bool,
+) -> SparkSummary:
+    from py4j.protocol import Py4JJavaError
+    from pyspark.errors import PySparkException
+
+    input_path, output_path = _local_path(spark, input_path), _local_path(spark, output_path)
+    target = _HadoopFS(spark, output_path)
+    if target.exists() and not overwrite:
+        raise InputError(f"{output_path}: already exists (use --overwrite to replace it)")
+    try:
+        frame = spark.read.parquet(input_path)
+    except (PySparkException, Py4JJavaError) as exc:
+        if "PATH_NOT_FOUND" in str(exc):
+            raise InputError(f"{input_path}: input not found") from None
+        raise InputError(f"{input_path}: cannot read as parquet: {_first_line(exc)}") from None
+    try:
+        output_schema(frame.schema)
+    except InputError as exc:
+        raise InputError(f"{input_path}: {exc}") from None
+    if partitions:
+        frame = frame.repartition(partitions)
+    stats = ScoringStats.create(spark)
+    scored = score_dataframe(frame, model, stats=stats)
+    staging = target.sibling("tmp")
+    try:
+        try:
+            scored.write.mode("errorifexists").parquet(staging.toString())
+        except (PySparkException, Py4JJavaError) as exc:
+            raise _job_error(exc) from None
+        _commit(target, staging)
+    except BaseException:
+        target.delete(staging)
+        raise
+    summary = SparkSummary(
+        model_version=model.version,
+        policy_version=model.policy_version,
+        partitions=frame.rdd.getNumPartitions(),
+        master=spark.sparkContext.master,
+    )
+    # Counted from what was written (two columns, a second light pass), not from counters
+    # a retried task would add to twice. Spark skips hidden folders, hence after the commit.
+    written = spark.read.parquet(target.path.toString())
+    for row in written.groupBy("status", "decision").count().collect():
+        summary.rows += row["count"]
+        summary.statuses[row["status"]] += row["count"]
+        summary.decisions[row["decision"]] += row["count"]
+    summary.model_loads = stats.model_loads
+    summary.arrow_batches = stats.arrow_batches
+    return summary
+
+
+def _local_path(spark: SparkSession, path: str) -> str:
+    """A relative local path made absolute against this process's working folder.
+
+    Spark would resolve it against the JVM's, which differs once the process has changed
+    folder (a notebook, a test). Paths with a scheme, absolute paths, and relative paths
+    on a cluster's default file system (HDFS home folder) are left to Spark.
+    """
+    if "://" in path or path.startswith("/"):
+        return path
+    default_fs = spark.sparkContext._jsc.hadoopConfiguration().get("fs.defaultFS", "file:///")
+    return os.path.abspath(path) if default_fs.startswith("file:") else path
+
+
+def _commit(target: _HadoopFS, staging: Any) -> None:
+    """Move the finished output into place; an existing one is replaced only now."""
+    if not target.exists():
+        target.rename(staging, target.path)
+        return
+    old = target.sibling("old")
+    target.rename(target.path, old)
+    try:
+        target.rename(staging, target.path)
+    except BaseException:
+        target.rename(old, target.path)
+        raise
+    target.delete(old)
