@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from clustercls.cli import EXIT_DATA, EXIT_MODEL, EXIT_NOT_PROMOTED, app
+from clustercls.cli import EXIT_DATA, EXIT_MODEL, EXIT_NOT_PROMOTED, EXIT_USAGE, app
 from tests.conftest import REPO
 
 runner = CliRunner()
@@ -104,6 +104,14 @@ def test_data_error_is_one_line_with_exit_code(project: Path, tiny_sources: Path
     assert result.output.strip().startswith("error: ")
     assert "unknown_market.csv: unknown source file" in result.output
     assert len(result.output.strip().splitlines()) == 1
+
+
+def test_invalid_setting_is_a_usage_error(project: Path) -> None:
+    result = runner.invoke(app, ["train", "--calibration", "bogus", "--no-loso", "--no-tracking"])
+    assert result.exit_code == EXIT_USAGE
+    assert "invalid setting calibration" in result.output
+    assert "Traceback" not in result.output
+    assert not (project / "models").exists() or not any((project / "models").iterdir())
 
 
 def test_predict_fatal_errors(project: Path, tiny_model_dir: Path) -> None:

@@ -51,12 +51,18 @@ def handles_errors(func):
 
     @wraps(func)
     def wrapper(*args, **kwargs):
+        from pydantic import ValidationError
+
         from clustercls.artifact import ArtifactError
         from clustercls.batch import InputError
         from clustercls.data import DataError
 
         try:
             return func(*args, **kwargs)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(part) for part in first["loc"])
+            raise _err(f"invalid setting {where}: {first['msg']}", EXIT_USAGE) from None
         except (DataError, InputError, FileNotFoundError) as exc:
             raise _err(str(exc), EXIT_DATA) from None
         except ArtifactError as exc:
@@ -156,6 +162,16 @@ def train(
     models_dir: Annotated[Path, typer.Option(help="Where model folders go.")] = Path("models"),
     classifier: Annotated[str | None, typer.Option(help="linear_svc, logreg or sgd.")] = None,
     c: Annotated[float | None, typer.Option("--C", help="Inverse regularisation strength.")] = None,
+    calibration: Annotated[
+        str | None, typer.Option(help="sigmoid, isotonic or temperature.")
+    ] = None,
+    calibration_ensemble: Annotated[
+        bool | None,
+        typer.Option(
+            "--calibration-ensemble/--no-calibration-ensemble",
+            help="Average cross-validation models, or one model on all rows.",
+        ),
+    ] = None,
     loso: Annotated[
         bool, typer.Option("--loso/--no-loso", help="Run leave-one-source-out evaluation.")
     ] = True,
@@ -171,7 +187,13 @@ def train(
     from clustercls.config import EvalConfig, ModelConfig, TrackingConfig, TrainConfig
     from clustercls.train import train as run_training
 
-    model_overrides = {k: v for k, v in {"classifier": classifier, "C": c}.items() if v is not None}
+    given = {
+        "classifier": classifier,
+        "C": c,
+        "calibration": calibration,
+        "calibration_ensemble": calibration_ensemble,
+    }
+    model_overrides = {k: v for k, v in given.items() if v is not None}
     config = TrainConfig(
         models_dir=models_dir,
         model=ModelConfig(**model_overrides),
