@@ -95,7 +95,7 @@ class ModelConfig(_Frozen):
     """Classifier and calibration settings."""
 
     classifier: Literal["linear_svc", "logreg", "sgd"] = "linear_svc"
-    C: float = Field(0.5, gt=0)
+    C: float = Field(0.4, gt=0)
     class_weight: Literal["balanced"] | None = Field(
         "balanced", description="weight rows so each cluster counts equally (fit and calibration)"
     )
@@ -106,13 +106,13 @@ class ModelConfig(_Frozen):
         description="rows weighted by source_size ** -source_weight: 0 = by size, 1 = each source equal",
     )
     calibration: Literal["sigmoid", "isotonic", "temperature"] = Field(
-        "sigmoid",
+        "temperature",
         description="temperature: one softmax temperature over the class scores, so the "
         "calibrated argmax is the classifier's own",
     )
     calibration_cv: int = Field(3, ge=2, le=10)
     calibration_ensemble: bool = Field(
-        True,
+        False,
         description="True: average calibration_cv models fit on part of the data each; "
         "False: one model fit on all rows, calibrated on cross-validated scores",
     )
@@ -123,6 +123,13 @@ class EvalConfig(_Frozen):
 
     leave_one_source_out: bool = True
     n_jobs: int = Field(2, ge=1, description="parallel folds for leave-one-source-out")
+    cross_source_floor: float = Field(
+        0.85,
+        ge=0,
+        le=1,
+        description="mean leave-one-source-out protected-vs-other F1 a model must reach "
+        "before model selection compares anything else",
+    )
 
 
 class TrackingConfig(_Frozen):

@@ -250,33 +250,52 @@ def summary_metrics(evaluation: dict) -> dict[str, float]:
     return out
 
 
+_TEMPERATURE = {"calibration": "temperature", "calibration_ensemble": False}
+_SIGMOID = {"calibration": "sigmoid", "calibration_ensemble": True}
 DEFAULT_CANDIDATES: tuple[dict, ...] = (
-    {"classifier": "linear_svc", "C": 0.5, "class_weight": "balanced", "source_weight": 0.5},
-    {"classifier": "linear_svc", "C": 0.5, "class_weight": None, "source_weight": 0.5},
-    {"classifier": "linear_svc", "C": 0.5, "class_weight": "balanced", "source_weight": 0.0},
-    {"classifier": "linear_svc", "C": 0.5, "class_weight": None, "source_weight": 0.0},
-    {"classifier": "linear_svc", "C": 0.2, "class_weight": "balanced", "source_weight": 1.0},
-    {"classifier": "logreg", "C": 5.0, "class_weight": "balanced", "source_weight": 0.5},
-    # One model on all rows with one softmax temperature keeps the SVM's own argmax: best
-    # on the random split, weaker on unseen marketplaces than per-cluster sigmoids.
-    {
-        "classifier": "linear_svc",
-        "C": 0.5,
-        "class_weight": "balanced",
-        "source_weight": 0.5,
-        "calibration": "temperature",
-        "calibration_ensemble": False,
-    },
-    {
-        "classifier": "linear_svc",
-        "C": 0.25,
-        "class_weight": "balanced",
-        "source_weight": 0.5,
-        "calibration": "temperature",
-        "calibration_ensemble": False,
-    },
+    # One model on all rows with one softmax temperature keeps the SVM's own argmax.
+    {"classifier": "linear_svc", "C": 0.25, "class_weight": "balanced", "source_weight": 0.5}
+    | _TEMPERATURE,
+    {"classifier": "linear_svc", "C": 0.4, "class_weight": "balanced", "source_weight": 0.5}
+    | _TEMPERATURE,
+    {"classifier": "linear_svc", "C": 0.5, "class_weight": "balanced", "source_weight": 0.5}
+    | _TEMPERATURE,
+    # Per-cluster sigmoids averaged over three fold models: stronger on unseen
+    # marketplaces, weaker where the data comes from.
+    {"classifier": "linear_svc", "C": 0.5, "class_weight": "balanced", "source_weight": 0.5}
+    | _SIGMOID,
+    {"classifier": "linear_svc", "C": 0.2, "class_weight": "balanced", "source_weight": 1.0}
+    | _SIGMOID,
+    {"classifier": "linear_svc", "C": 0.5, "class_weight": None, "source_weight": 0.5} | _SIGMOID,
+    {"classifier": "logreg", "C": 5.0, "class_weight": "balanced", "source_weight": 0.5} | _SIGMOID,
 )
 """Model settings compared by `select_model` (features stay as configured)."""
+
+
+def choose_candidate(rows: list[dict], floor: float) -> dict:
+    """Pick the winning candidate of a model selection.
+
+    Reaching the cross-source floor is a requirement, not a score to maximise: beyond
+    it, differences of a point between candidates sit within the fold-to-fold noise of
+    nine held-out marketplaces, while the random split and the hand-labelled titles
+    (where the two calibrations differ by a point) measure the marketplaces the data
+    comes from. So among candidates at or above the floor the best random-split
+    macro-F1 wins; when none reaches it, the best cross-source F1 does.
+
+    Args:
+        rows: Candidates with `loso_mean_protected_vs_other_f1`, `loso_mean_macro_f1`
+            and `random_macro_f1`.
+        floor: The mean leave-one-source-out protected-vs-other F1 required.
+
+    Returns:
+        The winning row.
+    """
+    eligible = [r for r in rows if r["loso_mean_protected_vs_other_f1"] >= floor]
+    if eligible:
+        return max(
+            eligible, key=lambda r: (r["random_macro_f1"], r["loso_mean_protected_vs_other_f1"])
+        )
+    return max(rows, key=lambda r: (r["loso_mean_protected_vs_other_f1"], r["loso_mean_macro_f1"]))
 
 
 def select_model(
@@ -284,22 +303,19 @@ def select_model(
     candidates: tuple[dict, ...] = DEFAULT_CANDIDATES,
     dataset_path: Path | None = None,
     progress: Progress | None = None,
-    tolerance: float = 0.005,
 ) -> dict:
     """Compare classifier settings by cross-validation over source groups.
 
     Each candidate is scored by leave-one-source-out (the folds are the source groups, so
-    the score says how the setting does on a marketplace it never saw) and, for
-    reference, on the random split. Candidates are ranked by mean protected-vs-other F1
-    over the held-out groups; those within `tolerance` of the best count as tied (the
-    difference is within fold-to-fold noise) and the tie goes to the higher mean macro-F1.
+    the score says how the setting does on a marketplace it never saw) and on the random
+    split. The winner is chosen by `choose_candidate`: the cross-source floor first
+    (`config.evaluation.cross_source_floor`), then the random-split macro-F1.
 
     Args:
         config: Base settings; each candidate overrides `config.model`.
         candidates: Model settings to compare.
         dataset_path: Processed dataset; default `<processed_dir>/dataset.parquet`.
         progress: Optional callback for progress messages.
-        tolerance: Protected-vs-other F1 difference treated as a tie.
 
     Returns:
         JSON-ready ranking with every candidate's scores and the winner.
@@ -343,13 +359,12 @@ def select_model(
         key=lambda r: (r["loso_mean_protected_vs_other_f1"], r["loso_mean_macro_f1"]),
         reverse=True,
     )
-    top = ranked[0]["loso_mean_protected_vs_other_f1"]
-    tied = [r for r in ranked if r["loso_mean_protected_vs_other_f1"] >= top - tolerance]
-    best = max(tied, key=lambda r: r["loso_mean_macro_f1"])
+    floor = config.evaluation.cross_source_floor
+    best = choose_candidate(ranked, floor)
     return {
         "criterion": (
-            "mean leave-one-source-out protected-vs-other F1; within "
-            f"{tolerance} of the best counts as a tie, broken by mean macro-F1"
+            f"mean leave-one-source-out protected-vs-other F1 >= {floor}, then the best "
+            "random-split macro-F1 (if none reaches the floor: the best cross-source F1)"
         ),
         "features": config.features.model_dump(mode="json"),
         "ranking": ranked,
