@@ -219,23 +219,6 @@ def main() -> None:
     distinct = list(dict.fromkeys(dataset["title"]))[: args.batch]
     print(f"model {model.version}; {len(batch)} titles per batch; cores: {os.cpu_count()}")
 
-    with tempfile.TemporaryDirectory() as tmp:
-        start = time.perf_counter()
-        ft = train_fasttext(train, Path(tmp))
-        ft_train_s = time.perf_counter() - start
-        ft_loso = (
-            None
-            if args.skip_loso
-            else fasttext_loso(
-                dataset,
-                {
-                    s.name: s.group
-                    for s in load_source_config(Path("data/sources.toml")).sources.values()
-                },
-                Path(tmp),
-            )
-        )
-
     results = {
         "clustercls": {
             "titles_per_s": throughput(model.predict, batch),
@@ -248,8 +231,8 @@ def main() -> None:
             )["macro_f1"],
         },
     }
-    # fastText trains (LOSO included) only after clustercls is timed: measured after nine
-    # in-process trainings, clustercls's single-title p50 once read 1.26 ms against 0.75.
+    # fastText trains (its LOSO folds included) only after clustercls is timed, so nine
+    # in-process trainings cannot disturb clustercls's numbers.
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
         ft = train_fasttext(train, Path(tmp))
