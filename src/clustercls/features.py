@@ -124,14 +124,10 @@ def _position_major_csr(
     rows = row_of[hit // len(cols)]
     indptr = np.zeros(n_docs + 1, dtype=np.int64)
     np.cumsum(np.bincount(rows, minlength=n_docs), out=indptr[1:])
-    counts = sp.csr_matrix(
-        (np.ones(len(hit), dtype=dtype), flat[hit], indptr), shape=(n_docs, n_features)
-    )
-    counts.sum_duplicates()
-    return counts
+    return _csr_counts(flat[hit], indptr, n_features, dtype)
 
 
-def _csr_counts(indices: list[int], indptr: list[int], n_features: int, dtype):
+def _csr_counts(indices, indptr, n_features: int, dtype) -> sp.csr_matrix:
     """A documents x vocabulary count matrix from flat column indices and row pointers."""
     counts = sp.csr_matrix(
         (

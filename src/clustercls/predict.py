@@ -179,13 +179,13 @@ class Model:
     def _predict_block(self, values: list, flags: np.ndarray | None) -> pd.DataFrame:
         checked = [_status_and_text(v) for v in values]
         status = np.array([s for s, _ in checked], dtype=object)
-        # Marketplaces repeat titles: normalise and score each distinct one once.
-        unique_raw, inverse_raw = _dedup([t for _, t in checked])
-        normalised = self._normalize(unique_raw)[inverse_raw]
+        # `predict` already dropped repeated inputs; different raw titles can still
+        # normalise alike ("KOPI!!" and "kopi"), and each normal form is scored once.
+        normalised = self._normalize([t for _, t in checked])
         status[(status == OK) & (normalised == "")] = "empty_title"
         status[(status == "truncated") & (normalised == "")] = "empty_title"
-        unique, inverse = _dedup(normalised)
-        unique_proba, unique_features = self._proba(unique)
+        first, inverse = _first_occurrences(list(normalised), None)
+        unique_proba, unique_features = self._proba(list(normalised[first]))
         unique_best = unique_proba.argmax(axis=1)
         unique_top = self._top_ngrams(unique_features, unique_best, k=3)
         proba, best = unique_proba[inverse], unique_best[inverse]
@@ -443,15 +443,6 @@ def _first_occurrences(values: list, flags: np.ndarray | None) -> tuple[np.ndarr
     except TypeError:
         return np.arange(len(values)), np.arange(len(values))
     return np.asarray(first, dtype=np.int64), inverse
-
-
-def _dedup(values) -> tuple[list, np.ndarray]:
-    """Distinct values in first-seen order, and each input's index into them."""
-    index: dict = {}
-    inverse = np.fromiter(
-        (index.setdefault(v, len(index)) for v in values), dtype=np.int64, count=len(values)
-    )
-    return list(index), inverse
 
 
 _WORKER_MODELS: dict[str, Model] = {}
