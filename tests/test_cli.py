@@ -171,3 +171,24 @@ def test_review_fill_import_rebuild(project: Path) -> None:
     second = invoke("review", "import", "filled.csv")
     assert second.exit_code == 0 and "took 0" in second.output
     assert (project / "data/corrections.csv").read_bytes() == before
+
+
+@pytest.mark.parametrize(("args", "expected"), [((), None), (("--jobs", "1"), 1)])
+def test_predict_jobs_reach_the_model(
+    project: Path, tiny_model_dir: Path, monkeypatch, args, expected
+) -> None:
+    import clustercls.predict as predict_module
+
+    asked = []
+    real = predict_module.load_model
+
+    def spy(path_or_uri=None, n_jobs=None):
+        asked.append(n_jobs)
+        return real(path_or_uri, n_jobs=1)
+
+    monkeypatch.setattr(predict_module, "load_model", spy)
+    (project / "ok.csv").write_text("title\nKopi\n")
+    result = invoke("predict", "-i", "ok.csv", "-o", "out.csv", "--model", str(tiny_model_dir), *args)
+    assert result.exit_code == 0
+    # None: the library's own default, every usable core.
+    assert asked == [expected]

@@ -164,9 +164,33 @@ def test_parallel_predict_equals_serial(tiny_model_dir, monkeypatch) -> None:
         "Lukisan Klasik Garut",
     ] * 4
     flags = [True, False] * 12
-    serial = load_model(tiny_model_dir).predict(titles, cross_border=flags)
+    serial = load_model(tiny_model_dir, n_jobs=1).predict(titles, cross_border=flags)
     parallel = load_model(tiny_model_dir, n_jobs=2).predict(titles, cross_border=flags)
     pd.testing.assert_frame_equal(parallel, serial)
+
+
+def test_load_model_uses_every_usable_core_by_default(tiny_model_dir, monkeypatch) -> None:
+    import clustercls.predict as predict_module
+    from clustercls.artifact import load_artifact
+    from clustercls.predict import Model, load_model
+
+    monkeypatch.setattr(predict_module, "usable_cores", lambda: 3)
+    assert load_model(tiny_model_dir).n_jobs == 3
+    assert load_model(tiny_model_dir, n_jobs=1).n_jobs == 1
+    # The class itself stays in-process unless asked: workers and servers build it directly.
+    assert Model(load_artifact(tiny_model_dir)).n_jobs == 1
+
+
+def test_pyfunc_scores_in_its_own_process(tiny_model_dir) -> None:
+    from types import SimpleNamespace
+
+    from clustercls.tracking import ClusterclsPyfunc
+
+    pyfunc = ClusterclsPyfunc()
+    pyfunc.load_context(SimpleNamespace(artifacts={"model_dir": str(tiny_model_dir)}))
+    assert pyfunc.model.n_jobs == 1
+    out = pyfunc.predict(None, pd.DataFrame({"title": ["Kopi Asli Bali", None]}))
+    assert out["status"].tolist() == ["ok", "missing_title"]
 
 
 def test_blocks_do_not_change_the_result(tiny_model, monkeypatch) -> None:

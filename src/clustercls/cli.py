@@ -290,8 +290,9 @@ def predict(
     ] = None,
     chunk_size: Annotated[int, typer.Option(min=1, help="Rows per chunk.")] = 50_000,
     jobs: Annotated[
-        int, typer.Option(min=1, help="Processes each chunk is spread over [default: all cores].")
-    ] = os.cpu_count() or 1,
+        int | None,
+        typer.Option(min=1, help="Processes each chunk is spread over [default: all usable cores]."),
+    ] = None,
 ) -> None:
     """Score a file. Every input row is written once, in order, with its columns kept.
 

@@ -9,6 +9,7 @@ human-readable reason and a per-row status. Nothing here needs MLflow unless a
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Iterable, Sequence
 from itertools import pairwise
 from pathlib import Path
@@ -55,6 +56,13 @@ def _status_and_text(value: object) -> tuple[str, str]:
     return OK, value
 
 
+def usable_cores() -> int:
+    """Cores this process may run on (its CPU affinity where the platform reports it)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1
+
+
 class Model:
     """A loaded clustercls model with its policy thresholds.
 
@@ -62,12 +70,12 @@ class Model:
         artifact: A verified artifact from `clustercls.artifact.load_artifact`.
         n_jobs: Processes a large `predict` call is spread over (each loads and verifies
             the model once, then stays alive for later calls). 1 keeps everything in this
-            process.
+            process; None uses every usable core.
     """
 
-    def __init__(self, artifact: Artifact, n_jobs: int = 1) -> None:
+    def __init__(self, artifact: Artifact, n_jobs: int | None = 1) -> None:
         self.artifact = artifact
-        self.n_jobs = max(1, int(n_jobs))
+        self.n_jobs = usable_cores() if n_jobs is None else max(1, int(n_jobs))
         self.pipeline = artifact.pipeline
         self.metadata = artifact.metadata
         self.labels: list[str] = list(self.pipeline.classes_)
@@ -467,7 +475,9 @@ def _linear_weights(classifier) -> np.ndarray:
 
 
 def load_model(
-    path_or_uri: str | Path | None = None, models_dir: Path = Path("models"), n_jobs: int = 1
+    path_or_uri: str | Path | None = None,
+    models_dir: Path = Path("models"),
+    n_jobs: int | None = None,
 ) -> Model:
     """Load a model for prediction.
 
@@ -475,7 +485,11 @@ def load_model(
         path_or_uri: A model folder; a `models:/name@alias` or `models:/name/version` URI
             from the MLflow registry; or None for the newest folder under `models_dir`.
         models_dir: Where local models live.
-        n_jobs: Processes large `predict` calls are spread over (see `Model`).
+        n_jobs: Processes large `predict` calls are spread over (see `Model`). The
+            default, None, uses every usable core: the enforcement job's calls are large,
+            and calls under `PARALLEL_MIN_ROWS` titles per process stay in this process
+            whatever the setting. Pass 1 inside servers and other workers that must not
+            fork.
 
     Returns:
         The verified model.

@@ -215,7 +215,7 @@ def _worker_model(name: str, loads: Any) -> Model:
 
         from clustercls.predict import Model
 
-        model = Model(load_artifact(Path(SparkFiles.get(name))))
+        model = Model(load_artifact(Path(SparkFiles.get(name))), n_jobs=1)
         while len(_WORKER_MODELS) >= _WORKER_CACHE_SIZE:
             _WORKER_MODELS.pop(next(iter(_WORKER_MODELS)))
         _WORKER_MODELS[name] = model
@@ -361,7 +361,8 @@ def ship_model(spark: SparkSession, model: Model) -> str:
 def _loaded(model: str | Path | Model | None) -> Model:
     from clustercls.predict import Model, load_model
 
-    return model if isinstance(model, Model) else load_model(model)
+    # The driver only verifies and ships the model; executors score.
+    return model if isinstance(model, Model) else load_model(model, n_jobs=1)
 
 
 def score_dataframe(

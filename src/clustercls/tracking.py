@@ -46,7 +46,8 @@ class ClusterclsPyfunc(mlflow.pyfunc.PythonModel):
         """Load and verify the model folder shipped as the `model_dir` artifact."""
         from clustercls.predict import load_model
 
-        self.model = load_model(context.artifacts["model_dir"])
+        # One process: the server scales by its own workers, and forking inside one is unsafe.
+        self.model = load_model(context.artifacts["model_dir"], n_jobs=1)
 
     def predict(
         self, context, model_input: pd.DataFrame, params: dict | None = None
