@@ -275,3 +275,29 @@ def test_fast_calibrated_probabilities_equal_scikit_learn(method, ensemble) -> N
     # Column blocks give the same as the whole matrix.
     blocks = [x[:, :12].tocsr(), x[:, 12:].tocsr()]
     np.testing.assert_allclose(fast.predict_proba(blocks), classifier.predict_proba(x), atol=1e-12)
+
+
+@pytest.mark.parametrize("n", [0, 1, 7])
+def test_output_frame_equals_the_pandas_constructor(n) -> None:
+    from clustercls.predict import _frame
+
+    rng = np.random.default_rng(n)
+    words = np.array(["food_beverage", "other", "craft"], dtype=object)
+    columns = {
+        "cluster": words[rng.integers(0, 3, n)],
+        "confidence": rng.random(n),
+        "p_other": rng.random(n),
+        "decision": np.array(["allow", "review"] * n, dtype=object)[:n],
+        "reason": [f"reason {i} ünïcode" for i in range(n)],
+        "status": np.full(n, "ok", dtype=object),
+    }
+    text = ("cluster", "decision", "reason", "status")
+    got = _frame(columns, pd.Index(list(columns)), text)
+    if n:
+        pd.testing.assert_frame_equal(got, pd.DataFrame(columns))
+    else:
+        # pandas infers object for empty text columns; an empty call keeps one schema.
+        one = pd.DataFrame({k: ["x"] if k in text else [0.5] for k in columns})
+        assert got.columns.tolist() == list(columns) and len(got) == 0
+        assert got.dtypes.tolist() == one.dtypes.tolist()
+    assert got["reason"].tolist() == columns["reason"]
