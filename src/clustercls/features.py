@@ -281,9 +281,10 @@ class FastTfidfVectorizer(TfidfVectorizer):
         fast = fixed_vocab and (self._fast_chars() or self._fast_words())
         if not fast or not all(map(is_normalised, docs)):
             return super()._count_vocab(docs, fixed_vocab)
-        if self._fast_words() and len(docs) <= _FEW_DOCS:
-            # A title has a dozen word n-grams: dict lookups beat numpy's per-call setup.
-            return self.vocabulary_, self._count_few_words(docs)
+        if len(docs) <= _FEW_DOCS:
+            # A title has a dozen word n-grams and ~150 character ones: dict lookups beat
+            # numpy's per-call setup.
+            return self.vocabulary_, self._count_few(docs)
         lookup = self._lookup()
         if lookup is None:
             return super()._count_vocab(docs, fixed_vocab)
@@ -291,15 +292,17 @@ class FastTfidfVectorizer(TfidfVectorizer):
             return self.vocabulary_, self._count_chars(docs, lookup)
         return self.vocabulary_, self._count_words(docs, *lookup)
 
-    def _count_few_words(self, docs: list[str]) -> sp.csr_matrix:
-        """Word n-gram counts by dict lookup, one document at a time."""
-        stop = load_stopwords()
+    def _count_few(self, docs: list[str]) -> sp.csr_matrix:
+        """n-gram counts by dict lookup, one document at a time."""
+        if self._fast_words():
+            analyze = partial(_word_ngrams, stop=load_stopwords(), ngram_range=self.ngram_range)
+        else:
+            analyze = partial(char_wb_ngrams, ngram_range=self.ngram_range)
         lookup = self.vocabulary_.get
         indices: list[int] = []
         indptr = [0]
         for doc in docs:
-            grams = _word_ngrams(doc, stop, self.ngram_range)
-            indices.extend([j for j in map(lookup, grams) if j is not None])
+            indices.extend([j for j in map(lookup, analyze(doc)) if j is not None])
             indptr.append(len(indices))
         return _csr_counts(indices, indptr, len(self.vocabulary_), self.dtype)
 
