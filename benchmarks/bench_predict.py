@@ -208,7 +208,7 @@ def main() -> None:
             f"clustercls predict --jobs {args.jobs or 'default'}, {args.rows:,} rows: peak RSS {peak:.0f} MiB, peak PSS {pss:.0f} MiB (process tree), {seconds:.1f} s, {args.rows / seconds:,.0f} rows/s"
         )
         return
-    model = load_model(model_dir)
+    model = load_model(model_dir, n_jobs=1)
     model_2 = load_model(model_dir, n_jobs=2)
     model_2.predict(["warm up the worker processes"] * 40_000)
     dataset = load_dataset(args.dataset)

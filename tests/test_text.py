@@ -603,3 +603,33 @@ def test_number_shortcut_never_skips_a_date_spec_or_unit(text: str) -> None:
         if pattern.search(s):
             assert hinted, (text, pattern.pattern[:40])
         s = pattern.sub(" x ", s)
+
+
+@PROPERTY_SETTINGS
+@given(text=number_like)
+def test_word_led_unit_and_dotted_shortcuts_never_change_a_result(text: str) -> None:
+    from clustercls.text import (
+        _DOTTED_HINT_RE,
+        _DOTTED_RE,
+        _UNIT_RULES,
+        _UNIT_WORD_SHORTCUTS,
+    )
+
+    for pattern, placeholder in _UNIT_RULES:
+        if placeholder not in _UNIT_WORD_SHORTCUTS:
+            continue
+        words, rest = _UNIT_WORD_SHORTCUTS[placeholder]
+        if any(word in text for word in words):
+            continue
+        full = pattern.sub(" x ", text)
+        assert full == (text if rest is None else rest.sub(" x ", text)), (text, placeholder)
+    if _DOTTED_RE.search(text):
+        assert _DOTTED_HINT_RE.search(text)
+
+
+def test_unit_shortcuts_apply_on_examples() -> None:
+    # The digit-led part alone still reads counts; the word-led part needs its word.
+    assert normalize("kaos polos 12 pcs") == "kaos polos unitcount"
+    assert normalize("kopi sachet isi 10") == "kopi sachet unitcount"
+    assert normalize("sepatu size 42") == "sepatu unitsize"
+    assert normalize("k.o.p.i-luwak") == normalize("kopi-luwak")

@@ -179,6 +179,15 @@ _UNIT_END = r"(?![a-z0-9])"
 _TIMES_NUM = rf"\s*[x*]\s*{_NUM}"
 _MASS = r"(?:kg|kgs|kilo(?:gram)?s?|gr|grm|grs|gram|grams|gramm|mg|ons|oz|ounces?|lbs?|pounds?)"
 
+_COUNT_WORD_LED = (
+    rf"(?<![a-z0-9])(?:isi|contents?|pack\s+of|set\s+of|box\s+of)\s*:?\s*{_NUM}{_UNIT_END}"
+)
+_COUNT_DIGIT_LED = (
+    rf"{_NUM_FIRST}\s*(?:pcs|pc|pieces?|pcs\.|biji|buah|bh|lembar|lbr|sachets?|"
+    rf"sct|packs?|pak|pax|ct|count|pasang|pairs?|lusin|kodi|rolls?|box|boxes|dus|"
+    rf"btl|botol|pouch|tablets?|caps?){_UNIT_END}"
+)
+
 _UNIT_RULES: tuple[tuple[re.Pattern[str], str], ...] = (
     # Volume first so "fl oz" is not read as mass "oz".
     (
@@ -207,15 +216,7 @@ _UNIT_RULES: tuple[tuple[re.Pattern[str], str], ...] = (
         ),
         UNIT_LEN,
     ),
-    (
-        re.compile(
-            rf"(?<![a-z0-9])(?:isi|contents?|pack\s+of|set\s+of|box\s+of)\s*:?\s*{_NUM}{_UNIT_END}"
-            rf"|{_NUM_FIRST}\s*(?:pcs|pc|pieces?|pcs\.|biji|buah|bh|lembar|lbr|sachets?|"
-            rf"sct|packs?|pak|pax|ct|count|pasang|pairs?|lusin|kodi|rolls?|box|boxes|dus|"
-            rf"btl|botol|pouch|tablets?|caps?){_UNIT_END}"
-        ),
-        UNIT_COUNT,
-    ),
+    (re.compile(rf"{_COUNT_WORD_LED}|{_COUNT_DIGIT_LED}"), UNIT_COUNT),
     (
         re.compile(
             rf"(?<![a-z0-9])(?:size|sz|uk|ukuran)\s*[:.]?\s*{_NUM}(?:\s*[-/]\s*{_NUM})*{_UNIT_END}"
@@ -223,6 +224,15 @@ _UNIT_RULES: tuple[tuple[re.Pattern[str], str], ...] = (
         UNIT_SIZE,
     ),
 )
+
+# A word-led alternative ("isi 12", "size: 40") starts with a look-behind, so the regex
+# engine tries it at every position: on a long title that costs more than the rest of the
+# rule. Without any of these words in the text it cannot match, and the rule is the same
+# as its digit-led part (None: as nothing). A test checks each shortcut.
+_UNIT_WORD_SHORTCUTS: dict[str, tuple[tuple[str, ...], re.Pattern[str] | None]] = {
+    UNIT_COUNT: (("isi", "content", "pack", "set", "box"), re.compile(_COUNT_DIGIT_LED)),
+    UNIT_SIZE: (("size", "sz", "uk"), None),
+}
 
 # "all size"/"free size" carry no digit, so they are matched outside the digit-gated rules.
 _SIZE_WORD_RE = re.compile(r"(?<![a-z0-9])(?:all|free|one)\s*size(?![a-z0-9])")
@@ -236,6 +246,9 @@ _APOSTROPHE_RE = re.compile(r"(?<=[a-z])'(?=[a-z])")
 # "b a t i k k.o.p.i" gives two words, not "batikkopi".
 _DOTTED_RE = re.compile(r"(?<![a-z0-9])[a-z](?:[.\-][a-z]){2,}(?![a-z0-9])")
 _DOTTED_SEP_RE = re.compile(r"[.\-]")
+# A dotted run holds a separator, a letter and a separator in a row; this finds one without
+# the look-behind that makes the full pattern try every position.
+_DOTTED_HINT_RE = re.compile(r"[.\-][a-z][.\-]")
 _SPACED_RE = re.compile(r"(?<![a-z0-9])[a-z](?: [a-z]){2,}(?![a-z0-9])")
 
 # Promo and marketplace boilerplate. Exceptions are lookaheads where the same
@@ -401,10 +414,15 @@ def _clean_pass(s: str) -> str:
         s = _IN_ONE_RE.sub(r"\1in\2", s)
         s = _TECH_UNIT_RE.sub(r"\1\2", s)
         for pattern, placeholder in _UNIT_RULES:
+            shortcut = _UNIT_WORD_SHORTCUTS.get(placeholder)
+            if shortcut is not None and not any(word in s for word in shortcut[0]):
+                pattern = shortcut[1]
+                if pattern is None:
+                    continue
             s = pattern.sub(f" {placeholder} ", s)
     if "size" in s:
         s = _SIZE_WORD_RE.sub(f" {UNIT_SIZE} ", s)
-    if "." in s or "-" in s:
+    if ("." in s or "-" in s) and _DOTTED_HINT_RE.search(s):
         s = _DOTTED_RE.sub(_join_dotted, s)
     if _SPACED_HINT_RE.search(s):
         s = _SPACED_RE.sub(_join_spaced, s)
