@@ -125,10 +125,23 @@ def test_lookup_tables_are_not_pickled_and_rebuild_after_loading() -> None:
     titles = [normalize(t) for t in make_titles("food_beverage", 60, seed=6)]
     slow, fast = _pair(titles)
     fast.transform(titles)  # builds and caches the lookup tables
-    assert fast._lookup() is not None
+    fast.transform(titles[:1])  # and the per-word columns of small calls
+    assert fast._lookup() is not None and fast._word_cache[1]
     blob = pickle.dumps(fast)
     # The dense tables alone are megabytes; the pickle holds the vocabulary only.
     assert len(blob) < len(pickle.dumps(slow)) * 1.1
     loaded = pickle.loads(blob)
-    assert not hasattr(loaded, "_lookup_cache")
+    assert not hasattr(loaded, "_lookup_cache") and not hasattr(loaded, "_word_cache")
     assert abs(loaded.transform(titles) - slow.transform(titles)).max() <= 1e-6
+
+
+def test_small_calls_give_the_same_rows_with_a_full_word_cache(monkeypatch) -> None:
+    import clustercls.features as features_module
+
+    titles = [normalize(t) for c in ("craft", "food_beverage") for t in make_titles(c, 30, seed=8)]
+    slow, fast = _pair(titles)
+    monkeypatch.setattr(features_module, "_WORD_CACHE_SIZE", 3)
+    for title in titles[:12] + titles[:12]:  # second round: cached and uncached words mixed
+        assert abs(fast.transform([title]) - slow.transform([title])).max() <= 1e-6
+    assert len(fast._word_cache[1]) == 3
+    assert abs(fast.transform(titles[:5]) - slow.transform(titles[:5])).max() <= 1e-6

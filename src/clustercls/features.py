@@ -55,6 +55,8 @@ _CODES[np.frombuffer(_ALPHABET.encode(), dtype=np.uint8)] = np.arange(len(_ALPHA
 _DENSE_MAX_N = 4
 _MAX_N = 9  # 38**9 < 2**63
 _FEW_DOCS = 16
+# Words whose char n-gram columns small calls keep: ~200 bytes each, so at most ~15 MB.
+_WORD_CACHE_SIZE = 1 << 16
 
 
 class _KeyIndex:
@@ -163,6 +165,7 @@ class FastTfidfVectorizer(TfidfVectorizer):
     def __getstate__(self) -> dict:
         state = super().__getstate__()
         state.pop("_lookup_cache", None)
+        state.pop("_word_cache", None)
         return state
 
     def _fast_chars(self) -> bool:
@@ -294,16 +297,42 @@ class FastTfidfVectorizer(TfidfVectorizer):
 
     def _count_few(self, docs: list[str]) -> sp.csr_matrix:
         """n-gram counts by dict lookup, one document at a time."""
-        if self._fast_words():
-            analyze = partial(_word_ngrams, stop=load_stopwords(), ngram_range=self.ngram_range)
-        else:
-            analyze = partial(char_wb_ngrams, ngram_range=self.ngram_range)
+        if not self._fast_words():
+            return self._count_few_chars(docs)
+        analyze = partial(_word_ngrams, stop=load_stopwords(), ngram_range=self.ngram_range)
         lookup = self.vocabulary_.get
         indices: list[int] = []
         indptr = [0]
         for doc in docs:
             indices.extend([j for j in map(lookup, analyze(doc)) if j is not None])
             indptr.append(len(indices))
+        return _csr_counts(indices, indptr, len(self.vocabulary_), self.dtype)
+
+    def _count_few_chars(self, docs: list[str]) -> sp.csr_matrix:
+        """char_wb counts word by word: a word's n-grams never depend on its neighbours,
+        and titles share most of their words, so each word's columns are looked up once
+        and kept (up to `_WORD_CACHE_SIZE` words, never pickled)."""
+        cache = getattr(self, "_word_cache", None)
+        if cache is None or cache[0] is not self.vocabulary_:
+            cache = self._word_cache = (self.vocabulary_, {})
+        columns_of = cache[1]
+        lookup = self.vocabulary_.get
+        parts: list[np.ndarray] = []
+        indptr = [0]
+        for doc in docs:
+            end = indptr[-1]
+            for word in doc.split():
+                columns = columns_of.get(word)
+                if columns is None:
+                    grams = char_wb_ngrams(word, self.ngram_range)
+                    found = [j for j in map(lookup, grams) if j is not None]
+                    columns = np.array(found, dtype=np.int32)
+                    if len(columns_of) < _WORD_CACHE_SIZE:
+                        columns_of[word] = columns
+                parts.append(columns)
+                end += len(columns)
+            indptr.append(end)
+        indices = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int32)
         return _csr_counts(indices, indptr, len(self.vocabulary_), self.dtype)
 
     def _count_chars(self, docs: list[str], index: _KeyIndex) -> sp.csr_matrix:
