@@ -126,7 +126,7 @@ def test_lookup_tables_are_not_pickled_and_rebuild_after_loading() -> None:
     slow, fast = _pair(titles)
     fast.transform(titles)  # builds and caches the lookup tables
     fast.transform(titles[:1])  # and the per-word columns of small calls
-    assert fast._lookup() is not None and fast._word_cache[1]
+    assert fast._lookup() is not None and fast._word_cache[2]
     blob = pickle.dumps(fast)
     # The dense tables alone are megabytes; the pickle holds the vocabulary only.
     assert len(blob) < len(pickle.dumps(slow)) * 1.1
@@ -143,5 +143,9 @@ def test_small_calls_give_the_same_rows_with_a_full_word_cache(monkeypatch) -> N
     monkeypatch.setattr(features_module, "_WORD_CACHE_SIZE", 3)
     for title in titles[:12] + titles[:12]:  # second round: cached and uncached words mixed
         assert abs(fast.transform([title]) - slow.transform([title])).max() <= 1e-6
-    assert len(fast._word_cache[1]) == 3
+    assert len(fast._word_cache[2]) == 3
     assert abs(fast.transform(titles[:5]) - slow.transform(titles[:5])).max() <= 1e-6
+    # The cache belongs to one n-gram range: a changed setting is not served stale columns.
+    fast.set_params(ngram_range=(2, 3))
+    slow.set_params(ngram_range=(2, 3))
+    assert abs(fast.transform(titles[:1]) - slow.transform(titles[:1])).max() <= 1e-6

@@ -155,18 +155,19 @@ def test_parallel_predict_equals_serial(tiny_model_dir, monkeypatch) -> None:
     from clustercls.predict import load_model
 
     monkeypatch.setattr(predict_module, "PARALLEL_MIN_ROWS", 5)
-    titles = [
-        "Kopi Asli Bali",
-        "",
-        None,
-        "Kemeja Premium Jogja",
-        "Charger Mini Solo",
-        "Lukisan Klasik Garut",
-    ] * 4
-    flags = [True, False] * 12
+    base = ["Kopi Asli Bali", "", None, "Kemeja Premium Jogja", "Charger Mini Solo", "Lukisan"]
+    # Mostly distinct titles: repeats are scored once, and too few would stay in-process.
+    titles = [f"{t} {i}" if t else t for i, t in enumerate(base * 4)] + base
+    flags = [True, False] * 15
     serial = load_model(tiny_model_dir, n_jobs=1).predict(titles, cross_border=flags)
-    parallel = load_model(tiny_model_dir, n_jobs=2).predict(titles, cross_border=flags)
+    with load_model(tiny_model_dir, n_jobs=2) as model:
+        parallel = model.predict(titles, cross_border=flags)
+        assert model._pool is not None and predict_module._WORKER_MODELS
     pd.testing.assert_frame_equal(parallel, serial)
+    # Leaving the block stopped the workers and released the model; it still predicts.
+    assert model._pool is None and not predict_module._WORKER_MODELS
+    pd.testing.assert_frame_equal(model.predict(titles, cross_border=flags), serial)
+    model.close()
 
 
 def test_load_model_uses_every_usable_core_by_default(tiny_model_dir, monkeypatch) -> None:
@@ -301,3 +302,24 @@ def test_output_frame_equals_the_pandas_constructor(n) -> None:
         assert got.columns.tolist() == list(columns) and len(got) == 0
         assert got.dtypes.tolist() == one.dtypes.tolist()
     assert got["reason"].tolist() == columns["reason"]
+
+
+def test_reason_ngrams_rank_exactly_at_any_row(tiny_model, monkeypatch) -> None:
+    import scipy.sparse as sp
+
+    names = np.array(["aa", "bb", "cc", "dd"], dtype=object)
+    monkeypatch.setattr(
+        tiny_model, "_explainer", lambda: (names, np.ones((len(tiny_model.labels), 4)))
+    )
+    # Two contributions one float step apart, a small one and a negative one.
+    data = np.array([0.06759214587619765, 0.06759214587619766, 0.01, -0.5])
+    rows = 200_000
+    far = sp.csr_matrix(
+        (data, np.arange(4), np.r_[np.zeros(rows, dtype=int), 4]), shape=(rows, 4)
+    )
+    alone = sp.csr_matrix((data, np.arange(4), [0, 4]), shape=(1, 4))
+    best = np.zeros(rows, dtype=int)
+    # A title's reason must not depend on where it sits in a call.
+    assert tiny_model._top_ngram_lists(far, best, k=2)[-1] == "'bb', 'aa'"
+    assert tiny_model._top_ngram_lists(alone, best[:1], k=2) == ["'bb', 'aa'"]
+    assert tiny_model._top_ngram_lists(alone, best[:1], k=4) == ["'bb', 'aa', 'cc'"]

@@ -55,8 +55,11 @@ _CODES[np.frombuffer(_ALPHABET.encode(), dtype=np.uint8)] = np.arange(len(_ALPHA
 _DENSE_MAX_N = 4
 _MAX_N = 9  # 38**9 < 2**63
 _FEW_DOCS = 16
-# Words whose char n-gram columns small calls keep: ~200 bytes each, so at most ~15 MB.
+# Words whose char n-gram columns small calls keep, first come first kept: about 280
+# bytes each for a word of ordinary length, so at most about 20 MB. Longer words (junk,
+# codes) are looked up every time, so they cannot blow the bound up.
 _WORD_CACHE_SIZE = 1 << 16
+_CACHED_WORD_MAX = 24
 
 
 class _KeyIndex:
@@ -311,11 +314,12 @@ class FastTfidfVectorizer(TfidfVectorizer):
     def _count_few_chars(self, docs: list[str]) -> sp.csr_matrix:
         """char_wb counts word by word: a word's n-grams never depend on its neighbours,
         and titles share most of their words, so each word's columns are looked up once
-        and kept (up to `_WORD_CACHE_SIZE` words, never pickled)."""
+        and kept (up to `_WORD_CACHE_SIZE` words of at most `_CACHED_WORD_MAX`
+        characters; never pickled)."""
         cache = getattr(self, "_word_cache", None)
-        if cache is None or cache[0] is not self.vocabulary_:
-            cache = self._word_cache = (self.vocabulary_, {})
-        columns_of = cache[1]
+        if cache is None or cache[0] is not self.vocabulary_ or cache[1] != self.ngram_range:
+            cache = self._word_cache = (self.vocabulary_, self.ngram_range, {})
+        columns_of = cache[2]
         lookup = self.vocabulary_.get
         parts: list[np.ndarray] = []
         indptr = [0]
@@ -327,7 +331,7 @@ class FastTfidfVectorizer(TfidfVectorizer):
                     grams = char_wb_ngrams(word, self.ngram_range)
                     found = [j for j in map(lookup, grams) if j is not None]
                     columns = np.array(found, dtype=np.int32)
-                    if len(columns_of) < _WORD_CACHE_SIZE:
+                    if len(word) <= _CACHED_WORD_MAX and len(columns_of) < _WORD_CACHE_SIZE:
                         columns_of[word] = columns
                 parts.append(columns)
                 end += len(columns)

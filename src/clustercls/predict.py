@@ -9,7 +9,6 @@ human-readable reason and a per-row status. Nothing here needs MLflow unless a
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from itertools import pairwise
@@ -58,10 +57,11 @@ def _status_and_text(value: object) -> tuple[str, str]:
 
 
 def usable_cores() -> int:
-    """Cores this process may run on (its CPU affinity where the platform reports it)."""
-    if hasattr(os, "sched_getaffinity"):
-        return max(1, len(os.sched_getaffinity(0)))
-    return os.cpu_count() or 1
+    """Cores this process may use: its CPU affinity and any container (cgroup) CPU quota
+    taken into account, as joblib counts them."""
+    import joblib
+
+    return max(1, joblib.cpu_count())
 
 
 class Model:
@@ -95,6 +95,25 @@ class Model:
 
     def __repr__(self) -> str:
         return f"Model(version={self.version!r}, policy_version={self.policy_version!r})"
+
+    def close(self) -> None:
+        """Stop this model's worker processes; a later large call starts them again.
+
+        Long-running jobs that load a newer model call this on the old one (or use the
+        model as a context manager) so its workers do not outlive it.
+        """
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool, self._pool_size = None, 0
+        key = str(self.artifact.path)
+        if _WORKER_MODELS.get(key) is self:
+            del _WORKER_MODELS[key]
+
+    def __enter__(self) -> Model:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     def predict(
         self, titles: Sequence[object] | pd.Series, cross_border: Iterable[bool] | None = None
@@ -286,10 +305,10 @@ class Model:
         positive = contrib > 0
         row, cols, contrib = row[positive], cols[positive], contrib[positive]
         # Rows stay in ascending blocks; within each, sort by descending contribution
-        # and keep the first k. One float key (rows spaced wider than any contribution)
-        # sorts in a third of lexsort's time; ties keep column order either way.
-        spacing = 2.0 * float(contrib.max(initial=0.0)) + 1.0
-        order = np.argsort(row * spacing - contrib, kind="stable")
+        # (exact ties: column order) and keep the first k. An exact sort: a combined float
+        # key would round near-equal contributions together, and a title's reason would
+        # then depend on its row in the call.
+        order = np.lexsort((-contrib, row))
         ranked_rows = row[order]
         rank = np.arange(len(order)) - np.searchsorted(ranked_rows, ranked_rows, side="left")
         keep = order[rank < k]
@@ -461,7 +480,11 @@ def _frame(columns: dict[str, object], names: pd.Index, text: tuple[str, ...]) -
 
 @lru_cache(maxsize=1)
 def _string_dtype():
-    """The dtype pandas gives a column of Python strings (`str` from pandas 3, else object)."""
+    """The dtype pandas gives a column of Python strings (`str` from pandas 3, else object).
+
+    Read once per process: asking per call costs as much as the conversion saves, and
+    pandas deprecates switching string inference at run time.
+    """
     return pd.Series(["x"]).dtype
 
 
