@@ -65,12 +65,22 @@ def fasttext_predict(model, titles: list[str]) -> list[str]:
 
 def throughput(fn, titles: list[str], repeats: int = 3) -> float:
     """Best-of-N titles per second."""
-    best = float("inf")
+    return paired_throughput({"fn": fn}, titles, repeats)["fn"]
+
+
+def paired_throughput(fns: dict, titles: list[str], repeats: int = 3) -> dict[str, float]:
+    """Best-of-N titles per second of each function, their runs interleaved.
+
+    This machine's speed drifts by tens of percent over minutes; alternating the tools
+    lets each ratio compare runs made under the same conditions.
+    """
+    best = dict.fromkeys(fns, float("inf"))
     for _ in range(repeats):
-        start = time.perf_counter()
-        fn(titles)
-        best = min(best, time.perf_counter() - start)
-    return len(titles) / best
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn(titles)
+            best[name] = min(best[name], time.perf_counter() - start)
+    return {name: len(titles) / seconds for name, seconds in best.items()}
 
 
 def latency_ms(fn, titles: list[str], n: int = 500) -> tuple[float, float]:
@@ -219,24 +229,43 @@ def main() -> None:
     distinct = list(dict.fromkeys(dataset["title"]))[: args.batch]
     print(f"model {model.version}; {len(batch)} titles per batch; cores: {os.cpu_count()}")
 
-    results = {
-        "clustercls": {
-            "titles_per_s": throughput(model.predict, batch),
-            "titles_per_s_distinct": throughput(model.predict, distinct),
-            "titles_per_s_2jobs": throughput(model_2.predict, batch),
-            "titles_per_s_2jobs_distinct": throughput(model_2.predict, distinct),
-            "latency_ms": latency_ms(model.predict, titles),
-            "random_macro_f1": classification_metrics(
-                test["cluster"], model.predict(titles)["cluster"]
-            )["macro_f1"],
-        },
-    }
-    # fastText trains (its LOSO folds included) only after clustercls is timed, so nine
-    # in-process trainings cannot disturb clustercls's numbers.
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
         ft = train_fasttext(train, Path(tmp))
         ft_train_s = time.perf_counter() - start
+
+        def ft_predict(t: list[str]) -> list[str]:
+            return fasttext_predict(ft, t)
+
+        # Both tools timed in alternation: see `paired_throughput`.
+        same = paired_throughput(
+            {"c1": model.predict, "c2": model_2.predict, "ft": ft_predict}, batch
+        )
+        distinct_runs = paired_throughput(
+            {"c1": model.predict, "c2": model_2.predict, "ft": ft_predict}, distinct
+        )
+        results = {
+            "clustercls": {
+                "titles_per_s": same["c1"],
+                "titles_per_s_distinct": distinct_runs["c1"],
+                "titles_per_s_2jobs": same["c2"],
+                "titles_per_s_2jobs_distinct": distinct_runs["c2"],
+                "latency_ms": latency_ms(model.predict, titles),
+                "random_macro_f1": classification_metrics(
+                    test["cluster"], model.predict(titles)["cluster"]
+                )["macro_f1"],
+            },
+            "fasttext": {
+                "titles_per_s": same["ft"],
+                "titles_per_s_distinct": distinct_runs["ft"],
+                "latency_ms": latency_ms(ft_predict, titles),
+                "random_macro_f1": classification_metrics(test["cluster"], ft_predict(titles))[
+                    "macro_f1"
+                ],
+                "train_s": ft_train_s,
+            },
+        }
+        # The nine LOSO trainings come after all timing, so they cannot disturb it.
         ft_loso = (
             None
             if args.skip_loso
@@ -250,15 +279,6 @@ def main() -> None:
             )
         )
 
-    results["fasttext"] = {
-        "titles_per_s": throughput(lambda t: fasttext_predict(ft, t), batch),
-        "titles_per_s_distinct": throughput(lambda t: fasttext_predict(ft, t), distinct),
-        "latency_ms": latency_ms(lambda t: fasttext_predict(ft, t), titles),
-        "random_macro_f1": classification_metrics(test["cluster"], fasttext_predict(ft, titles))[
-            "macro_f1"
-        ],
-        "train_s": ft_train_s,
-    }
     evaluation = json.loads((Path(model_dir) / "evaluation.json").read_text())
     loso = evaluation.get("leave_one_source_out") or {}
     results["clustercls"]["loso"] = {
