@@ -3,10 +3,10 @@
 Prints, side by side:
 - batch throughput (titles/s) of `model.predict` (one process, and `n_jobs=2`) and of
   fastText's `predict` on a list, on test-split titles repeated to the batch size and on
-  distinct titles only;
+  distinct titles only, the tools' runs alternating so each ratio compares like with like;
 - single-title latency (median and p99, ms);
-- peak memory of `clustercls predict` on a 1,000,000-row CSV (a child process, so the
-  number is that process's own maximum resident set size);
+- peak memory of `clustercls predict` on a 1,000,000-row CSV: the largest sum of resident
+  (and of proportional) memory over its process and its workers, sampled while it runs;
 - each model's macro-F1 and protected-vs-other F1 on the leave-one-source-out evaluation
   (fastText is trained once per held-out source group, on the same folds).
 
