@@ -188,7 +188,9 @@ def test_predict_jobs_reach_the_model(
 
     monkeypatch.setattr(predict_module, "load_model", spy)
     (project / "ok.csv").write_text("title\nKopi\n")
-    result = invoke("predict", "-i", "ok.csv", "-o", "out.csv", "--model", str(tiny_model_dir), *args)
+    result = invoke(
+        "predict", "-i", "ok.csv", "-o", "out.csv", "--model", str(tiny_model_dir), *args
+    )
     assert result.exit_code == 0
     # None: the library's own default, every usable core.
     assert asked == [expected]

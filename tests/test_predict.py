@@ -314,9 +314,7 @@ def test_reason_ngrams_rank_exactly_at_any_row(tiny_model, monkeypatch) -> None:
     # Two contributions one float step apart, a small one and a negative one.
     data = np.array([0.06759214587619765, 0.06759214587619766, 0.01, -0.5])
     rows = 200_000
-    far = sp.csr_matrix(
-        (data, np.arange(4), np.r_[np.zeros(rows, dtype=int), 4]), shape=(rows, 4)
-    )
+    far = sp.csr_matrix((data, np.arange(4), np.r_[np.zeros(rows, dtype=int), 4]), shape=(rows, 4))
     alone = sp.csr_matrix((data, np.arange(4), [0, 4]), shape=(1, 4))
     best = np.zeros(rows, dtype=int)
     # A title's reason must not depend on where it sits in a call.

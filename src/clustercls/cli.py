@@ -291,7 +291,9 @@ def predict(
     chunk_size: Annotated[int, typer.Option(min=1, help="Rows per chunk.")] = 50_000,
     jobs: Annotated[
         int | None,
-        typer.Option(min=1, help="Processes each chunk is spread over [default: all usable cores]."),
+        typer.Option(
+            min=1, help="Processes each chunk is spread over [default: all usable cores]."
+        ),
     ] = None,
 ) -> None:
     """Score a file. Every input row is written once, in order, with its columns kept.
