@@ -17,7 +17,6 @@ Exit codes (all commands):
 from __future__ import annotations
 
 import json
-import os
 from functools import wraps
 from pathlib import Path
 from typing import Annotated
@@ -412,12 +411,11 @@ def review(
         return
     from clustercls.artifact import latest_model_dir
     from clustercls.data import load_dataset
+    from clustercls.predict import usable_cores
     from clustercls.review import build_review
 
     model_dir = model or latest_model_dir(Path("models"))
-    result = build_review(
-        model_dir, load_dataset(data), out, n_splits=folds, n_jobs=os.cpu_count() or 1
-    )
+    result = build_review(model_dir, load_dataset(data), out, n_splits=folds, n_jobs=usable_cores())
     _say(", ".join(f"{k}: {v}" for k, v in result.counts.items()))
     typer.echo(str(result.report))
 
