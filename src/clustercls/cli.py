@@ -25,6 +25,14 @@ import typer
 
 EXIT_USAGE, EXIT_DATA, EXIT_MODEL, EXIT_NOT_PROMOTED = 2, 3, 4, 5
 
+# The --model option of the commands that score: a folder or a registry URI.
+ModelOrUri = Annotated[
+    str | None,
+    typer.Option(
+        help="Model folder or models:/clustercls@champion [default: newest under models/]."
+    ),
+]
+
 app = typer.Typer(
     help=__doc__,
     no_args_is_help=True,
@@ -281,12 +289,7 @@ def predict(
     output: Annotated[
         Path, typer.Option("--output", "-o", help="Output file; its extension picks the format.")
     ],
-    model: Annotated[
-        str | None,
-        typer.Option(
-            help="Model folder or models:/clustercls@champion [default: newest under models/]."
-        ),
-    ] = None,
+    model: ModelOrUri = None,
     chunk_size: Annotated[int, typer.Option(min=1, help="Rows per chunk.")] = 50_000,
     jobs: Annotated[
         int | None,
@@ -325,12 +328,7 @@ def spark_predict(
     output: Annotated[
         str, typer.Option("--output", "-o", help="Parquet folder to write (any Spark path).")
     ],
-    model: Annotated[
-        str | None,
-        typer.Option(
-            help="Model folder or models:/clustercls@champion [default: newest under models/]."
-        ),
-    ] = None,
+    model: ModelOrUri = None,
     master: Annotated[
         str | None,
         typer.Option(

@@ -290,7 +290,8 @@ class FastTfidfVectorizer(TfidfVectorizer):
         if len(docs) <= _FEW_DOCS:
             # A title has a dozen word n-grams and ~150 character ones: dict lookups beat
             # numpy's per-call setup.
-            return self.vocabulary_, self._count_few(docs)
+            few = self._count_few_chars if self._fast_chars() else self._count_few_words
+            return self.vocabulary_, few(docs)
         lookup = self._lookup()
         if lookup is None:
             return super()._count_vocab(docs, fixed_vocab)
@@ -298,10 +299,8 @@ class FastTfidfVectorizer(TfidfVectorizer):
             return self.vocabulary_, self._count_chars(docs, lookup)
         return self.vocabulary_, self._count_words(docs, *lookup)
 
-    def _count_few(self, docs: list[str]) -> sp.csr_matrix:
-        """n-gram counts by dict lookup, one document at a time."""
-        if not self._fast_words():
-            return self._count_few_chars(docs)
+    def _count_few_words(self, docs: list[str]) -> sp.csr_matrix:
+        """Word n-gram counts by dict lookup, one document at a time."""
         analyze = partial(_word_ngrams, stop=load_stopwords(), ngram_range=self.ngram_range)
         lookup = self.vocabulary_.get
         indices: list[int] = []

@@ -93,7 +93,10 @@ class Model:
         self._fast = _FastCalibratedLinear.build(self._classifier, self.labels)
         self._pool = None
         self._pool_size = 0
-        self._columns: pd.Index | None = None
+        probabilities = [f"p_{label}" for label in self.labels]
+        self._columns = pd.Index(
+            ["cluster", "confidence", *probabilities, "decision", "reason", "status"]
+        )
 
     def __repr__(self) -> str:
         return f"Model(version={self.version!r}, policy_version={self.policy_version!r})"
@@ -171,7 +174,12 @@ class Model:
         the libraries and the model stay shared until written. Elsewhere loky starts
         fresh workers that load the model once each.
         """
-        if self._pool is None or self._pool_size != workers:
+        if self._pool is not None and self._pool_size < workers:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+        # A larger pool serves a smaller need: call sizes vary, and restarting workers
+        # for each size would cost more than an idle one.
+        if self._pool is None:
             import multiprocessing
 
             if "fork" in multiprocessing.get_all_start_methods():
@@ -243,16 +251,8 @@ class Model:
             )
         ]
         rounded = np.round(proba, 4)
-        columns = {
-            "cluster": cluster,
-            "confidence": np.round(confidence, 4),
-            **{f"p_{label}": rounded[:, j] for j, label in enumerate(self.labels)},
-            "decision": decision,
-            "reason": reason,
-            "status": status,
-        }
-        if self._columns is None:
-            self._columns = pd.Index(list(columns))
+        data = [cluster, np.round(confidence, 4), *rounded.T, decision, reason, status]
+        columns = dict(zip(self._columns, data, strict=True))
         return _frame(columns, self._columns, ("cluster", "decision", "reason", "status"))
 
     def _normalize(self, titles: list[str]) -> np.ndarray:
