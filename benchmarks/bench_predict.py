@@ -37,6 +37,7 @@ from clustercls.artifact import latest_model_dir
 from clustercls.data import load_dataset, load_source_config
 from clustercls.evaluate import classification_metrics
 from clustercls.predict import load_model
+from clustercls.text import _native_settle
 
 
 def fasttext_line(title: str) -> str:
@@ -242,7 +243,11 @@ def main() -> None:
     batch = (titles * (args.batch // len(titles) + 1))[: args.batch]
     # Distinct titles only, so the within-call de-duplication cannot flatter the number.
     distinct = list(dict.fromkeys(dataset["title"]))[: args.batch]
-    print(f"model {model.version}; {len(batch)} titles per batch; cores: {os.cpu_count()}")
+    cleaner = "compiled" if _native_settle() is not None else "Python (slower)"
+    print(
+        f"model {model.version}; {len(batch)} titles per batch; cores: {os.cpu_count()};"
+        f" cleaning passes: {cleaner}"
+    )
 
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()

@@ -1,7 +1,8 @@
 """Tests for clustercls.text: normalisation, tokens, stopwords, language, transformer.
 
 Fixtures are small hand-written titles in the style of the real marketplace
-sources; the real data is never read here.
+sources; the real data is read only to compare the compiled cleaning passes with the
+Python ones on every source title.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from clustercls.text import (
     normalize,
     tokenize,
 )
+from tests.conftest import SHARED_SOURCES, needs_shared
 
 # The documented output alphabet: lowercase ASCII letters, digits, single spaces.
 CLEAN_RE = re.compile(r"(?:[a-z0-9]+(?: [a-z0-9]+)*)?")
@@ -633,3 +635,114 @@ def test_unit_shortcuts_apply_on_examples() -> None:
     assert normalize("kopi sachet isi 10") == "kopi sachet unitcount"
     assert normalize("sepatu size 42") == "sepatu unitsize"
     assert normalize("k.o.p.i-luwak") == normalize("kopi-luwak")
+
+
+# ---------------------------------------------------------------------------
+# The compiled cleaning passes (clustercls._cleaner) against the Python ones
+# ---------------------------------------------------------------------------
+
+
+def _folded(title: str, limit: int = 300) -> str:
+    """What `normalize` hands to the cleaning passes: folded, lowercase ASCII."""
+    from clustercls import text as T
+
+    s = T._coerce(title)[: max(T._RAW_LIMIT_MIN, T._RAW_LIMIT_FACTOR * limit)]
+    if "&" in s:
+        s = T.html.unescape(T.html.unescape(s))
+    if "<" in s:
+        s = T._TAG_RE.sub(" ", s)
+    if s.isascii():
+        return s.lower()
+    s = T.unicodedata.normalize("NFKD", s.translate(T._SYMBOLS)).casefold()
+    return s.translate(T._FOLD_TABLE).lower()
+
+
+def _native():
+    from clustercls.text import _native_settle
+
+    settle = _native_settle()
+    if settle is None:
+        pytest.skip("clustercls._cleaner is not built (needs libpcre2-dev) or is disabled")
+    return settle
+
+
+# Everything a pass reacts to: noise phrases, units, dates, leet, dotted and spaced
+# letters, apostrophes, and every ASCII character Python's \s or str.split() treats
+# differently from PCRE2's \s (the U+001C..U+001F separators).
+cleaner_soup = token_soup(
+    "ready stock stok to ship free shipping best seller cod liver cape new born murah meriah"
+    " isi content pack of set box size sz uk ukuran in x gr kg ml cm pcs gb fl oz all one"
+    " 2019 08 21 12:30 20170821 250 1,5 2.5 k0pi b4tik g00d x441ub 5in1 rtx3060 a.b.c"
+    " kid's 16gb 55\" 30x20".split(),
+    "abeikorsxyz0134579 .,:-*'\"@$/\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f",
+    14,
+)
+
+
+@PROPERTY_SETTINGS
+@given(text=cleaner_soup, limit=st.sampled_from([1, 7, 30, 300]))
+def test_compiled_cleaning_equals_python_on_generated_text(text: str, limit: int) -> None:
+    from clustercls.text import _settle
+
+    settled = _native()(text, limit)
+    assert settled is None or settled == _settle(text, limit)
+    if text.isascii() and len(text) < 200:
+        # Nothing here reaches a fallback: only tokens of 256+ characters do.
+        assert settled is not None
+
+
+@needs_shared()
+def test_compiled_cleaning_equals_python_on_every_source_title() -> None:
+    from clustercls.text import _settle
+
+    settle = _native()
+    titles = [
+        t
+        for path in sorted(SHARED_SOURCES.glob("*.csv"))
+        for t in pd.read_csv(path, dtype=str, keep_default_na=False)["title"]
+    ]
+    folded = [_folded(t) for t in titles]
+    assert len(folded) > 100_000
+    for limit, texts in ((300, folded), (25, folded[::10])):
+        differ = [s for s in texts if settle(s, limit) != _settle(s, limit)]
+        assert differ == [], (limit, len(differ), differ[:3])
+
+
+def test_compiled_cleaning_hands_back_what_it_cannot_vouch_for() -> None:
+    from clustercls.text import _settle
+
+    settle = _native()
+    long_leet = "a" * 300 + "0" + "b" * 300  # one de-leet candidate of 601 characters
+    assert settle(long_leet, 300) is None
+    assert settle("kopi \u00e9", 300) is None  # never reached: normalize folds first
+    assert normalize(long_leet) == _settle(long_leet, 300)
+    assert settle("k0pi bubuk 2 x 250gr ready", 300) == "kopi bubuk unitmass"
+
+
+def test_pure_python_switch_turns_the_compiled_passes_off(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from clustercls import text as T
+
+    _native()
+    monkeypatch.setenv(T.PURE_PYTHON_ENV, "1")
+    T._native_settle.cache_clear()
+    try:
+        assert T._native_settle() is None
+        assert normalize("K0pi Bubuk 250gr") == "kopi bubuk unitmass"
+    finally:
+        monkeypatch.delenv(T.PURE_PYTHON_ENV)
+        T._native_settle.cache_clear()
+    assert T._native_settle() is not None
+
+
+def test_patterns_translate_to_pcre2() -> None:
+    from clustercls import text as T
+
+    # `_pcre2` rewrites \s outside character classes only; one inside a class would be
+    # rewritten into a nested class, which PCRE2 reads differently.
+    for name in dir(T):
+        pattern = getattr(T, name)
+        if isinstance(pattern, re.Pattern):
+            assert not re.search(r"\[[^\]]*\\s", pattern.pattern), name
+    assert T._pcre2(re.compile(r"a\s+b")) == r"a[\s\x1c-\x1f]+b"

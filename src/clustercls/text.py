@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import html
 import math
+import os
 import re
 import unicodedata
 from collections.abc import Iterable
@@ -498,6 +499,16 @@ def normalize(title: object, max_length: int = 300) -> str:
         s = s.translate(_FOLD_TABLE)
         # Fold output can contain ASCII capitals from compatibility forms.
         s = s.lower()
+    settle = _native_settle()
+    if settle is not None:
+        settled = settle(s, limit)
+        if settled is not None:
+            return settled
+    return _settle(s, limit)
+
+
+def _settle(s: str, limit: int) -> str:
+    """The cleaning passes of folded lowercase text, run to their fixed point."""
     # Each cleaning step can expose work for another (dropping "ready" between
     # single letters creates a spaced-letter run), so iterate to a fixed point.
     # This terminates: every changing pass lowers the digit count or, failing
@@ -507,6 +518,58 @@ def normalize(title: object, max_length: int = 300) -> str:
         prev = s
         s = _truncate(_clean_pass(s), limit)
     return s
+
+
+PURE_PYTHON_ENV = "CLUSTERCLS_PURE_PYTHON"
+"""Set to 1 to run the Python cleaning passes even where the compiled ones are built."""
+
+
+def _pcre2(pattern: re.Pattern[str]) -> str:
+    """A pattern of this module in PCRE2 syntax: the same but for ``\\s``, which in Python
+    (str patterns) also matches the separators U+001C..U+001F."""
+    return pattern.pattern.replace("\\s", "[\\s\\x1c-\\x1f]")
+
+
+@functools.cache
+def _native_settle():  # type: ignore[no-untyped-def]
+    """The compiled `_settle` (``clustercls._cleaner``), configured with this module's
+    patterns; None where it is not built or `PURE_PYTHON_ENV` is set.
+
+    It returns None itself for text it cannot vouch for, and `normalize` then runs
+    `_settle`. Its steps mirror `_clean_pass` line for line: a change to one needs the
+    same change to the other, and the tests comparing the two on every source title and
+    on generated text fail until both agree.
+    """
+    if os.environ.get(PURE_PYTHON_ENV, "") not in ("", "0"):
+        return None
+    try:
+        from clustercls import _cleaner  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    patterns = (
+        _NUMBER_HINT_RE, _TIMESTAMP_RE, _LEET_HINT_RE, _LEET_CANDIDATE_RE, _LEET_SHAPE_RE,
+        _CONSONANT_RUN_RE, _VOWEL_RUN_RE, _TECH_SUFFIX_RE, _IN_ONE_RE, _TECH_UNIT_RE,
+        _SIZE_WORD_RE, _DOTTED_HINT_RE, _DOTTED_RE, _SPACED_HINT_RE, _SPACED_RE,
+        _APOSTROPHE_RE, _NON_ALNUM_RE, _NOISE_RE, _BARE_NUMBER_RE,
+    )  # fmt: skip
+    rules = []
+    for pattern, placeholder in _UNIT_RULES:
+        words, fallback = _UNIT_WORD_SHORTCUTS.get(placeholder, ((), None))
+        rules.append(
+            (
+                _pcre2(pattern),
+                f" {placeholder} ",
+                tuple(words),
+                None if fallback is None else _pcre2(fallback),
+            )
+        )
+    _cleaner.configure(
+        tuple(map(_pcre2, patterns)),
+        tuple(rules),
+        f" {UNIT_SIZE} ",
+        tuple(sorted(_NOISE_FIRST_TOKENS)),
+    )
+    return _cleaner.settle
 
 
 # ---------------------------------------------------------------------------
