@@ -1,9 +1,11 @@
-"""Build hook for the one compiled part: `clustercls._cleaner`, the cleaning passes of
-`clustercls.text.normalize` under PCRE2 (Debian/Ubuntu: `libpcre2-dev`).
+"""Build hook for the compiled parts; everything else is declared in pyproject.toml.
 
-Everything else is declared in pyproject.toml. The extension is optional: where it cannot
-be built the install still succeeds and `normalize` runs its Python passes, which give the
-same output, only slower.
+- `clustercls._cleaner`: the cleaning passes of `clustercls.text.normalize`, under PCRE2
+  (Debian/Ubuntu: `libpcre2-dev`).
+- `clustercls._ngrams`: char_wb n-gram counting for `clustercls.features`.
+
+Both are optional: where one cannot be built the install still succeeds and its Python
+twin runs instead, with the same output, only slower.
 """
 
 from setuptools import Extension, setup
@@ -16,6 +18,12 @@ setup(
             libraries=["pcre2-8"],
             extra_compile_args=["-O2"],
             optional=True,
-        )
+        ),
+        Extension(
+            "clustercls._ngrams",
+            sources=["src/clustercls/_ngrams.c"],
+            extra_compile_args=["-O2"],
+            optional=True,
+        ),
     ]
 )

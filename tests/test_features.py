@@ -8,10 +8,25 @@ import pytest
 from sklearn.feature_extraction.text import TfidfVectorizer
 
 from clustercls.features import FastTfidfVectorizer, char_wb_ngrams
-from clustercls.text import normalize
+from clustercls.text import PURE_PYTHON_ENV, normalize
 from tests.conftest import SHARED_SOURCES, make_titles, needs_shared
 
 EDGE = ["", "a", "ab", "ab xyz", "x y z", "kopi", "kopi bubuk 2in1 unitmass", "aaaaaaaaaaaa bb"]
+
+
+@pytest.fixture(autouse=True, params=["compiled", "python"])
+def counting(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch):
+    """Every test here runs with the compiled char counter and with its Python twins."""
+    from clustercls import features
+
+    features._compiled_char_counter.cache_clear()
+    if request.param == "python":
+        monkeypatch.setenv(PURE_PYTHON_ENV, "1")
+    elif features._compiled_char_counter() is None:
+        pytest.skip("clustercls._ngrams is not built")
+    yield request.param
+    monkeypatch.delenv(PURE_PYTHON_ENV, raising=False)
+    features._compiled_char_counter.cache_clear()
 
 
 def _pair(train: list[str], ngram_range=(2, 5)):
@@ -119,14 +134,15 @@ def test_one_title_and_many_titles_take_different_paths_to_the_same_rows(analyze
         assert abs(fast.transform([title]) - many[row]).max() <= 1e-6
 
 
-def test_lookup_tables_are_not_pickled_and_rebuild_after_loading() -> None:
+def test_lookup_tables_are_not_pickled_and_rebuild_after_loading(counting) -> None:
     import pickle
 
     titles = [normalize(t) for t in make_titles("food_beverage", 60, seed=6)]
     slow, fast = _pair(titles)
     fast.transform(titles)  # builds and caches the lookup tables
-    fast.transform(titles[:1])  # and the per-word columns of small calls
-    assert fast._lookup() is not None and fast._word_cache[2]
+    fast.transform(titles[:1])  # and, in Python, the per-word columns of small calls
+    assert fast._lookup() is not None
+    assert counting == "compiled" or fast._word_cache[2]
     blob = pickle.dumps(fast)
     # The dense tables alone are megabytes; the pickle holds the vocabulary only.
     assert len(blob) < len(pickle.dumps(slow)) * 1.1
@@ -135,8 +151,11 @@ def test_lookup_tables_are_not_pickled_and_rebuild_after_loading() -> None:
     assert abs(loaded.transform(titles) - slow.transform(titles)).max() <= 1e-6
 
 
-def test_small_calls_give_the_same_rows_with_a_full_word_cache(monkeypatch) -> None:
+def test_small_calls_give_the_same_rows_with_a_full_word_cache(monkeypatch, counting) -> None:
     import clustercls.features as features_module
+
+    if counting == "compiled":
+        pytest.skip("the word cache serves the Python counting of small calls")
 
     titles = [normalize(t) for c in ("craft", "food_beverage") for t in make_titles(c, 30, seed=8)]
     slow, fast = _pair(titles)
@@ -149,3 +168,24 @@ def test_small_calls_give_the_same_rows_with_a_full_word_cache(monkeypatch) -> N
     fast.set_params(ngram_range=(2, 3))
     slow.set_params(ngram_range=(2, 3))
     assert abs(fast.transform(titles[:1]) - slow.transform(titles[:1])).max() <= 1e-6
+
+
+def test_compiled_counts_equal_both_python_paths_entry_for_entry(counting) -> None:
+    if counting != "compiled":
+        pytest.skip("compares the compiled counter with the Python paths")
+    train = [normalize(t) for c in ("craft", "other") for t in make_titles(c, 60, seed=3)]
+    test = [normalize(t) for t in make_titles("food_beverage", 40, seed=4)] + EDGE + train
+    for ngram_range in [(2, 5), (3, 5), (2, 3), (3, 4)]:
+        _, fast = _pair(train + EDGE, ngram_range)
+        compiled = fast._count_chars_compiled(test)
+        numpy_path = fast._count_chars(test, fast._lookup())
+        few = fast._count_few_chars(test[:16])
+        for expected in (numpy_path, few):
+            rows = expected.shape[0]
+            assert (compiled.indptr[: rows + 1] == expected.indptr).all()
+            end = expected.indptr[-1]
+            assert (compiled.indices[:end] == expected.indices).all()
+            assert (compiled.data[:end] == expected.data).all()
+    # Beyond its tables (n > 5) the compiled counter stands aside.
+    _, wide = _pair(train, (3, 7))
+    assert wide._count_chars_compiled(test) is None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from functools import partial
 
@@ -12,7 +13,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.pipeline import FeatureUnion
 
 from clustercls.config import FeatureConfig
-from clustercls.text import is_normalised, load_stopwords, tokenize
+from clustercls.text import compiled_module, is_normalised, load_stopwords, tokenize
 
 
 def char_wb_ngrams(text: str, ngram_range: tuple[int, int]) -> list[str]:
@@ -287,6 +288,8 @@ class FastTfidfVectorizer(TfidfVectorizer):
         fast = fixed_vocab and (self._fast_chars() or self._fast_words())
         if not fast or not all(map(is_normalised, docs)):
             return super()._count_vocab(docs, fixed_vocab)
+        if self._fast_chars() and (counts := self._count_chars_compiled(docs)) is not None:
+            return self.vocabulary_, counts
         if len(docs) <= _FEW_DOCS:
             # A title has a dozen word n-grams and ~150 character ones: dict lookups beat
             # numpy's per-call setup.
@@ -298,6 +301,39 @@ class FastTfidfVectorizer(TfidfVectorizer):
         if self._fast_chars():
             return self.vocabulary_, self._count_chars(docs, lookup)
         return self.vocabulary_, self._count_words(docs, *lookup)
+
+    def _count_chars_compiled(self, docs: list[str]) -> sp.csr_matrix | None:
+        """char_wb counts from the compiled counter (``clustercls._ngrams``), for any
+        number of documents: the same canonical matrix as `_count_chars`, about twice as
+        fast. None where it is not built or the n-gram range goes beyond its tables."""
+        count = _compiled_char_counter()
+        low, high = self.ngram_range
+        if count is None or high > _DENSE_MAX_N + 1:
+            return None
+        index = self._lookup()
+        if index is None:
+            return None
+        tables = []
+        for n in range(low, high + 1):
+            table = index.dense.get(n) if n <= _DENSE_MAX_N else index.two_level.get(n)
+            if table is None:
+                return None
+            tables.append(table)
+        total = sum(map(len, docs))
+        capacity = (high - low + 1) * (2 * total + 2 * len(docs))
+        indptr = np.empty(len(docs) + 1, dtype=np.int64)
+        indices = np.empty(capacity, dtype=np.int32)
+        data = np.empty(capacity, dtype=np.int32)
+        n_features = len(self.vocabulary_)
+        nnz = count(docs, low, high, tuple(tables), n_features, indptr, indices, data)
+        if nnz is None:
+            return None
+        counts = sp.csr_matrix(
+            (data[:nnz].astype(self.dtype), indices[:nnz], indptr),
+            shape=(len(docs), n_features),
+        )
+        counts.has_canonical_format = True
+        return counts
 
     def _count_few_words(self, docs: list[str]) -> sp.csr_matrix:
         """Word n-gram counts by dict lookup, one document at a time."""
@@ -388,6 +424,13 @@ class FastTfidfVectorizer(TfidfVectorizer):
                 found[where[hit]] = columns[pos[hit]]
             cols.append(found)
         return _position_major_csr(cols, row_of, len(docs), len(self.vocabulary_), self.dtype)
+
+
+@functools.cache
+def _compiled_char_counter():  # type: ignore[no-untyped-def]
+    """``clustercls._ngrams.count_char_wb``, or None where it is not built or turned off."""
+    module = compiled_module("_ngrams")
+    return None if module is None else module.count_char_wb
 
 
 # Token ids below zero: a stopword (dropped), a token outside the vocabulary, the break

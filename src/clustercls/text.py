@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import html
+import importlib
 import math
 import os
 import re
@@ -524,6 +525,24 @@ PURE_PYTHON_ENV = "CLUSTERCLS_PURE_PYTHON"
 """Set to 1 to run the Python cleaning passes even where the compiled ones are built."""
 
 
+def compiled_module(name: str) -> Any:
+    """The compiled module ``clustercls.<name>``, or None where it is not built or
+    `PURE_PYTHON_ENV` is set (every compiled part has a Python twin with the same output).
+
+    Args:
+        name: The module's name inside the package, such as ``"_cleaner"``.
+
+    Returns:
+        The module, or None.
+    """
+    if os.environ.get(PURE_PYTHON_ENV, "") not in ("", "0"):
+        return None
+    try:
+        return importlib.import_module(f"clustercls.{name}")
+    except ImportError:
+        return None
+
+
 def _pcre2(pattern: re.Pattern[str]) -> str:
     """A pattern of this module in PCRE2 syntax: the same but for ``\\s``, which in Python
     (str patterns) also matches the separators U+001C..U+001F."""
@@ -540,11 +559,8 @@ def _native_settle():  # type: ignore[no-untyped-def]
     same change to the other, and the tests comparing the two on every source title and
     on generated text fail until both agree.
     """
-    if os.environ.get(PURE_PYTHON_ENV, "") not in ("", "0"):
-        return None
-    try:
-        from clustercls import _cleaner  # type: ignore[attr-defined]
-    except ImportError:
+    _cleaner = compiled_module("_cleaner")
+    if _cleaner is None:
         return None
     patterns = (
         _NUMBER_HINT_RE, _TIMESTAMP_RE, _LEET_HINT_RE, _LEET_CANDIDATE_RE, _LEET_SHAPE_RE,
