@@ -67,8 +67,9 @@ def test_fast_transform_is_identical(ngram_range) -> None:
 
 def test_falls_back_on_text_outside_the_alphabet() -> None:
     slow, fast = _pair(["kopi bubuk", "kemeja batik"])
-    odd = ["kopi é bubuk", "KOPI", "kopi\tbubuk"]
+    odd = ["kopi é bubuk", "KOPI", "kopi\tbubuk", " kopi  bubuk ", "  "]
     assert abs(slow.transform(odd) - fast.transform(odd)).max() <= 1e-6
+    assert slow.transform(odd).nnz == fast.transform(odd).nnz
 
 
 @needs_shared()

@@ -243,26 +243,33 @@ static int sub_into(pcre2_code *re, Buf *s, Buf *tmp, Replace kind, const char *
     return 0;
 }
 
+/* The next token at or after *pos, as str.split() finds them: its start in *start, its
+ * length returned (0: none left); *pos moves past it. */
+static size_t next_token(const Buf *s, size_t *pos, size_t *start)
+{
+    size_t i = *pos;
+    while (i < s->len && is_space((unsigned char)s->p[i]))
+        i++;
+    size_t j = i;
+    while (j < s->len && !is_space((unsigned char)s->p[j]))
+        j++;
+    *start = i;
+    *pos = j;
+    return j - i;
+}
+
 /* " ".join(s.split()) */
 static int collapse(Buf *s, Buf *tmp)
 {
     tmp->len = 0;
     if (buf_reserve(tmp, s->len))
         return -1;
-    size_t i = 0;
-    while (i < s->len) {
-        while (i < s->len && is_space((unsigned char)s->p[i]))
-            i++;
-        size_t j = i;
-        while (j < s->len && !is_space((unsigned char)s->p[j]))
-            j++;
-        if (j > i) {
-            if (tmp->len)
-                tmp->p[tmp->len++] = ' ';
-            memcpy(tmp->p + tmp->len, s->p + i, j - i);
-            tmp->len += j - i;
-        }
-        i = j;
+    size_t pos = 0, start, n;
+    while ((n = next_token(s, &pos, &start))) {
+        if (tmp->len)
+            tmp->p[tmp->len++] = ' ';
+        memcpy(tmp->p + tmp->len, s->p + start, n);
+        tmp->len += n;
     }
     buf_swap(s, tmp);
     return 0;
@@ -288,18 +295,11 @@ static int is_normalised(const Buf *s)
 /* Whether any whitespace-separated token of s is a noise first token. */
 static int has_noise_token(const Buf *s)
 {
-    size_t i = 0;
-    while (i < s->len) {
-        while (i < s->len && is_space((unsigned char)s->p[i]))
-            i++;
-        size_t j = i;
-        while (j < s->len && !is_space((unsigned char)s->p[j]))
-            j++;
-        for (int k = 0; k < n_noise_tokens && j > i; k++)
-            if (noise_lens[k] == j - i && memcmp(noise_tokens[k], s->p + i, j - i) == 0)
+    size_t pos = 0, start, n;
+    while ((n = next_token(s, &pos, &start)))
+        for (int k = 0; k < n_noise_tokens; k++)
+            if (noise_lens[k] == n && memcmp(noise_tokens[k], s->p + start, n) == 0)
                 return 1;
-        i = j;
-    }
     return 0;
 }
 

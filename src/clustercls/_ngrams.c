@@ -99,7 +99,7 @@ static void release(Tables *t)
                 PyBuffer_Release(&t->views[n][j]);
 }
 
-static int get_view(PyObject *obj, Py_buffer *view, int writable, const char *what)
+static int get_view(PyObject *obj, Py_buffer *view, int writable)
 {
     if (PyObject_GetBuffer(obj, view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (writable ? PyBUF_WRITABLE : 0)))
         return -1;
@@ -135,7 +135,7 @@ static PyObject *count_char_wb(PyObject *self, PyObject *args)
     for (int n = low; n <= high; n++) {
         PyObject *item = PyTuple_GET_ITEM(tables_obj, n - low);
         if (n <= 4) {
-            if (get_view(item, &t.views[n][0], 0, "table"))
+            if (get_view(item, &t.views[n][0], 0))
                 goto done;
             t.held[n][0] = 1;
         } else {
@@ -144,7 +144,7 @@ static PyObject *count_char_wb(PyObject *self, PyObject *args)
                 goto done;
             }
             for (int j = 0; j < 2; j++) {
-                if (get_view(PyTuple_GET_ITEM(item, j), &t.views[n][j], 0, "table"))
+                if (get_view(PyTuple_GET_ITEM(item, j), &t.views[n][j], 0))
                     goto done;
                 t.held[n][j] = 1;
             }
@@ -154,14 +154,22 @@ static PyObject *count_char_wb(PyObject *self, PyObject *args)
                 PyErr_SetString(PyExc_ValueError, "count_char_wb: tables must be int32");
                 goto done;
             }
+        /* Keys index the tables directly: their sizes must be the ones keys range over. */
+        Py_ssize_t dense = 1;
+        for (int k = 0; k < (n <= 4 ? n : 4); k++)
+            dense *= BASE;
+        if (t.views[n][0].len / 4 != dense || (n == 5 && t.views[n][1].len / 4 % BASE != 0)) {
+            PyErr_SetString(PyExc_ValueError, "count_char_wb: table of the wrong size");
+            goto done;
+        }
     }
-    if (get_view(indptr_obj, &indptr_v, 1, "indptr"))
+    if (get_view(indptr_obj, &indptr_v, 1))
         goto done;
-    if (get_view(indices_obj, &indices_v, 1, "indices")) {
+    if (get_view(indices_obj, &indices_v, 1)) {
         PyBuffer_Release(&indptr_v);
         goto done;
     }
-    if (get_view(data_obj, &data_v, 1, "data")) {
+    if (get_view(data_obj, &data_v, 1)) {
         PyBuffer_Release(&indptr_v);
         PyBuffer_Release(&indices_v);
         goto done;

@@ -286,10 +286,12 @@ class FastTfidfVectorizer(TfidfVectorizer):
     def _count_vocab(self, raw_documents, fixed_vocab):
         docs = raw_documents if isinstance(raw_documents, list) else list(raw_documents)
         fast = fixed_vocab and (self._fast_chars() or self._fast_words())
+        # The compiled counter checks the alphabet itself (spacing does not matter to
+        # char_wb, which splits on whitespace) and stands aside for anything else.
+        if fast and self._fast_chars() and (counts := self._count_chars_compiled(docs)) is not None:
+            return self.vocabulary_, counts
         if not fast or not all(map(is_normalised, docs)):
             return super()._count_vocab(docs, fixed_vocab)
-        if self._fast_chars() and (counts := self._count_chars_compiled(docs)) is not None:
-            return self.vocabulary_, counts
         if len(docs) <= _FEW_DOCS:
             # A title has a dozen word n-grams and ~150 character ones: dict lookups beat
             # numpy's per-call setup.
