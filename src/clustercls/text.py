@@ -401,7 +401,10 @@ def _join_dotted(match: re.Match[str]) -> str:
 
 
 def _clean_pass(s: str) -> str:
-    """One pass of the token-level cleaning on folded lowercase text."""
+    """One pass of the token-level cleaning on folded lowercase text.
+
+    ``_cleaner.c`` repeats these steps in C, in this order (see `_native_settle`).
+    """
     # Cheap presence checks skip whole regex scans; after the first pass the
     # text is clean and usually digit-free, so the confirming pass is short.
     has_digit = _DIGIT_RE.search(s) is not None
