@@ -190,3 +190,32 @@ def test_compiled_counts_equal_both_python_paths_entry_for_entry(counting) -> No
     # Beyond its tables (n > 5) the compiled counter stands aside.
     _, wide = _pair(train, (3, 7))
     assert wide._count_chars_compiled(test) is None
+
+
+def test_compiled_counter_refuses_tables_of_another_vocabulary(counting) -> None:
+    if counting != "compiled":
+        pytest.skip("checks the compiled counter's guards")
+    from clustercls._ngrams import count_char_wb
+
+    _, fast = _pair(["abc abd xyz"] * 3, (2, 3))
+    index = fast._lookup()
+    tables = (index.dense[2], index.dense[3])
+
+    def count(n_features: int, tables=tables):
+        outputs = np.empty(2, np.int64), np.empty(64, np.int32), np.empty(64, np.int32)
+        return count_char_wb(["abc xyz"], 2, 3, tables, n_features, *outputs)
+
+    assert count(len(fast.vocabulary_)) > 0
+    # Columns beyond the vocabulary (stale tables) hand back to Python instead of writing
+    # past the end of the counter's arrays.
+    assert count(2) is None
+    with pytest.raises(ValueError, match="int32"):
+        count(len(fast.vocabulary_), (tables[0].astype(np.float32), tables[1]))
+    with pytest.raises(ValueError, match="wrong size"):
+        count(len(fast.vocabulary_), (tables[0][:-1], tables[1]))
+
+
+def test_non_text_documents_fail_alike_on_every_path() -> None:
+    _, fast = _pair(["kopi bubuk", "kemeja batik"])
+    with pytest.raises(AttributeError):
+        fast.transform(["kopi", None])

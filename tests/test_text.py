@@ -687,7 +687,8 @@ def test_compiled_cleaning_equals_python_on_generated_text(text: str, limit: int
     settled = _native()(text, limit)
     assert settled is None or settled == _settle(text, limit)
     if text.isascii() and len(text) < 200:
-        # Nothing here reaches a fallback: only tokens of 256+ characters do.
+        # Nothing this short reaches a fallback: only de-leet candidates of 256+
+        # characters, or letter runs of thousands (PCRE2's JIT stack), do.
         assert settled is not None
 
 
@@ -746,3 +747,12 @@ def test_patterns_translate_to_pcre2() -> None:
         if isinstance(pattern, re.Pattern):
             assert not re.search(r"\[[^\]]*\\s", pattern.pattern), name
     assert T._pcre2(re.compile(r"a\s+b")) == r"a[\s\x1c-\x1f]+b"
+
+
+def test_compiled_cleaning_takes_any_limit_and_empty_text() -> None:
+    settle = _native()
+    assert settle("", 300) == ""
+    assert normalize("K0pi Bubuk 250gr", 10**19) == "kopi bubuk unitmass"
+    assert TextNormalizer(max_length=10**19).transform(["K0pi Bubuk 250gr"])[0] == (
+        "kopi bubuk unitmass"
+    )

@@ -61,7 +61,8 @@ typedef struct {
 
 static int buf_reserve(Buf *b, size_t extra)
 {
-    if (b->len + extra <= b->cap)
+    /* Always allocate once, so even an empty text has a non-NULL buffer. */
+    if (b->p && b->len + extra <= b->cap)
         return 0;
     size_t cap = b->cap ? b->cap : 256;
     while (cap < b->len + extra)
@@ -407,7 +408,8 @@ static PyObject *settle(PyObject *self, PyObject *args)
     Buf s = {0}, prev = {0}, tmp = {0};
     PyObject *result = NULL;
     Py_ssize_t n = PyUnicode_GET_LENGTH(text);
-    if (buf_put(&s, (const char *)PyUnicode_DATA(text), (size_t)n))
+    if (buf_reserve(&s, 1) || buf_reserve(&prev, 1) || buf_reserve(&tmp, 1) ||
+        buf_put(&s, (const char *)PyUnicode_DATA(text), (size_t)n))
         goto fail;
     int done = 0;
     for (int pass = 0; pass < MAX_PASSES; pass++) {

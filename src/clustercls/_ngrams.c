@@ -86,6 +86,13 @@ static void sort_columns(int32_t *a, int32_t *tmp, Py_ssize_t k, Py_ssize_t n_fe
         memcpy(a, src, (size_t)k * sizeof *a);
 }
 
+static int is_int32(const Py_buffer *view)
+{
+    const char *f = view->format ? view->format : "B";
+    size_t len = strlen(f);
+    return len > 0 && (f[len - 1] == 'i' || f[len - 1] == 'l') && view->itemsize == 4;
+}
+
 typedef struct {
     Py_buffer views[MAX_N + 1][2];
     int held[MAX_N + 1][2];
@@ -112,7 +119,8 @@ static int get_view(PyObject *obj, Py_buffer *view, int writable)
  *   tables: tuple of high - low + 1 items, for n = low..high: an int32 array (n <= 4) or a
  *           pair (rank int32 array, table int32 array) for n = 5
  *   indptr: int64[len(docs) + 1], indices and data: int32[capacity], all written here
- * None: a document outside the alphabet, or the capacity too small; the caller then uses
+ * None: a document outside the alphabet, the capacity too small, or a table entry beyond
+ * n_features or the second table (tables of another vocabulary); the caller then uses
  * the numpy path.
  */
 static PyObject *count_char_wb(PyObject *self, PyObject *args)
@@ -150,7 +158,7 @@ static PyObject *count_char_wb(PyObject *self, PyObject *args)
             }
         }
         for (int j = 0; j < 2; j++)
-            if (t.held[n][j] && t.views[n][j].itemsize != 4) {
+            if (t.held[n][j] && (t.views[n][j].itemsize != 4 || !is_int32(&t.views[n][j]))) {
                 PyErr_SetString(PyExc_ValueError, "count_char_wb: tables must be int32");
                 goto done;
             }
@@ -242,10 +250,18 @@ static PyObject *count_char_wb(PyObject *self, PyObject *args)
                         col = ((const int32_t *)t.views[n][0].buf)[key];
                     } else {
                         int32_t r = ((const int32_t *)t.views[n][0].buf)[key / BASE];
+                        if (r >= 0 && (Py_ssize_t)r >= t.views[n][1].len / 4 / BASE) {
+                            ok = 0; /* a table that does not belong to this vocabulary */
+                            break;
+                        }
                         col = r < 0 ? -1 : ((const int32_t *)t.views[n][1].buf)[(int64_t)r * BASE + key % BASE];
                     }
                     if (col < 0)
                         continue;
+                    if (col >= n_features) {
+                        ok = 0;
+                        break;
+                    }
                     if (stamp_of[col] != (int32_t)row_stamp) {
                         if (nnz >= capacity) {
                             ok = 0;

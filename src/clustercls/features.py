@@ -321,7 +321,10 @@ class FastTfidfVectorizer(TfidfVectorizer):
             if table is None:
                 return None
             tables.append(table)
-        total = sum(map(len, docs))
+        try:
+            total = sum(map(len, docs))
+        except TypeError:  # not all strings: the other paths report it
+            return None
         capacity = (high - low + 1) * (2 * total + 2 * len(docs))
         indptr = np.empty(len(docs) + 1, dtype=np.int64)
         indices = np.empty(capacity, dtype=np.int32)

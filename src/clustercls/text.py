@@ -19,6 +19,7 @@ import importlib
 import math
 import os
 import re
+import sys
 import unicodedata
 from collections.abc import Iterable
 from importlib import resources
@@ -505,7 +506,8 @@ def normalize(title: object, max_length: int = 300) -> str:
         s = s.lower()
     settle = _native_settle()
     if settle is not None:
-        settled = settle(s, limit)
+        # A limit beyond any string's length is no limit; C wants it in a machine word.
+        settled = settle(s, min(limit, sys.maxsize))
         if settled is not None:
             return settled
     return _settle(s, limit)
@@ -582,12 +584,16 @@ def _native_settle():  # type: ignore[no-untyped-def]
                 None if fallback is None else _pcre2(fallback),
             )
         )
-    _cleaner.configure(
-        tuple(map(_pcre2, patterns)),
-        tuple(rules),
-        f" {UNIT_SIZE} ",
-        tuple(sorted(_NOISE_FIRST_TOKENS)),
-    )
+    try:
+        _cleaner.configure(
+            tuple(map(_pcre2, patterns)),
+            tuple(rules),
+            f" {UNIT_SIZE} ",
+            tuple(sorted(_NOISE_FIRST_TOKENS)),
+        )
+    except ValueError:
+        # A pattern this PCRE2 cannot compile: the Python passes serve, as if unbuilt.
+        return None
     return _cleaner.settle
 
 
