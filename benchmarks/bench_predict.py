@@ -36,8 +36,7 @@ import pandas as pd
 from clustercls.artifact import latest_model_dir
 from clustercls.data import load_dataset, load_source_config
 from clustercls.evaluate import classification_metrics
-from clustercls.predict import load_model
-from clustercls.text import _native_settle
+from clustercls.predict import compiled_parts, load_model
 
 
 def fasttext_line(title: str) -> str:
@@ -243,10 +242,10 @@ def main() -> None:
     batch = (titles * (args.batch // len(titles) + 1))[: args.batch]
     # Distinct titles only, so the within-call de-duplication cannot flatter the number.
     distinct = list(dict.fromkeys(dataset["title"]))[: args.batch]
-    cleaner = "compiled" if _native_settle() is not None else "Python (slower)"
+    compiled = [name for name, used in compiled_parts().items() if used]
     print(
         f"model {model.version}; {len(batch)} titles per batch; cores: {os.cpu_count()};"
-        f" cleaning passes: {cleaner}"
+        f" compiled parts: {', '.join(compiled) or 'none'}"
     )
 
     with tempfile.TemporaryDirectory() as tmp:

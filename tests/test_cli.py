@@ -194,3 +194,30 @@ def test_predict_jobs_reach_the_model(
     assert result.exit_code == 0
     # None: the library's own default, every usable core.
     assert asked == [expected]
+
+
+@pytest.mark.parametrize("pure", [False, True])
+def test_predict_reports_the_compiled_parts(
+    project: Path, tiny_model_dir: Path, monkeypatch, pure: bool
+) -> None:
+    from clustercls import features, text
+    from clustercls.predict import compiled_parts
+
+    def reset() -> None:
+        text._native_settle.cache_clear()
+        features._compiled_char_counter.cache_clear()
+
+    reset()
+    if pure:
+        monkeypatch.setenv(text.PURE_PYTHON_ENV, "1")
+    elif not all(compiled_parts().values()):
+        pytest.skip("the compiled parts are not built")
+    try:
+        (project / "ok.csv").write_text("title\nKopi\n")
+        result = invoke("predict", "-i", "ok.csv", "-o", "out.csv", "--model", str(tiny_model_dir))
+        assert result.exit_code == 0, result.output
+        expected = "none (pure Python" if pure else "compiled parts: normaliser, char n-grams"
+        assert expected in result.output
+    finally:
+        monkeypatch.delenv(text.PURE_PYTHON_ENV, raising=False)
+        reset()

@@ -304,14 +304,16 @@ def predict(
     failing its checksum. On a non-zero exit no output file is left behind.
     """
     from clustercls.batch import predict_file
-    from clustercls.predict import load_model
+    from clustercls.predict import compiled_parts, load_model
 
     loaded = load_model(model, n_jobs=jobs)
     summary = predict_file(loaded, input, output, chunk_size=chunk_size)
+    compiled = [name for name, used in compiled_parts().items() if used]
     _say(
         f"{summary.rows} rows scored with model {summary.model_version} "
         f"(policy {summary.policy_version}); decisions {dict(summary.decisions)}; "
-        f"statuses {dict(summary.statuses)}"
+        f"statuses {dict(summary.statuses)}; compiled parts: "
+        f"{', '.join(compiled) or 'none (pure Python, about half the speed)'}"
     )
     typer.echo(str(output))
 

@@ -58,6 +58,23 @@ def _status_and_text(value: object) -> tuple[str, str]:
     return OK, value
 
 
+def compiled_parts() -> dict[str, bool]:
+    """Which compiled twins this process scores with: the normaliser's cleaning passes
+    and the char n-gram counter. Without them results are the same and scoring about half
+    as fast (not built, or `CLUSTERCLS_PURE_PYTHON` set); the batch command reports it.
+
+    Returns:
+        ``{"normaliser": bool, "char n-grams": bool}``.
+    """
+    from clustercls.features import _compiled_char_counter
+    from clustercls.text import _native_settle
+
+    return {
+        "normaliser": _native_settle() is not None,
+        "char n-grams": _compiled_char_counter() is not None,
+    }
+
+
 def usable_cores() -> int:
     """Cores this process may use: its CPU affinity and any container (cgroup) CPU quota
     taken into account, as joblib counts them."""
