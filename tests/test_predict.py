@@ -278,6 +278,17 @@ def test_fast_calibrated_probabilities_equal_scikit_learn(method, ensemble) -> N
     np.testing.assert_allclose(fast.predict_proba(blocks), classifier.predict_proba(x), atol=1e-12)
 
 
+def test_softmax_equals_scipy_bit_for_bit() -> None:
+    from scipy.special import softmax
+
+    from clustercls.predict import _softmax
+
+    rng = np.random.default_rng(3)
+    for shape in [(1, 1, 4), (7, 3, 4), (0, 1, 4)]:
+        x = rng.normal(scale=30, size=shape)
+        assert np.array_equal(_softmax(x), softmax(x, axis=-1))
+
+
 @pytest.mark.parametrize("n", [0, 1, 7])
 def test_output_frame_equals_the_pandas_constructor(n) -> None:
     from clustercls.predict import _frame

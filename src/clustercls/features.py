@@ -135,16 +135,23 @@ def _position_major_csr(
 
 def _csr_counts(indices, indptr, n_features: int, dtype) -> sp.csr_matrix:
     """A documents x vocabulary count matrix from flat column indices and row pointers."""
+    index_dtype = _index_dtype(len(indices), n_features)
     counts = sp.csr_matrix(
         (
             np.ones(len(indices), dtype=dtype),
-            np.asarray(indices, dtype=np.int64),
-            np.asarray(indptr, dtype=np.int64),
+            np.asarray(indices, dtype=index_dtype),
+            np.asarray(indptr, dtype=index_dtype),
         ),
         shape=(len(indptr) - 1, n_features),
     )
     counts.sum_duplicates()
     return counts
+
+
+def _index_dtype(nnz: int, n_features: int) -> type:
+    """int32 where it holds every index, as scipy would pick: handing scipy index arrays
+    of its own choice halves its constructor's checks (a single title feels them)."""
+    return np.int32 if max(nnz, n_features) < np.iinfo(np.int32).max else np.int64
 
 
 class FastTfidfVectorizer(TfidfVectorizer):
@@ -334,7 +341,11 @@ class FastTfidfVectorizer(TfidfVectorizer):
         if nnz is None:
             return None
         counts = sp.csr_matrix(
-            (data[:nnz].astype(self.dtype), indices[:nnz], indptr),
+            (
+                data[:nnz].astype(self.dtype),
+                indices[:nnz],
+                indptr.astype(_index_dtype(nnz, n_features), copy=False),
+            ),
             shape=(len(docs), n_features),
         )
         counts.has_canonical_format = True
