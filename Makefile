@@ -16,6 +16,11 @@ $(VENV)/.installed: pyproject.toml setup.py src/clustercls/_cleaner.c src/cluste
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[dev,spark]"
+	@# The build skips a compiled part it cannot compile; say so rather than run slow unawares.
+	@$(BIN)/python -c "from clustercls.predict import compiled_parts; \
+	missing = [k for k, v in compiled_parts().items() if not v]; \
+	missing and print('note: compiled parts not built:', ', '.join(missing), \
+	'- same results, about half the speed (needs gcc and libpcre2-dev; see README)')"
 	touch $@
 
 data: setup
