@@ -227,6 +227,15 @@ def tiny_model(tiny_model_dir: Path, tmp_path: Path):
     return load_model(target)
 
 
+def reset_compiled_parts() -> None:
+    """Forget which compiled parts this process picked, so the next call looks again
+    (after the pure-Python switch is set or cleared)."""
+    from clustercls import features, text
+
+    text._native_settle.cache_clear()
+    features._compiled_char_counter.cache_clear()
+
+
 def needs_shared() -> pytest.MarkDecorator:
     """Skip a test when the shared data is not beside the repo."""
     return pytest.mark.skipif(not SHARED_SOURCES.is_dir(), reason=f"{SHARED_SOURCES} not present")

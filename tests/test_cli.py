@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from clustercls.cli import EXIT_DATA, EXIT_MODEL, EXIT_NOT_PROMOTED, EXIT_USAGE, app
-from tests.conftest import REPO
+from tests.conftest import REPO, reset_compiled_parts
 
 runner = CliRunner()
 
@@ -200,14 +200,10 @@ def test_predict_jobs_reach_the_model(
 def test_predict_reports_the_compiled_parts(
     project: Path, tiny_model_dir: Path, monkeypatch, pure: bool
 ) -> None:
-    from clustercls import features, text
+    from clustercls import text
     from clustercls.predict import compiled_parts
 
-    def reset() -> None:
-        text._native_settle.cache_clear()
-        features._compiled_char_counter.cache_clear()
-
-    reset()
+    reset_compiled_parts()
     if pure:
         monkeypatch.setenv(text.PURE_PYTHON_ENV, "1")
     elif not all(compiled_parts().values()):
@@ -220,4 +216,4 @@ def test_predict_reports_the_compiled_parts(
         assert expected in result.output
     finally:
         monkeypatch.delenv(text.PURE_PYTHON_ENV, raising=False)
-        reset()
+        reset_compiled_parts()

@@ -9,7 +9,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 
 from clustercls.features import FastTfidfVectorizer, char_wb_ngrams
 from clustercls.text import PURE_PYTHON_ENV, normalize
-from tests.conftest import SHARED_SOURCES, make_titles, needs_shared
+from tests.conftest import SHARED_SOURCES, make_titles, needs_shared, reset_compiled_parts
 
 EDGE = ["", "a", "ab", "ab xyz", "x y z", "kopi", "kopi bubuk 2in1 unitmass", "aaaaaaaaaaaa bb"]
 
@@ -19,14 +19,14 @@ def counting(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch):
     """Every test here runs with the compiled char counter and with its Python twins."""
     from clustercls import features
 
-    features._compiled_char_counter.cache_clear()
+    reset_compiled_parts()
     if request.param == "python":
         monkeypatch.setenv(PURE_PYTHON_ENV, "1")
     elif features._compiled_char_counter() is None:
         pytest.skip("clustercls._ngrams is not built")
     yield request.param
     monkeypatch.delenv(PURE_PYTHON_ENV, raising=False)
-    features._compiled_char_counter.cache_clear()
+    reset_compiled_parts()
 
 
 def _pair(train: list[str], ngram_range=(2, 5)):

@@ -27,7 +27,7 @@ from clustercls.text import (
     normalize,
     tokenize,
 )
-from tests.conftest import SHARED_SOURCES, needs_shared
+from tests.conftest import SHARED_SOURCES, needs_shared, reset_compiled_parts
 
 # The documented output alphabet: lowercase ASCII letters, digits, single spaces.
 CLEAN_RE = re.compile(r"(?:[a-z0-9]+(?: [a-z0-9]+)*)?")
@@ -642,21 +642,6 @@ def test_unit_shortcuts_apply_on_examples() -> None:
 # ---------------------------------------------------------------------------
 
 
-def _folded(title: str, limit: int = 300) -> str:
-    """What `normalize` hands to the cleaning passes: folded, lowercase ASCII."""
-    from clustercls import text as T
-
-    s = T._coerce(title)[: max(T._RAW_LIMIT_MIN, T._RAW_LIMIT_FACTOR * limit)]
-    if "&" in s:
-        s = T.html.unescape(T.html.unescape(s))
-    if "<" in s:
-        s = T._TAG_RE.sub(" ", s)
-    if s.isascii():
-        return s.lower()
-    s = T.unicodedata.normalize("NFKD", s.translate(T._SYMBOLS)).casefold()
-    return s.translate(T._FOLD_TABLE).lower()
-
-
 def _native():
     from clustercls.text import _native_settle
 
@@ -694,7 +679,7 @@ def test_compiled_cleaning_equals_python_on_generated_text(text: str, limit: int
 
 @needs_shared()
 def test_compiled_cleaning_equals_python_on_every_source_title() -> None:
-    from clustercls.text import _settle
+    from clustercls.text import _fold, _settle
 
     settle = _native()
     titles = [
@@ -702,7 +687,7 @@ def test_compiled_cleaning_equals_python_on_every_source_title() -> None:
         for path in sorted(SHARED_SOURCES.glob("*.csv"))
         for t in pd.read_csv(path, dtype=str, keep_default_na=False)["title"]
     ]
-    folded = [_folded(t) for t in titles]
+    folded = [_fold(t, 300) for t in titles]
     assert len(folded) > 100_000
     for limit, texts in ((300, folded), (25, folded[::10])):
         differ = [s for s in texts if settle(s, limit) != _settle(s, limit)]
@@ -727,13 +712,13 @@ def test_pure_python_switch_turns_the_compiled_passes_off(
 
     _native()
     monkeypatch.setenv(T.PURE_PYTHON_ENV, "1")
-    T._native_settle.cache_clear()
+    reset_compiled_parts()
     try:
         assert T._native_settle() is None
         assert normalize("K0pi Bubuk 250gr") == "kopi bubuk unitmass"
     finally:
         monkeypatch.delenv(T.PURE_PYTHON_ENV)
-        T._native_settle.cache_clear()
+        reset_compiled_parts()
     assert T._native_settle() is not None
 
 

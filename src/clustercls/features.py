@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import functools
 import re
-from functools import partial
+from functools import cache, partial
 
 import numpy as np
 import pandas as pd
@@ -442,7 +441,7 @@ class FastTfidfVectorizer(TfidfVectorizer):
         return _position_major_csr(cols, row_of, len(docs), len(self.vocabulary_), self.dtype)
 
 
-@functools.cache
+@cache
 def _compiled_char_counter():  # type: ignore[no-untyped-def]
     """``clustercls._ngrams.count_char_wb``, or None where it is not built or turned off."""
     module = compiled_module("_ngrams")

@@ -489,6 +489,19 @@ def normalize(title: object, max_length: int = 300) -> str:
         limit = 300
     if limit < 1:
         return ""
+    s = _fold(title, limit)
+    settle = _native_settle()
+    if settle is not None:
+        # A limit beyond any string's length is no limit; C wants it in a machine word.
+        settled = settle(s, min(limit, sys.maxsize))
+        if settled is not None:
+            return settled
+    return _settle(s, limit)
+
+
+def _fold(title: object, limit: int) -> str:
+    """Any cell value as lowercase ASCII: HTML undone, Unicode folded; what the cleaning
+    passes (`_settle` or its compiled twin) start from."""
     s = _coerce(title)
     s = s[: max(_RAW_LIMIT_MIN, _RAW_LIMIT_FACTOR * limit)]
     if "&" in s:
@@ -497,20 +510,12 @@ def normalize(title: object, max_length: int = 300) -> str:
     if "<" in s:
         s = _TAG_RE.sub(" ", s)
     if s.isascii():
-        s = s.lower()
-    else:
-        s = s.translate(_SYMBOLS)
-        s = unicodedata.normalize("NFKD", s).casefold()
-        s = s.translate(_FOLD_TABLE)
-        # Fold output can contain ASCII capitals from compatibility forms.
-        s = s.lower()
-    settle = _native_settle()
-    if settle is not None:
-        # A limit beyond any string's length is no limit; C wants it in a machine word.
-        settled = settle(s, min(limit, sys.maxsize))
-        if settled is not None:
-            return settled
-    return _settle(s, limit)
+        return s.lower()
+    s = s.translate(_SYMBOLS)
+    s = unicodedata.normalize("NFKD", s).casefold()
+    s = s.translate(_FOLD_TABLE)
+    # Fold output can contain ASCII capitals from compatibility forms.
+    return s.lower()
 
 
 def _settle(s: str, limit: int) -> str:
