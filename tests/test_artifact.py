@@ -27,7 +27,9 @@ def test_metadata_has_what_an_auditor_needs(tiny_model_dir) -> None:
         assert key in meta, key
     assert meta["labels"] == ["craft", "fashion_textile", "food_beverage", "other"]
     assert meta["data"]["fingerprint"]
-    assert set(meta["policy"]["chosen_thresholds"]) == {"craft", "fashion_textile", "food_beverage"}
+    chosen = meta["policy"]["chosen_thresholds"]
+    assert set(chosen["block"]) == {"craft", "fashion_textile", "food_beverage"}
+    assert 0 < chosen["review"] <= 1
     assert (tiny_model_dir / "evaluation.json").is_file()
     assert (tiny_model_dir / "confusion_matrix.png").read_bytes()[:4] == b"\x89PNG"
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import partial
 
+import numpy as np
 import pytest
 
 from clustercls.data import build_dataset, load_source_config
@@ -52,5 +53,13 @@ def test_leave_one_source_out_on_tiny_data(tmp_path, tiny_sources) -> None:
     for name, metrics in result["per_group"].items():
         assert metrics["n"] == int((dataset["source"] == name).sum())
         assert metrics["sources"] == [name]
-    assert 0 <= result["mean_protected_vs_other_f1"] <= 1
-    assert "leave-one-source-out" in format_summary({"leave_one_source_out": result})
+    defined = [
+        m["protected_vs_other"]["f1"]
+        for m in result["per_group"].values()
+        if m["protected_vs_other"]["support"]
+    ]
+    assert result["mean_protected_vs_other_f1"] == pytest.approx(np.mean(defined), abs=1e-4)
+    worst = result["worst_group"]
+    assert worst["protected_vs_other_f1"] == min(defined)
+    summary = format_summary({"leave_one_source_out": result})
+    assert f"worst group: {worst['group']}" in summary

@@ -5,7 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from clustercls.policy import Policy, ThresholdRules, choose_thresholds, decide, load_policy
+from clustercls.policy import (
+    Policy,
+    ThresholdRules,
+    choose_thresholds,
+    decide,
+    decision_rates,
+    load_policy,
+    wilson_lower_bound,
+)
 from tests.conftest import REPO
 
 CLASSES = ["craft", "fashion_textile", "food_beverage", "other"]
@@ -33,25 +41,64 @@ def test_policy_rejects_unknown_cluster() -> None:
 
 
 def test_block_threshold_is_lowest_score_with_target_precision() -> None:
-    # 30 true food titles scored 0.95..0.66, then one wrong one at 0.60, then more true.
+    # 400 protected titles scored 0.99..0.59, one `other` at 0.585, then more protected.
     scores = (
-        [("food_beverage", 0.95 - 0.01 * i) for i in range(30)]
-        + [("food_beverage", 0.60)]
-        + [("food_beverage", 0.55 - 0.01 * i) for i in range(10)]
+        [("food_beverage", 0.99 - 0.001 * i) for i in range(400)]
+        + [("food_beverage", 0.585)]
+        + [("food_beverage", 0.58 - 0.001 * i) for i in range(10)]
     )
-    y = np.array(["food_beverage"] * 30 + ["other"] + ["food_beverage"] * 10)
+    y = np.array(["food_beverage"] * 400 + ["other"] + ["food_beverage"] * 10)
     policy = Policy(
         version="t",
         protected=("food_beverage",),
-        thresholds=ThresholdRules(block_precision=0.99, review_recall=0.95, min_support=5),
+        thresholds=ThresholdRules(block_precision=0.99, block_confidence=0.95, min_support=5),
     )
-    chosen = choose_thresholds(y, _proba(scores), CLASSES, policy)["food_beverage"]
-    # Cutting below the wrong title leaves precision 40/41 < 0.99; the block threshold
-    # therefore stops just above it, at the 30th true title.
-    assert chosen["block"] == pytest.approx(0.66)
-    assert chosen["precision_at_block"] == 1.0
-    assert chosen["review"] <= chosen["block"]
-    assert chosen["recall_at_review"] >= 0.95
+    chosen = choose_thresholds(y, _proba(scores), CLASSES, policy)
+    # Every cut above the `other` title has measured precision 1; its Wilson lower bound
+    # reaches 0.99 only after about 270 titles, and a cut below the `other` title would
+    # still measure >= 0.99 but not for its bound (410/411 at n=411 is below it).
+    assert chosen["block"]["food_beverage"] == pytest.approx(0.591)
+    assert "Wilson" in chosen["per_cluster"]["food_beverage"]["basis"]
+
+
+def test_wilson_bound_needs_enough_titles() -> None:
+    bound = wilson_lower_bound(np.array([50, 300, 1000]), np.array([50, 300, 1000]), 0.95)
+    assert bound[0] < 0.99 < bound[1] < bound[2] < 1.0
+
+
+def test_block_threshold_rises_until_every_large_group_keeps_its_precision() -> None:
+    # Group b's 60 titles sit just below group a's 400 and a third of them are `other`.
+    scores = [("craft", 0.99 - 0.0001 * i) for i in range(400)] + [
+        ("craft", 0.94 - 0.0001 * i) for i in range(60)
+    ]
+    y = np.array(["craft"] * 400 + ["other", "craft", "craft"] * 20)
+    groups = np.array(["a"] * 400 + ["b"] * 60)
+    policy = Policy(
+        version="t",
+        protected=("craft",),
+        thresholds=ThresholdRules(
+            block_precision=0.9, group_block_precision=0.97, group_min_blocks=50, min_support=5
+        ),
+    )
+    pooled = choose_thresholds(y, _proba(scores), CLASSES, policy)["block"]["craft"]
+    checked = choose_thresholds(y, _proba(scores), CLASSES, policy, groups)["block"]["craft"]
+    assert pooled < 0.94
+    # Group b keeps fewer than 50 blocks above the checked threshold, or none at all.
+    assert checked > pooled
+    assert (np.array([s for _, s in scores])[groups == "b"] >= checked).sum() < 50
+
+
+def test_review_catches_protected_titles_whose_top_cluster_is_other() -> None:
+    # Protected titles the model puts in `other` at 0.6 still carry 0.4 protected.
+    proba = np.array([[0.1, 0.2, 0.1, 0.6]] * 20 + [[0.0, 0.0, 0.05, 0.95]] * 80)
+    y = np.array(["fashion_textile"] * 20 + ["other"] * 80)
+    policy = Policy(version="t", protected=("craft", "fashion_textile", "food_beverage"))
+    chosen = choose_thresholds(y, proba, CLASSES, policy)
+    assert chosen["review"] == pytest.approx(0.4)
+    rates = decision_rates(y, proba, CLASSES, chosen, policy.protected)["pooled"]
+    assert rates["caught"] == 1.0
+    assert rates["review_rate"] == 0.2
+    assert rates["blocks"] == 0
 
 
 def test_too_few_positives_falls_back() -> None:
@@ -62,29 +109,27 @@ def test_too_few_positives_falls_back() -> None:
     )
     chosen = choose_thresholds(
         np.array(["craft"] * 5), _proba([("craft", 0.9)] * 5), CLASSES, policy
-    )["craft"]
-    assert chosen["block"] == 0.995
-    assert chosen["basis"].startswith("fallback")
+    )
+    assert chosen["block"]["craft"] == 0.995
+    assert chosen["per_cluster"]["craft"]["basis"].startswith("fallback")
 
 
-THRESHOLDS = {
-    "food_beverage": {"block": 0.9, "review": 0.5},
-    "craft": {"block": 0.95, "review": 0.3},
-}
+THRESHOLDS = {"block": {"food_beverage": 0.9, "craft": 0.95}, "review": 0.5}
 
 
 @pytest.mark.parametrize(
-    ("cluster", "confidence", "judgeable", "cross_border", "expected"),
+    ("cluster", "confidence", "protected", "judgeable", "cross_border", "expected"),
     [
-        ("food_beverage", 0.95, True, True, "block"),
-        ("food_beverage", 0.90, True, True, "block"),
-        ("food_beverage", 0.70, True, True, "review"),
-        ("food_beverage", 0.40, True, True, "allow"),
-        ("other", 0.99, True, True, "allow"),
-        ("food_beverage", 0.99, False, True, "review"),
-        ("food_beverage", 0.99, True, False, "allow"),
-        ("other", 0.0, False, False, "allow"),
-        ("craft", 0.94, True, True, "review"),
+        ("food_beverage", 0.95, 0.97, True, True, "block"),
+        ("food_beverage", 0.90, 0.92, True, True, "block"),
+        ("food_beverage", 0.70, 0.75, True, True, "review"),
+        ("food_beverage", 0.40, 0.45, True, True, "allow"),
+        ("other", 0.99, 0.01, True, True, "allow"),
+        ("other", 0.45, 0.55, True, True, "review"),
+        ("food_beverage", 0.99, 0.99, False, True, "review"),
+        ("food_beverage", 0.99, 0.99, True, False, "allow"),
+        ("other", 0.0, 0.0, False, False, "allow"),
+        ("craft", 0.94, 0.96, True, True, "review"),
     ],
     ids=[
         "block",
@@ -92,16 +137,18 @@ THRESHOLDS = {
         "review",
         "below-review",
         "other",
+        "other-top-but-protected-mass",
         "not-judgeable",
         "domestic",
         "domestic-not-judgeable",
         "craft-review",
     ],
 )
-def test_decision_paths(cluster, confidence, judgeable, cross_border, expected) -> None:
+def test_decision_paths(cluster, confidence, protected, judgeable, cross_border, expected) -> None:
     got = decide(
         np.array([cluster]),
         np.array([confidence]),
+        np.array([protected]),
         THRESHOLDS,
         np.array([judgeable]),
         np.array([cross_border]),

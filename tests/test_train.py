@@ -75,10 +75,22 @@ def test_training_writes_evaluation_with_loso_and_thresholds(tiny_model_dir) -> 
         "hand_labelled",
         "leave_one_source_out",
         "thresholds",
+        "decisions",
         "timings",
     } <= set(evaluation)
-    for cluster, limits in evaluation["thresholds"].items():
-        assert 0 < limits["review"] <= limits["block"] <= 1, cluster
+    thresholds = evaluation["thresholds"]
+    assert thresholds["chosen_on"] == "out_of_source"
+    assert set(thresholds["block"]) == {"craft", "fashion_textile", "food_beverage"}
+    assert all(0 < b <= 1 for b in thresholds["block"].values())
+    assert 0 <= thresholds["review"] <= 1
+    # What the thresholds achieve is measured out of source, per group, and on hand labels.
+    decisions = evaluation["decisions"]
+    assert set(decisions["out_of_source"]["per_group"]) == set(
+        evaluation["leave_one_source_out"]["per_group"]
+    )
+    assert decisions["out_of_source"]["pooled"]["caught"] >= 0.95
+    assert "pooled" in decisions["hand_labelled"]
+    assert (tiny_model_dir / "out_of_source_scores.parquet").is_file()
     assert evaluation["random_split"]["labels"] == [
         "craft",
         "fashion_textile",

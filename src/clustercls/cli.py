@@ -216,9 +216,17 @@ def train(
         _say(
             f"logged run {logged.run_id}; registered clustercls version {logged.registered_version} at {logged.tracking_uri}"
         )
+    from clustercls.evaluate import format_summary
+
+    typer.echo(format_summary(result.evaluation))
     typer.echo(
         json.dumps(
-            {k: v for k, v in metrics.items() if not k.startswith("loso_") or "mean" in k}, indent=2
+            {
+                k: v
+                for k, v in metrics.items()
+                if not k.startswith("loso_") or "mean" in k or "worst" in k
+            },
+            indent=2,
         )
     )
     typer.echo(str(result.model_dir))

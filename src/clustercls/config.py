@@ -82,6 +82,13 @@ class FeatureConfig(_Frozen):
     max_features_char: int | None = Field(300_000, ge=1)
     sublinear_tf: bool = True
     max_length: int = Field(300, ge=10, description="characters kept after normalisation")
+    lexicon: bool = Field(
+        False, description="add the policy lexicon's concept and cluster indicators"
+    )
+    lexicon_head: bool = Field(
+        True, description="with lexicon: also mark the cluster of the title's first term"
+    )
+    lexicon_weight: float = Field(1.0, gt=0, description="value of each lexicon indicator")
 
     @field_validator("word_ngram_range", "char_ngram_range")
     @classmethod
@@ -109,6 +116,12 @@ class ModelConfig(_Frozen):
         "temperature",
         description="temperature: one softmax temperature over the class scores, so the "
         "calibrated argmax is the classifier's own",
+    )
+    lexicon_documents: float = Field(
+        0.0,
+        ge=0,
+        description="train on each lexicon term as a one-term title of its cluster, its "
+        "rows weighted as one more source times this factor (0: off)",
     )
     calibration_cv: int = Field(3, ge=2, le=10)
     calibration_ensemble: bool = Field(

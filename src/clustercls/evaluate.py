@@ -146,10 +146,11 @@ def evaluate_artifact(
     return out
 
 
-def _fit_predict(
+def _fit_score(
     fit: Callable[[pd.DataFrame], Pipeline], train: pd.DataFrame, test: pd.DataFrame
-) -> np.ndarray:
-    return fit(train).predict(test["title"])
+) -> tuple[list[str], np.ndarray]:
+    pipeline = fit(train)
+    return list(pipeline.classes_), pipeline.predict_proba(test["title"])
 
 
 def _holdout(frame: pd.DataFrame, name: str) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -157,6 +158,95 @@ def _holdout(frame: pd.DataFrame, name: str) -> tuple[pd.DataFrame, pd.DataFrame
     # A near-duplicate of a held-out title listed on another marketplace would leak it.
     train = frame[(frame["group_"] != name) & ~frame["dup_group"].isin(set(test["dup_group"]))]
     return train, test
+
+
+def out_of_source_scores(
+    fit: Callable[[pd.DataFrame], Pipeline],
+    dataset: pd.DataFrame,
+    groups: dict[str, str],
+    n_jobs: int = 2,
+    progress: Callable[[str], None] | None = None,
+) -> pd.DataFrame:
+    """Score every title with a model that never saw its source group.
+
+    Each source group is held out in turn: a model is fitted on the other groups (minus
+    near-duplicates of the held-out titles) and scores the held-out titles. These are the
+    scores enforcement thresholds are chosen on: production meets marketplaces the model
+    never saw, and in-distribution scores are overconfident there.
+
+    Args:
+        fit: Fits a fresh model on a frame of training rows (picklable: folds run in
+            worker processes).
+        dataset: Processed dataset (all splits are used: the held-out group is the test).
+        groups: Source name -> group name.
+        n_jobs: Folds fitted in parallel.
+        progress: Optional callback told how many groups are held out.
+
+    Returns:
+        One row per title of a listed source, in dataset order: `group`, `source`,
+        `cluster` (the label), `lang`, `predicted`, and one `p_<label>` column per label.
+    """
+    frame = dataset.assign(group_=dataset["source"].map(groups))
+    frame = frame[frame["group_"].notna()]
+    names = sorted(frame["group_"].unique())
+    if progress:
+        progress(f"leave-one-source-out over {len(names)} groups")
+    results = Parallel(n_jobs=n_jobs)(delayed(_fit_score)(fit, *_holdout(frame, g)) for g in names)
+    parts = []
+    for name, (classes, proba) in zip(names, results, strict=True):
+        test = frame[frame["group_"] == name]
+        part = pd.DataFrame(
+            {
+                "group": name,
+                "source": test["source"].to_numpy(),
+                "cluster": test["cluster"].to_numpy(),
+                "lang": test["lang"].to_numpy(),
+                "predicted": np.asarray(classes, dtype=object)[proba.argmax(axis=1)],
+            },
+            index=test.index,
+        )
+        for i, label in enumerate(classes):
+            part[f"p_{label}"] = proba[:, i]
+        parts.append(part)
+    return pd.concat(parts).loc[frame.index]
+
+
+def loso_metrics(scores: pd.DataFrame) -> dict:
+    """Per held-out group metrics of out-of-source scores, their means and the worst group.
+
+    Args:
+        scores: From `out_of_source_scores`.
+
+    Returns:
+        `per_group` metrics (see `classification_metrics`, plus the group's `sources`), the
+        means over groups of macro-F1 and of protected-vs-other F1 (over groups where it
+        is defined: a group with protected titles), and `worst_group`: the group with the
+        lowest protected-vs-other F1 and its figures.
+    """
+    per_group = {}
+    for name, test in scores.groupby("group", sort=True):
+        metrics = classification_metrics(test["cluster"], test["predicted"], test["lang"])
+        metrics["sources"] = sorted(test["source"].unique())
+        per_group[name] = metrics
+    defined = {
+        name: m["protected_vs_other"]["f1"]
+        for name, m in per_group.items()
+        if m["protected_vs_other"]["support"]
+    }
+    worst = min(defined, key=defined.get) if defined else None
+    return {
+        "per_group": per_group,
+        "mean_macro_f1": _r(np.mean([m["macro_f1"] for m in per_group.values()])),
+        "mean_protected_vs_other_f1": _r(np.mean(list(defined.values()))) if defined else None,
+        "worst_group": {
+            "group": worst,
+            "protected_vs_other_f1": defined[worst],
+            "macro_f1": per_group[worst]["macro_f1"],
+        }
+        if worst
+        else None,
+        "worst_macro_f1": _r(min(m["macro_f1"] for m in per_group.values())),
+    }
 
 
 def leave_one_source_out(
@@ -168,40 +258,9 @@ def leave_one_source_out(
 ) -> dict:
     """Hold out each source group in turn: train on the rest, test on it.
 
-    Args:
-        fit: Fits a fresh model on a frame of training rows (picklable: folds run in
-            worker processes).
-        dataset: Processed dataset (all splits are used: the held-out group is the test).
-        groups: Source name -> group name.
-        n_jobs: Folds fitted in parallel.
-        progress: Optional callback told which group is being held out.
-
-    Returns:
-        Per group metrics (see `classification_metrics`), plus the means over groups of
-        macro-F1 and of protected-vs-other F1 (over groups where it is defined: a group
-        with protected titles).
+    `out_of_source_scores` followed by `loso_metrics`; see those.
     """
-    frame = dataset.assign(group_=dataset["source"].map(groups))
-    names = sorted(frame["group_"].dropna().unique())
-    if progress:
-        progress(f"leave-one-source-out over {len(names)} groups")
-    preds = Parallel(n_jobs=n_jobs)(delayed(_fit_predict)(fit, *_holdout(frame, g)) for g in names)
-    per_group = {}
-    for name, pred in zip(names, preds, strict=True):
-        test = frame[frame["group_"] == name]
-        metrics = classification_metrics(test["cluster"], pred, test["lang"])
-        metrics["sources"] = sorted(test["source"].unique())
-        per_group[name] = metrics
-    defined = [
-        m["protected_vs_other"]["f1"]
-        for m in per_group.values()
-        if m["protected_vs_other"]["support"]
-    ]
-    return {
-        "per_group": per_group,
-        "mean_macro_f1": _r(np.mean([m["macro_f1"] for m in per_group.values()])),
-        "mean_protected_vs_other_f1": _r(np.mean(defined)) if defined else None,
-    }
+    return loso_metrics(out_of_source_scores(fit, dataset, groups, n_jobs, progress))
 
 
 def plot_confusion(matrix: list[list[int]], labels: list[str], path: Path, title: str = "") -> Path:
@@ -279,6 +338,12 @@ def format_summary(evaluation: dict) -> str:
             f"  {'mean':<16}{'':>7}{loso['mean_macro_f1']:>10.4f}"
             f"{loso['mean_protected_vs_other_f1'] or float('nan'):>9.4f}"
         )
+        worst = loso.get("worst_group")
+        if worst:
+            lines.append(
+                f"  worst group: {worst['group']} (protected-vs-other F1 "
+                f"{worst['protected_vs_other_f1']:.4f}, macro-F1 {worst['macro_f1']:.4f})"
+            )
     return "\n".join(lines)
 
 
@@ -322,11 +387,13 @@ def precision_recall_by_cluster(
 def plot_precision_recall(
     curves: dict[str, pd.DataFrame], thresholds: dict[str, dict], path: Path | None = None
 ):
-    """Plot each cluster's precision-recall curve with its block and review thresholds marked.
+    """Plot each cluster's precision-recall curve with its block threshold marked.
+
+    (`review` goes by the total protected probability, not by one cluster's curve.)
 
     Args:
         curves: From `precision_recall_by_cluster`.
-        thresholds: Per cluster `block` and `review` (a model's chosen thresholds).
+        thresholds: A model's chosen thresholds (`block` per cluster).
         path: Where to save a PNG, or None.
 
     Returns:
@@ -341,16 +408,11 @@ def plot_precision_recall(
     fig, axes = plt.subplots(1, len(curves), figsize=(4.5 * len(curves), 4), squeeze=False)
     for ax, (cluster, curve) in zip(axes[0], curves.items(), strict=True):
         ax.plot(curve["recall"], curve["precision"], lw=1.5)
-        for kind, marker in (("block", "o"), ("review", "s")):
-            limit = thresholds.get(cluster, {}).get(kind)
-            if limit is None or curve.empty:
-                continue
-            at = curve[curve["threshold"] >= limit]
-            if len(at):
-                point = at.iloc[-1]
-                ax.plot(
-                    point["recall"], point["precision"], marker, ms=8, label=f"{kind} {limit:.2f}"
-                )
+        limit = thresholds.get("block", {}).get(cluster)
+        at = curve[curve["threshold"] >= limit] if limit is not None else curve.head(0)
+        if len(at):
+            point = at.iloc[-1]
+            ax.plot(point["recall"], point["precision"], "o", ms=8, label=f"block {limit:.2f}")
         ax.set(title=cluster, xlabel="recall", ylabel="precision", ylim=(0, 1.02), xlim=(0, 1.02))
         ax.legend(loc="lower left")
     fig.tight_layout()

@@ -12,6 +12,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.pipeline import FeatureUnion
 
 from clustercls.config import FeatureConfig
+from clustercls.lexicon import LexiconFeatures
 from clustercls.text import compiled_module, is_normalised, load_stopwords, tokenize
 
 
@@ -499,4 +500,10 @@ def build_features(config: FeatureConfig) -> FeatureUnion:
         dtype=np.float32,
     )
     # float32 halves the matrices' memory; linear models lose nothing measurable from it.
-    return FeatureUnion([("word", word), ("char", char)])
+    # Word features stay first: explanations read their columns by position.
+    blocks = [("word", word), ("char", char)]
+    if config.lexicon:
+        blocks.append(
+            ("lexicon", LexiconFeatures(weight=config.lexicon_weight, head=config.lexicon_head))
+        )
+    return FeatureUnion(blocks)

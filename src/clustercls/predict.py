@@ -99,7 +99,9 @@ class Model:
         self.pipeline = artifact.pipeline
         self.metadata = artifact.metadata
         self.labels: list[str] = list(self.pipeline.classes_)
-        self.thresholds: dict[str, dict] = self.metadata["policy"]["chosen_thresholds"]
+        self.thresholds: dict = self.metadata["policy"]["chosen_thresholds"]
+        self.protected: list[str] = list(self.metadata["protected"])
+        self._protected_columns = [self.labels.index(c) for c in self.protected]
         self.version: str = self.metadata["version"]
         self.policy_version: str = self.metadata["policy_version"]
         self._normalizer = self.pipeline.named_steps["normalize"]
@@ -253,13 +255,15 @@ class Model:
         confidence[empty] = 0.0
         proba[empty] = 0.0
         judgeable = status == OK
-        decision = decide(cluster, confidence, self.thresholds, judgeable, flags)
+        protected = proba[:, self._protected_columns].sum(axis=1)
+        decision = decide(cluster, confidence, protected, self.thresholds, judgeable, flags)
         # Python lists: formatting numpy scalars one by one costs twice as much.
         reason = [
-            self._reason(c, p, d, s, t, x)
-            for c, p, d, s, t, x in zip(
+            self._reason(c, p, q, d, s, t, x)
+            for c, p, q, d, s, t, x in zip(
                 cluster.tolist(),
                 confidence.tolist(),
+                protected.tolist(),
                 decision.tolist(),
                 status.tolist(),
                 top,
@@ -352,21 +356,26 @@ class Model:
         bounds = np.searchsorted(rows, np.arange(features.shape[0] + 1)).tolist()
         return [", ".join(quoted[a:b]) or "none" for a, b in pairwise(bounds)]
 
-    def _reason(self, cluster, p, decision, status, grams, cross_border) -> str:
+    def _reason(self, cluster, p, protected, decision, status, grams, cross_border) -> str:
         if status != OK:
             return f"title not judgeable ({status}): sent to review"
         if not cross_border:
             return f"{cluster} p={p:.2f}; domestic seller, not restricted; top n-grams: {grams}"
-        limits = self.thresholds.get(cluster)
-        if limits is None:
-            return f"{cluster} p={p:.2f} is not a protected cluster; top n-grams: {grams}"
+        review = self.thresholds["review"]
+        block = self.thresholds["block"].get(cluster)
         if decision == "block":
-            rule = f">= block threshold {limits['block']:.2f}"
+            rule = f"{cluster} p={p:.2f} >= block threshold {block:.2f}"
         elif decision == "review":
-            rule = f"between review {limits['review']:.2f} and block {limits['block']:.2f}"
+            rule = (
+                f"{cluster} p={p:.2f}; protected p={protected:.2f} >= review threshold {review:.2f}"
+            )
+            if block is not None:
+                rule += f", below block {block:.2f}"
         else:
-            rule = f"< review threshold {limits['review']:.2f}"
-        return f"{cluster} p={p:.2f} {rule}; top n-grams: {grams}"
+            rule = (
+                f"{cluster} p={p:.2f}; protected p={protected:.2f} < review threshold {review:.2f}"
+            )
+        return f"{rule}; top n-grams: {grams}"
 
     def explain(self, title: str, k: int = 5) -> pd.DataFrame:
         """The n-grams that pushed a title most towards its predicted cluster.

@@ -290,16 +290,24 @@ def build_review(
     )
 
     near_rows = []
-    for cluster, limits in model.thresholds.items():
-        for kind in ("block", "review"):
-            hit = (oof_pred == cluster) & (np.abs(oof_conf - limits[kind]) <= band)
-            near_rows.append(
-                data[hit].assign(
-                    predicted=cluster,
-                    confidence=oof_conf[hit].round(4),
-                    threshold=f"{kind} {limits[kind]:.2f}",
-                )
+    for cluster, limit in model.thresholds["block"].items():
+        hit = (oof_pred == cluster) & (np.abs(oof_conf - limit) <= band)
+        near_rows.append(
+            data[hit].assign(
+                predicted=cluster, confidence=oof_conf[hit].round(4), threshold=f"block {limit:.2f}"
             )
+        )
+    # Review goes by the total protected probability, whatever the top cluster.
+    oof_protected = oof[:, [list(CLUSTERS).index(c) for c in model.protected]].sum(axis=1)
+    review_at = model.thresholds["review"]
+    hit = np.abs(oof_protected - review_at) <= band
+    near_rows.append(
+        data[hit].assign(
+            predicted=oof_pred[hit],
+            confidence=oof_protected[hit].round(4),
+            threshold=f"review {review_at:.2f} (protected p)",
+        )
+    )
     near = pd.concat(near_rows).drop_duplicates("id").head(top) if near_rows else data.head(0)
 
     per_source = pd.DataFrame(

@@ -24,10 +24,13 @@ from clustercls.evaluate import (
     classification_metrics,
     evaluate_hand_labelled,
     leave_one_source_out,
+    loso_metrics,
+    out_of_source_scores,
     plot_confusion,
 )
 from clustercls.features import build_features
-from clustercls.policy import choose_thresholds, load_policy
+from clustercls.lexicon import load_lexicon
+from clustercls.policy import Policy, choose_thresholds, decision_rates, load_policy
 from clustercls.text import TextNormalizer
 
 Progress = Callable[[str], None]
@@ -108,15 +111,34 @@ def sample_weights(frame: pd.DataFrame, config: ModelConfig) -> np.ndarray:
     return weight / weight.mean()
 
 
+def with_lexicon_documents(frame: pd.DataFrame, factor: float) -> tuple[pd.DataFrame, np.ndarray]:
+    """Training rows plus each lexicon term as a one-term title of its cluster.
+
+    The terms form one more source (`lexicon`), balanced like the others, then scaled by
+    `factor`: words the marketplaces barely use get a weight of their own.
+
+    Returns:
+        The rows and a per-row multiplier for their sample weights.
+    """
+    terms = load_lexicon().rows
+    extra = pd.DataFrame({"title": terms["term"], "cluster": terms["cluster"], "source": "lexicon"})
+    rows = pd.concat([frame[["title", "cluster", "source"]], extra], ignore_index=True)
+    scale = np.where(rows["source"].to_numpy() == "lexicon", factor, 1.0)
+    return rows, scale
+
+
 def fit_pipeline(frame: pd.DataFrame, features: FeatureConfig, model: ModelConfig) -> Pipeline:
     """Build and fit the pipeline on training rows (`title`, `cluster`, `source`)."""
     pipeline = build_pipeline(features, model)
+    scale = 1.0
+    if model.lexicon_documents:
+        frame, scale = with_lexicon_documents(frame, model.lexicon_documents)
     # Plain arrays: scikit-learn's cross-validated calibration indexes y by position, and
     # a subset frame's index is not 0..n-1.
     return pipeline.fit(
         frame["title"].to_numpy(),
         frame["cluster"].to_numpy(),
-        classifier__sample_weight=sample_weights(frame, model),
+        classifier__sample_weight=sample_weights(frame, model) * scale,
     )
 
 
@@ -137,8 +159,9 @@ def train(
     """Train, evaluate and save a model.
 
     Fits on the dataset's train split; reports the test split, the hand-labelled titles
-    (also used to choose the enforcement thresholds; they are never trained on), and
-    leave-one-source-out runs; saves the pipeline with its metadata and evaluation.
+    (never trained on), and leave-one-source-out runs, whose out-of-source scores the
+    enforcement thresholds are chosen on; saves the pipeline with its metadata and
+    evaluation.
 
     Args:
         config: The run's settings.
@@ -172,39 +195,39 @@ def train(
         "random_split": classification_metrics(test_set["cluster"], test_pred, test_set["lang"])
     }
     hand = load_hand_labelled(config.data.hand_labelled)
-    thresholds: dict = {}
+    classes = list(pipeline.classes_)
+    hand_proba = None
     if hand is not None:
-        say(f"scoring {len(hand)} hand-labelled titles and choosing thresholds")
-        evaluation["hand_labelled"], proba = evaluate_hand_labelled(pipeline, hand)
-        sure = ~hand["unsure"].to_numpy()
-        thresholds = choose_thresholds(
-            hand["cluster"].to_numpy()[sure], proba[sure], list(pipeline.classes_), policy
-        )
-    else:
-        say("no hand-labelled file: thresholds fall back to the policy's fallback_block")
-        thresholds = {
-            c: {"block": policy.thresholds.fallback_block, "review": 0.5, "basis": "no hand labels"}
-            for c in policy.protected
-        }
+        say(f"scoring {len(hand)} hand-labelled titles")
+        evaluation["hand_labelled"], hand_proba = evaluate_hand_labelled(pipeline, hand)
     timings["evaluate_seconds"] = round(time.perf_counter() - start, 1)
 
+    scores = None
     if config.evaluation.leave_one_source_out:
         start = time.perf_counter()
-        evaluation["leave_one_source_out"] = leave_one_source_out(
+        scores = out_of_source_scores(
             partial(fit_pipeline, features=config.features, model=config.model),
             dataset,
             groups,
             n_jobs=config.evaluation.n_jobs,
             progress=say,
         )
+        evaluation["leave_one_source_out"] = loso_metrics(scores)
         timings["loso_seconds"] = round(time.perf_counter() - start, 1)
+
+    thresholds, achieved = _choose_decisions(scores, hand, hand_proba, classes, policy, say)
     evaluation["thresholds"] = thresholds
+    evaluation["decisions"] = achieved
     evaluation["timings"] = timings
 
     metadata = {
         "labels": list(pipeline.classes_),
         "protected": list(policy.protected),
-        "policy": {**policy.model_dump(mode="json"), "chosen_thresholds": thresholds},
+        "policy": {
+            **policy.model_dump(mode="json"),
+            "chosen_thresholds": thresholds,
+            "achieved": achieved,
+        },
         "policy_version": policy.version,
         "config": config.model_dump(mode="json"),
         "metrics": summary_metrics(evaluation),
@@ -225,8 +248,78 @@ def train(
     )
     if report_path.is_file():
         shutil.copy(report_path, model_dir / "data_report.json")
+    if scores is not None:
+        # The report plots precision against the block threshold from these.
+        scores.to_parquet(model_dir / "out_of_source_scores.parquet", index=False)
     say(f"saved {model_dir}")
     return TrainResult(model_dir=model_dir, metadata=metadata, evaluation=evaluation)
+
+
+def _choose_decisions(
+    scores: pd.DataFrame | None,
+    hand: pd.DataFrame | None,
+    hand_proba: np.ndarray | None,
+    classes: list[str],
+    policy: Policy,
+    say: Progress,
+) -> tuple[dict, dict]:
+    """Choose the enforcement thresholds and measure what they achieve.
+
+    Out-of-source scores are the basis when there are any; the hand-labelled titles are
+    then the independent check. Without leave-one-source-out runs the hand-labelled
+    titles are the basis (and the check is only in-distribution); without either, the
+    policy's fallback applies.
+    """
+    sure = None
+    if hand is not None:
+        sure = ~hand["unsure"].to_numpy()
+    if scores is not None:
+        say("choosing thresholds on out-of-source predictions")
+        proba = scores[[f"p_{c}" for c in classes]].to_numpy()
+        thresholds = choose_thresholds(
+            scores["cluster"].to_numpy(), proba, classes, policy, scores["group"].to_numpy()
+        )
+        thresholds["chosen_on"] = "out_of_source"
+    elif hand is not None:
+        say("no leave-one-source-out run: thresholds chosen on the hand-labelled titles")
+        thresholds = choose_thresholds(
+            hand["cluster"].to_numpy()[sure], hand_proba[sure], classes, policy
+        )
+        thresholds["chosen_on"] = "hand_labelled"
+    else:
+        say("no out-of-source scores nor hand labels: the policy's fallback thresholds apply")
+        thresholds = {
+            "block": {c: policy.thresholds.fallback_block for c in policy.protected},
+            "review": policy.thresholds.fallback_block,
+            "per_cluster": {},
+            "chosen_on": "fallback",
+        }
+    achieved: dict = {}
+    if scores is not None:
+        achieved["out_of_source"] = decision_rates(
+            scores["cluster"].to_numpy(),
+            proba,
+            classes,
+            thresholds,
+            policy.protected,
+            scores["group"].to_numpy(),
+        )
+    if hand is not None:
+        achieved["hand_labelled"] = decision_rates(
+            hand["cluster"].to_numpy()[sure],
+            hand_proba[sure],
+            classes,
+            thresholds,
+            policy.protected,
+            hand["source"].to_numpy()[sure],
+        )
+    pooled = achieved.get("out_of_source", {}).get("pooled")
+    if pooled and pooled["review_rate"] > policy.thresholds.max_review_rate:
+        say(
+            f"warning: review rate out of source {pooled['review_rate']:.1%} exceeds the "
+            f"policy's {policy.thresholds.max_review_rate:.0%}"
+        )
+    return thresholds, achieved
 
 
 def summary_metrics(evaluation: dict) -> dict[str, float]:
@@ -244,6 +337,9 @@ def summary_metrics(evaluation: dict) -> dict[str, float]:
     if loso:
         out["loso_mean_macro_f1"] = loso["mean_macro_f1"]
         out["loso_mean_protected_vs_other_f1"] = loso["mean_protected_vs_other_f1"]
+        if loso.get("worst_group"):
+            out["loso_worst_protected_vs_other_f1"] = loso["worst_group"]["protected_vs_other_f1"]
+        out["loso_worst_macro_f1"] = loso["worst_macro_f1"]
         for name, metrics in loso["per_group"].items():
             out[f"loso_{name}_macro_f1"] = metrics["macro_f1"]
             out[f"loso_{name}_protected_vs_other_f1"] = metrics["protected_vs_other"]["f1"]

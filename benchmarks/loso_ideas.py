@@ -1,0 +1,101 @@
+"""Leave-one-source-out table of modelling ideas, on one normalisation of the dataset.
+
+Each idea is a change to the training configuration; this script fits it once per held-out
+source group and prints one row per idea: mean and worst-group protected-vs-other F1 and
+macro-F1. Folds run in parallel (`--n-jobs`), and `--groups` limits the table to a few groups
+while an idea is still being shaped.
+
+    .venv/bin/python benchmarks/loso_ideas.py --ideas base,lexicon --out loso_ideas.json
+
+Ideas are named in `IDEAS`; each maps to `TrainConfig` overrides, so whatever is kept is
+what `clustercls train` then runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from functools import partial
+from pathlib import Path
+
+from clustercls.config import TrainConfig
+from clustercls.data import load_dataset, load_source_config
+from clustercls.evaluate import leave_one_source_out
+from clustercls.train import fit_pipeline
+
+IDEAS: dict[str, dict] = {
+    "base": {},
+    "lexicon": {"features": {"lexicon": True}},
+    "lexicon_no_head": {"features": {"lexicon": True, "lexicon_head": False}},
+    "lexicon_docs": {"model": {"lexicon_documents": 1.0}},
+    "lexicon_both": {"features": {"lexicon": True}, "model": {"lexicon_documents": 1.0}},
+}
+
+
+def _config(overrides: dict) -> TrainConfig:
+    base = TrainConfig().model_dump()
+    for section, values in overrides.items():
+        base[section] = {**base[section], **values}
+    return TrainConfig.model_validate(base)
+
+
+def _summary(loso: dict) -> dict:
+    groups = loso["per_group"]
+    pvo = {g: m["protected_vs_other"]["f1"] for g, m in groups.items()}
+    macro = {g: m["macro_f1"] for g, m in groups.items()}
+    worst = min(pvo, key=pvo.get)
+    return {
+        "mean_protected_vs_other_f1": loso["mean_protected_vs_other_f1"],
+        "mean_macro_f1": loso["mean_macro_f1"],
+        "worst_group": worst,
+        "worst_protected_vs_other_f1": pvo[worst],
+        "worst_macro_f1": min(macro.values()),
+        "per_group_protected_vs_other_f1": pvo,
+        "per_group_macro_f1": macro,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--ideas", default=",".join(IDEAS), help="comma-separated idea names")
+    parser.add_argument("--dataset", default="data/processed/dataset.parquet")
+    parser.add_argument("--groups", default="", help="only these held-out groups (comma list)")
+    parser.add_argument("--n-jobs", type=int, default=2)
+    parser.add_argument("--out", default="", help="also write the table as JSON here")
+    args = parser.parse_args()
+
+    dataset = load_dataset(Path(args.dataset))
+    groups = {
+        s.name: s.group
+        for s in load_source_config(TrainConfig().data.source_config).sources.values()
+    }
+    if args.groups:
+        keep = set(args.groups.split(","))
+        groups = {s: g for s, g in groups.items() if g in keep}
+    table = {}
+    for name in args.ideas.split(","):
+        config = _config(IDEAS[name])
+        start = time.perf_counter()
+        loso = leave_one_source_out(
+            partial(fit_pipeline, features=config.features, model=config.model),
+            dataset,
+            groups,
+            n_jobs=args.n_jobs,
+        )
+        table[name] = {**_summary(loso), "seconds": round(time.perf_counter() - start, 1)}
+        row = table[name]
+        print(
+            f"{name:24s} mean pvo F1 {row['mean_protected_vs_other_f1']:.4f}  "
+            f"macro {row['mean_macro_f1']:.4f}  worst {row['worst_group']} "
+            f"{row['worst_protected_vs_other_f1']:.4f}  worst macro {row['worst_macro_f1']:.4f}  "
+            f"({row['seconds']} s)",
+            flush=True,
+        )
+        print("   ", json.dumps(row["per_group_protected_vs_other_f1"]), flush=True)
+    if args.out:
+        Path(args.out).write_text(json.dumps(table, indent=2, default=float))
+
+
+if __name__ == "__main__":
+    main()
