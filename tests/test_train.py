@@ -97,3 +97,19 @@ def test_training_writes_evaluation_with_loso_and_thresholds(tiny_model_dir) -> 
         "food_beverage",
         "other",
     ]
+
+
+def test_training_stores_a_reference_for_batch_runs(tiny_model_dir) -> None:
+    meta = json.loads((tiny_model_dir / "metadata.json").read_text())
+    reference = meta["reference"]
+    dataset = pd.read_parquet(tiny_model_dir.parents[1] / "processed" / "dataset.parquet")
+    expected = dataset.loc[dataset["split"] == "train", "cluster"].value_counts(normalize=True)
+    for label, share in reference["training"]["cluster_share"].items():
+        assert share == pytest.approx(expected.get(label, 0.0), abs=1e-4)
+    scores = pd.read_parquet(tiny_model_dir / "out_of_source_scores.parquet")
+    predicted = scores["predicted"].value_counts(normalize=True)
+    for label, share in reference["out_of_source"]["cluster_share"].items():
+        assert share == pytest.approx(predicted.get(label, 0.0), abs=1e-4)
+    decided = reference["out_of_source"]["decision_share"]
+    assert sum(decided.values()) == pytest.approx(1.0, abs=2e-4)
+    assert decided["review"] == meta["policy"]["achieved"]["out_of_source"]["pooled"]["review_rate"]

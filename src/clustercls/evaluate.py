@@ -326,16 +326,16 @@ def format_summary(evaluation: dict) -> str:
     if loso:
         lines.append("leave-one-source-out (train without the group, test on it):")
         lines.append(
-            f"  {'group':<16}{'n':>7}{'macro-F1':>10}{'prot-F1':>9}{'prot-P':>8}{'prot-R':>8}"
+            f"  {'group':<22}{'n':>7}{'macro-F1':>10}{'prot-F1':>9}{'prot-P':>8}{'prot-R':>8}"
         )
         for name, m in loso["per_group"].items():
             pvo = m["protected_vs_other"]
             lines.append(
-                f"  {name:<16}{m['n']:>7}{m['macro_f1']:>10.4f}{pvo['f1']:>9.4f}"
+                f"  {name:<22}{m['n']:>7}{m['macro_f1']:>10.4f}{pvo['f1']:>9.4f}"
                 f"{pvo['precision']:>8.4f}{pvo['recall']:>8.4f}"
             )
         lines.append(
-            f"  {'mean':<16}{'':>7}{loso['mean_macro_f1']:>10.4f}"
+            f"  {'mean':<22}{'':>7}{loso['mean_macro_f1']:>10.4f}"
             f"{loso['mean_protected_vs_other_f1'] or float('nan'):>9.4f}"
         )
         worst = loso.get("worst_group")
@@ -344,7 +344,35 @@ def format_summary(evaluation: dict) -> str:
                 f"  worst group: {worst['group']} (protected-vs-other F1 "
                 f"{worst['protected_vs_other_f1']:.4f}, macro-F1 {worst['macro_f1']:.4f})"
             )
+    decisions = evaluation.get("decisions")
+    thresholds = evaluation.get("thresholds")
+    if decisions and thresholds:
+        block = ", ".join(f"{c} {t:.4f}" for c, t in thresholds["block"].items())
+        lines.append(
+            f"decisions (thresholds chosen on {thresholds.get('chosen_on', '?')}): block at "
+            f"{block}; review at protected p >= {thresholds['review']:.4f}"
+        )
+        lines.append(
+            f"  {'set':<22}{'n':>7}{'blocks':>8}{'block-P':>9}{'block-R':>9}"
+            f"{'caught':>8}{'review':>8}"
+        )
+        for kind, label in (("out_of_source", "out-of-source"), ("hand_labelled", "hand-labelled")):
+            part = decisions.get(kind)
+            if not part:
+                continue
+            rows = [(label, part["pooled"])] + [
+                (f"  {name}", rates) for name, rates in part.get("per_group", {}).items()
+            ]
+            for name, r in rows:
+                lines.append(
+                    f"  {name:<22}{r['n']:>7}{r['blocks']:>8}{_fmt(r['block_precision']):>9}"
+                    f"{_fmt(r['block_recall']):>9}{_fmt(r['caught']):>8}{_fmt(r['review_rate']):>8}"
+                )
     return "\n".join(lines)
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
 
 
 def precision_recall_by_cluster(

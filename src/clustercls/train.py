@@ -218,6 +218,7 @@ def train(
     thresholds, achieved = _choose_decisions(scores, hand, hand_proba, classes, policy, say)
     evaluation["thresholds"] = thresholds
     evaluation["decisions"] = achieved
+    reference = _reference(train_set, scores, classes, achieved)
     evaluation["timings"] = timings
 
     metadata = {
@@ -231,6 +232,7 @@ def train(
         "policy_version": policy.version,
         "config": config.model_dump(mode="json"),
         "metrics": summary_metrics(evaluation),
+        "reference": reference,
         "data": {
             "fingerprint": data_report.get("fingerprint"),
             "source_config_version": data_report.get("source_config_version"),
@@ -320,6 +322,35 @@ def _choose_decisions(
             f"policy's {policy.thresholds.max_review_rate:.0%}"
         )
     return thresholds, achieved
+
+
+def _shares(values: pd.Series, labels: list[str]) -> dict[str, float]:
+    counts = values.value_counts(normalize=True)
+    return {label: round(float(counts.get(label, 0.0)), 4) for label in labels}
+
+
+def _reference(
+    train_set: pd.DataFrame, scores: pd.DataFrame | None, classes: list[str], achieved: dict
+) -> dict:
+    """What inputs looked like in training, for a batch run to compare its input with.
+
+    `training`: the cluster shares of the training labels. `out_of_source`: what the
+    model predicted and decided on marketplaces it never saw (the leave-one-source-out
+    scores), the shares a new marketplace is expected to come near.
+    """
+    reference: dict = {"training": {"cluster_share": _shares(train_set["cluster"], classes)}}
+    if scores is not None:
+        pooled = achieved["out_of_source"]["pooled"]
+        block = pooled["blocks"] / pooled["n"]
+        reference["out_of_source"] = {
+            "cluster_share": _shares(scores["predicted"], classes),
+            "decision_share": {
+                "block": round(block, 4),
+                "review": pooled["review_rate"],
+                "allow": round(1 - block - pooled["review_rate"], 4),
+            },
+        }
+    return reference
 
 
 def summary_metrics(evaluation: dict) -> dict[str, float]:
