@@ -8,7 +8,7 @@ OUT    := data/processed
 # MLflow draws a progress bar per artifact download; the logs do not need them.
 export MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR := false
 
-.PHONY: setup data train evaluate predict promote review report demo test test-slow lint format clean
+.PHONY: setup data train evaluate predict promote review report demo test test-slow fuzz lint format clean
 
 setup: $(VENV)/.installed
 
@@ -54,6 +54,15 @@ test: setup
 
 test-slow: setup
 	$(BIN)/python -m pytest -m slow
+
+# The C parts read Python's buffers and write into numpy's: a bug there corrupts memory
+# silently or differs from the Python twin only on odd input. This rebuilds both with
+# ASan and UBSan (out of tree) and compares them with their twins on generated and hostile
+# text for FUZZ_SECONDS (build included); a sanitizer report or any difference fails.
+FUZZ_SECONDS ?= 240
+FUZZ_SEED ?=
+fuzz: setup
+	$(BIN)/python -m tests.fuzz.fuzz_compiled --seconds $(FUZZ_SECONDS) $(if $(FUZZ_SEED),--seed $(FUZZ_SEED))
 
 lint: setup
 	$(BIN)/ruff check src tests benchmarks
