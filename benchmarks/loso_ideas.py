@@ -30,6 +30,16 @@ IDEAS: dict[str, dict] = {
     "lexicon_no_head": {"features": {"lexicon": True, "lexicon_head": False}},
     "lexicon_docs": {"model": {"lexicon_documents": 1.0}},
     "lexicon_both": {"features": {"lexicon": True}, "model": {"lexicon_documents": 1.0}},
+    "lexicon_half": {"features": {"lexicon": True, "lexicon_weight": 0.5}},
+    "concepts_only": {
+        "features": {"lexicon": True, "lexicon_clusters": False, "lexicon_head": False}
+    },
+    "concepts_docs": {
+        "features": {"lexicon": True, "lexicon_clusters": False, "lexicon_head": False},
+        "model": {"lexicon_documents": 1.0},
+    },
+    "lexicon_docs_half": {"model": {"lexicon_documents": 0.5}},
+    "sources_equal": {"model": {"source_weight": 1.0}},
 }
 
 
@@ -45,7 +55,11 @@ def _summary(loso: dict) -> dict:
     pvo = {g: m["protected_vs_other"]["f1"] for g, m in groups.items()}
     macro = {g: m["macro_f1"] for g, m in groups.items()}
     worst = min(pvo, key=pvo.get)
+    precision = {g: m["protected_vs_other"]["precision"] for g, m in groups.items()}
+    recall = {g: m["protected_vs_other"]["recall"] for g, m in groups.items()}
     return {
+        "per_group_protected_precision": precision,
+        "per_group_protected_recall": recall,
         "mean_protected_vs_other_f1": loso["mean_protected_vs_other_f1"],
         "mean_macro_f1": loso["mean_macro_f1"],
         "worst_group": worst,
@@ -63,6 +77,7 @@ def main() -> None:
     parser.add_argument("--groups", default="", help="only these held-out groups (comma list)")
     parser.add_argument("--n-jobs", type=int, default=2)
     parser.add_argument("--out", default="", help="also write the table as JSON here")
+    parser.add_argument("--markdown", default="", help="also write the table as Markdown here")
     args = parser.parse_args()
 
     dataset = load_dataset(Path(args.dataset))
@@ -95,6 +110,29 @@ def main() -> None:
         print("   ", json.dumps(row["per_group_protected_vs_other_f1"]), flush=True)
     if args.out:
         Path(args.out).write_text(json.dumps(table, indent=2, default=float))
+    if args.markdown:
+        Path(args.markdown).write_text(markdown(table, sorted(set(groups.values()))))
+
+
+def markdown(table: dict, groups: list[str]) -> str:
+    """The table as Markdown: one row per idea, then protected-vs-other F1 per group."""
+    lines = [
+        "| idea | LOSO mean prot-vs-other F1 | LOSO mean macro-F1 | worst group | worst prot-vs-other F1 | worst macro-F1 |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, row in table.items():
+        lines.append(
+            f"| {name} | {row['mean_protected_vs_other_f1']:.4f} | {row['mean_macro_f1']:.4f} "
+            f"| {row['worst_group']} | {row['worst_protected_vs_other_f1']:.4f} "
+            f"| {row['worst_macro_f1']:.4f} |"
+        )
+    lines += ["", "| idea | " + " | ".join(groups) + " |", "|---|" + "---|" * len(groups)]
+    for name, row in table.items():
+        f1 = row["per_group_protected_vs_other_f1"]
+        lines.append(
+            f"| {name} | " + " | ".join(f"{f1.get(g, float('nan')):.4f}" for g in groups) + " |"
+        )
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":

@@ -89,6 +89,9 @@ class FeatureConfig(_Frozen):
         True, description="with lexicon: also mark the cluster of the title's first term"
     )
     lexicon_weight: float = Field(1.0, gt=0, description="value of each lexicon indicator")
+    lexicon_clusters: bool = Field(
+        True, description="with lexicon: also a cluster indicator per term (else concepts only)"
+    )
 
     @field_validator("word_ngram_range", "char_ngram_range")
     @classmethod

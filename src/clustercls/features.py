@@ -504,6 +504,13 @@ def build_features(config: FeatureConfig) -> FeatureUnion:
     blocks = [("word", word), ("char", char)]
     if config.lexicon:
         blocks.append(
-            ("lexicon", LexiconFeatures(weight=config.lexicon_weight, head=config.lexicon_head))
+            (
+                "lexicon",
+                LexiconFeatures(
+                    weight=config.lexicon_weight,
+                    head=config.lexicon_head,
+                    clusters=config.lexicon_clusters,
+                ),
+            )
         )
     return FeatureUnion(blocks)

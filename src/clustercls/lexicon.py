@@ -90,12 +90,16 @@ class LexiconFeatures(TransformerMixin, BaseEstimator):
         weight: Value of each indicator (the classifier's regularisation sees features
             at this scale).
         head: Add the `head_cluster=` indicators.
+        clusters: Add the `cluster=` indicators (off: concepts only).
     """
 
-    def __init__(self, path: str | None = None, weight: float = 1.0, head: bool = True) -> None:
+    def __init__(
+        self, path: str | None = None, weight: float = 1.0, head: bool = True, clusters: bool = True
+    ) -> None:
         self.path = path
         self.weight = weight
         self.head = head
+        self.clusters = clusters
 
     def fit(self, X=None, y=None) -> LexiconFeatures:
         """Read the lexicon and fix the feature columns.
@@ -176,7 +180,8 @@ class LexiconFeatures(TransformerMixin, BaseEstimator):
             head = None
             for _, (concept, cluster, name) in self._scan(text.split()):
                 seen.add(concept)
-                seen.add(cluster)
+                if self.clusters:
+                    seen.add(cluster)
                 if head is None:
                     head = name
             if head is not None and self.head_columns_:

@@ -1,0 +1,148 @@
+"""The policy lexicon: its file (data layer) and its feature transformer (code layer)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.base import clone
+
+from clustercls.config import CLUSTERS
+from clustercls.lexicon import LexiconFeatures, load_lexicon
+from clustercls.text import normalize
+
+
+def _write(tmp_path, rows: list[str]) -> str:
+    path = tmp_path / "lexicon.csv"
+    path.write_text("# a comment\nterm,lang,concept,cluster,note\n" + "\n".join(rows) + "\n")
+    return str(path)
+
+
+@pytest.fixture
+def small(tmp_path) -> LexiconFeatures:
+    path = _write(
+        tmp_path,
+        [
+            "tas,id,bag,fashion_textile,bags",
+            "bag,en,bag,fashion_textile,bags",
+            "tas bekal,id,lunch_bag,other,lunch bags are other",
+            "kopi,id,coffee,food_beverage,coffee",
+            "rak sepatu,id,shoe_rack,other,a shoe rack is not a shoe",
+            "sepatu,id,shoe,fashion_textile,footwear",
+        ],
+    )
+    return LexiconFeatures(path=path).fit()
+
+
+def _active(features: LexiconFeatures, text: str) -> set[str]:
+    row = features.transform([text])
+    return set(features.get_feature_names_out()[row.indices])
+
+
+def test_longest_term_names_the_product(small) -> None:
+    assert small.matches("tas bekal anak sekolah") == ["tas bekal"]
+    assert _active(small, "tas bekal anak sekolah") == {
+        "concept=lunch_bag",
+        "cluster=other",
+        "head_cluster=other",
+    }
+    assert _active(small, "rak sepatu 3 susun") == {
+        "concept=shoe_rack",
+        "cluster=other",
+        "head_cluster=other",
+    }
+
+
+def test_one_concept_across_languages(small) -> None:
+    assert _active(small, "tas wanita") == _active(small, "women bag")
+
+
+def test_head_marks_the_first_term_only(small) -> None:
+    active = _active(small, "kopi dan tas")
+    assert "head_cluster=food_beverage" in active
+    assert "head_cluster=fashion_textile" not in active
+    assert {"cluster=food_beverage", "cluster=fashion_textile"} <= active
+
+
+def test_options_drop_cluster_and_head_columns(tmp_path, small) -> None:
+    concepts = LexiconFeatures(path=small.path, clusters=False, head=False).fit()
+    assert _active(concepts, "kopi dan tas") == {"concept=coffee", "concept=bag"}
+    assert not any(n.startswith("head_") for n in concepts.get_feature_names_out())
+
+
+def test_transform_shape_weight_and_no_state_change(small) -> None:
+    before = dict(small.__dict__)
+    matrix = small.transform(["kopi", "", "nothing known here", "tas bekal"])
+    assert matrix.shape == (4, len(small.get_feature_names_out()))
+    assert matrix.dtype == np.float32
+    assert matrix.getnnz(axis=1).tolist() == [3, 0, 0, 3]
+    assert set(matrix.data.tolist()) == {1.0}
+    assert small.__dict__.keys() == before.keys()
+    heavy = LexiconFeatures(path=small.path, weight=0.5).fit().transform(["kopi"])
+    assert set(heavy.data.tolist()) == {0.5}
+
+
+def test_follows_the_estimator_contract(small) -> None:
+    fresh = clone(small)
+    assert not hasattr(fresh, "terms_")
+    assert fresh.fit() is fresh
+    with pytest.raises(Exception, match="not fitted"):
+        clone(small).transform(["kopi"])
+
+
+@pytest.mark.parametrize(
+    ("rows", "message"),
+    [
+        (["tas,id,bag,fashion_textile,x", "tas,id,bag2,fashion_textile,y"], "listed twice"),
+        (["a b c d e,en,x,other,too long"], "more than 4 words"),
+        ([",en,x,other,empty term"], "empty term"),
+    ],
+)
+def test_bad_lexicon_files_are_refused(tmp_path, rows, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        load_lexicon(_write(tmp_path, rows))
+
+
+def test_missing_column_is_refused(tmp_path) -> None:
+    path = tmp_path / "lexicon.csv"
+    path.write_text("term,lang,cluster\ntas,id,fashion_textile\n")
+    with pytest.raises(ValueError, match="concept"):
+        load_lexicon(path)
+
+
+# --- the shipped lexicon (data layer)
+
+
+def test_shipped_lexicon_follows_the_policy() -> None:
+    rows = load_lexicon().rows
+    assert set(rows["cluster"]) <= set(CLUSTERS)
+    assert set(rows["lang"]) <= {"id", "en", "any"}
+    assert (rows["note"].str.strip() != "").all(), "every row names its policy line"
+    # One concept, one cluster: a concept shared across languages cannot disagree.
+    assert (rows.groupby("concept")["cluster"].nunique() == 1).all()
+
+
+def test_shipped_terms_are_in_normalised_form() -> None:
+    rows = load_lexicon().rows
+    changed = [t for t in rows["term"] if normalize(t) != t]
+    assert changed == []
+
+
+def test_shipped_lexicon_decides_the_policy_hard_cases() -> None:
+    features = LexiconFeatures().fit()
+    cluster_of = {t: hit[2] for t, hit in features.terms_.items()}
+    cases = {
+        "botol minum": "other",
+        "rak sepatu": "other",
+        "tas bekal": "other",
+        "kemeja": "fashion_textile",
+        "kopi": "food_beverage",
+        "air mineral": "food_beverage",
+        "manik manik": "craft",
+        "benang rajut": "craft",
+        "hiasan dinding": "craft",
+    }
+    got = {t: cluster_of.get(t) for t in cases}
+    assert got == cases
+    frame = pd.DataFrame({"term": list(cases)})
+    assert frame["term"].map(features.matches).map(len).eq(1).all()
