@@ -21,7 +21,7 @@ from pathlib import Path
 
 from clustercls.config import TrainConfig
 from clustercls.data import load_dataset, load_source_config
-from clustercls.evaluate import leave_one_source_out
+from clustercls.evaluate import loso_metrics, out_of_source_scores
 from clustercls.train import fit_pipeline
 
 IDEAS: dict[str, dict] = {
@@ -78,6 +78,7 @@ def main() -> None:
     parser.add_argument("--n-jobs", type=int, default=2)
     parser.add_argument("--out", default="", help="also write the table as JSON here")
     parser.add_argument("--markdown", default="", help="also write the table as Markdown here")
+    parser.add_argument("--scores-dir", default="", help="keep each idea's out-of-source scores")
     args = parser.parse_args()
 
     dataset = load_dataset(Path(args.dataset))
@@ -85,19 +86,24 @@ def main() -> None:
         s.name: s.group
         for s in load_source_config(TrainConfig().data.source_config).sources.values()
     }
-    if args.groups:
-        keep = set(args.groups.split(","))
-        groups = {s: g for s, g in groups.items() if g in keep}
+    holdout = args.groups.split(",") if args.groups else None
     table = {}
     for name in args.ideas.split(","):
         config = _config(IDEAS[name])
         start = time.perf_counter()
-        loso = leave_one_source_out(
+        scores = out_of_source_scores(
             partial(fit_pipeline, features=config.features, model=config.model),
             dataset,
             groups,
             n_jobs=args.n_jobs,
+            holdout=holdout,
         )
+        if args.scores_dir:
+            Path(args.scores_dir).mkdir(parents=True, exist_ok=True)
+            scores.assign(title=dataset.loc[scores.index, "title"]).to_parquet(
+                Path(args.scores_dir) / f"{name}.parquet"
+            )
+        loso = loso_metrics(scores)
         table[name] = {**_summary(loso), "seconds": round(time.perf_counter() - start, 1)}
         row = table[name]
         print(
@@ -111,7 +117,7 @@ def main() -> None:
     if args.out:
         Path(args.out).write_text(json.dumps(table, indent=2, default=float))
     if args.markdown:
-        Path(args.markdown).write_text(markdown(table, sorted(set(groups.values()))))
+        Path(args.markdown).write_text(markdown(table, holdout or sorted(set(groups.values()))))
 
 
 def markdown(table: dict, groups: list[str]) -> str:

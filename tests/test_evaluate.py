@@ -12,6 +12,7 @@ from clustercls.evaluate import (
     classification_metrics,
     format_summary,
     leave_one_source_out,
+    out_of_source_scores,
     protected_vs_other,
 )
 from clustercls.train import fit_pipeline
@@ -63,3 +64,28 @@ def test_leave_one_source_out_on_tiny_data(tmp_path, tiny_sources) -> None:
     assert worst["protected_vs_other_f1"] == min(defined)
     summary = format_summary({"leave_one_source_out": result})
     assert f"worst group: {worst['group']}" in summary
+
+
+def test_out_of_source_scores_hold_out_only_the_chosen_groups(tmp_path, tiny_sources) -> None:
+    config = tiny_config(tmp_path, tiny_sources, None)
+    dataset = build_dataset(config.data).frame
+    groups = {
+        s.name: s.group for s in load_source_config(REPO / "data/sources.toml").sources.values()
+    }
+    trained_on: list[list[str]] = []
+
+    def fit(train):
+        trained_on.append(sorted(train["source"].unique()))
+        return fit_pipeline(train, features=config.features, model=config.model)
+
+    scores = out_of_source_scores(fit, dataset, groups, n_jobs=1, holdout=["flipkart"])
+    # The other groups are trained on even though they are not held out themselves.
+    assert trained_on == [["bigbasket", "tokopedia_umkm"]]
+    assert scores.index.equals(dataset.index[dataset["source"] == "flipkart"])
+    assert set(scores["group"]) == {"flipkart"}
+    proba = scores[[c for c in scores.columns if c.startswith("p_")]].to_numpy()
+    assert np.allclose(proba.sum(axis=1), 1.0)
+    assert (
+        scores["predicted"].to_numpy()
+        == np.array(sorted(set(dataset["cluster"])))[proba.argmax(axis=1)]
+    ).all()

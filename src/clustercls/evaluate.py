@@ -166,6 +166,7 @@ def out_of_source_scores(
     groups: dict[str, str],
     n_jobs: int = 2,
     progress: Callable[[str], None] | None = None,
+    holdout: list[str] | None = None,
 ) -> pd.DataFrame:
     """Score every title with a model that never saw its source group.
 
@@ -181,14 +182,17 @@ def out_of_source_scores(
         groups: Source name -> group name.
         n_jobs: Folds fitted in parallel.
         progress: Optional callback told how many groups are held out.
+        holdout: Hold out only these groups (default all); every other row, of a listed
+            source or not, is always trained on.
 
     Returns:
-        One row per title of a listed source, in dataset order: `group`, `source`,
+        One row per title of a held-out group, in dataset order: `group`, `source`,
         `cluster` (the label), `lang`, `predicted`, and one `p_<label>` column per label.
     """
     frame = dataset.assign(group_=dataset["source"].map(groups))
-    frame = frame[frame["group_"].notna()]
-    names = sorted(frame["group_"].unique())
+    names = sorted(frame["group_"].dropna().unique())
+    if holdout is not None:
+        names = [g for g in names if g in set(holdout)]
     if progress:
         progress(f"leave-one-source-out over {len(names)} groups")
     results = Parallel(n_jobs=n_jobs)(delayed(_fit_score)(fit, *_holdout(frame, g)) for g in names)
@@ -208,7 +212,8 @@ def out_of_source_scores(
         for i, label in enumerate(classes):
             part[f"p_{label}"] = proba[:, i]
         parts.append(part)
-    return pd.concat(parts).loc[frame.index]
+    scored = pd.concat(parts)
+    return scored.loc[frame.index[frame.index.isin(scored.index)]]
 
 
 def loso_metrics(scores: pd.DataFrame) -> dict:
