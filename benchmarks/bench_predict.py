@@ -14,20 +14,29 @@ Run after `make demo` (it needs a trained model and the processed dataset):
 
     .venv/bin/python benchmarks/bench_predict.py [--rows 1000000] [--skip-memory] [--skip-loso]
 
+What it prints is also written, with the date, the commit and the machine, to
+`benchmarks/results/bench_predict.md` (`bench_predict_memory.md` with --memory-only;
+`--out` elsewhere, `--out ''` not at all), so the docs can point to measured numbers
+instead of copies of them. Nothing is written when the run fails.
+
 A script, not a test: numbers depend on the machine; tests stay deterministic.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import os
+import platform
 import re
 import resource
 import subprocess
 import sys
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +45,7 @@ import pandas as pd
 from clustercls.artifact import latest_model_dir
 from clustercls.data import load_dataset, load_source_config
 from clustercls.evaluate import classification_metrics
-from clustercls.predict import compiled_parts, load_model
+from clustercls.predict import compiled_parts, load_model, usable_cores
 
 
 def fasttext_line(title: str) -> str:
@@ -209,8 +218,68 @@ def stage_breakdown(model, titles: list[str]) -> dict[str, float]:
     return {name: 1e6 / throughput(fn, titles) for name, fn in stages.items()}
 
 
+class Tee:
+    """A stdout that also keeps a copy of what is printed, for the results file
+    (`bench_spark.py` uses it and the two functions below too)."""
+
+    def __init__(self, stream) -> None:
+        self.stream = stream
+        self.copy = io.StringIO()
+
+    def write(self, text: str) -> int:
+        self.copy.write(text)
+        return self.stream.write(text)
+
+    def __getattr__(self, name: str):
+        return getattr(self.stream, name)
+
+
+def _git(*args: str) -> str:
+    try:
+        done = subprocess.run(
+            ["git", *args], capture_output=True, text=True, check=True, cwd=Path(__file__).parent
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return ""
+    return done.stdout.strip()
+
+
+def machine_facts() -> dict[str, str]:
+    """Date, commit and machine of a run: a number means little without them."""
+    commit = _git("rev-parse", "--short", "HEAD") or "unknown"
+    if _git("status", "--porcelain", "--untracked-files=no"):
+        commit += " (with uncommitted changes)"
+    cpu = platform.processor() or "unknown CPU"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    try:
+        memory = f", {os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.1f} GiB RAM"
+    except (ValueError, OSError, AttributeError):
+        memory = ""
+    compiled = [name for name, used in compiled_parts().items() if used]
+    return {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "commit": commit,
+        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        "machine": f"{cpu}, {os.cpu_count()} cores ({usable_cores()} usable){memory}",
+        "software": f"Python {platform.python_version()} on {platform.platform()}",
+        "compiled parts": ", ".join(compiled) or "none (pure Python)",
+    }
+
+
+def write_results(path: Path, title: str, facts: dict[str, str], printed: str) -> None:
+    """Write a run's facts and its printed output as Markdown."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = [f"# {title}", "", *(f"- {key}: {value}" for key, value in facts.items())]
+    lines += ["", "Output as printed:", "", "```text", printed.strip("\n"), "```", ""]
+    path.write_text("\n".join(lines), encoding="utf-8")
+
+
 def main() -> None:
-    """Run the benchmark and print the table."""
+    """Run the benchmark, print the table and write it to the results file."""
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -227,8 +296,29 @@ def main() -> None:
     parser.add_argument(
         "--jobs", type=int, default=None, help="--jobs for the CLI memory run [default: the CLI's]"
     )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="Markdown file for the results [default: benchmarks/results/bench_predict.md, "
+        "or bench_predict_memory.md with --memory-only; '' writes none]",
+    )
     args = parser.parse_args()
+    if args.out is None:
+        name = "bench_predict_memory.md" if args.memory_only else "bench_predict.md"
+        args.out = Path("benchmarks/results") / name
 
+    facts = machine_facts()
+    tee = Tee(sys.stdout)
+    with contextlib.redirect_stdout(tee):
+        benchmark(args)
+    if str(args.out) not in ("", "."):
+        write_results(args.out, "bench_predict.py results", facts, tee.copy.getvalue())
+        print(f"\nresults written to {args.out}")
+
+
+def benchmark(args: argparse.Namespace) -> None:
+    """Run the benchmark and print the table."""
     model_dir = args.model or latest_model_dir(Path("models"))
     if args.memory_only:
         print_memory_runs(load_dataset(args.dataset), args.rows, model_dir, args.jobs)

@@ -15,12 +15,17 @@ Run after `make demo` (it needs a trained model and the processed dataset):
 
     .venv/bin/python benchmarks/bench_spark.py [--rows 1000000] [--input listings.parquet]
 
+What it prints is also written, with the date, the commit and the machine, to
+`benchmarks/results/bench_spark.md` (`--out` elsewhere, `--out ''` not at all). Nothing is
+written when the run fails.
+
 A script, not a test: numbers depend on the machine; tests stay deterministic.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import subprocess
@@ -33,6 +38,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+from bench_predict import Tee, machine_facts, write_results  # the script beside this one
 
 from clustercls.artifact import latest_model_dir
 from clustercls.data import load_dataset
@@ -73,7 +79,7 @@ def run(command: list[str], output: Path) -> float:
 
 
 def main() -> None:
-    """Build the input, time every configuration, print the table."""
+    """Build the input, time every configuration, print the table and write it."""
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -83,8 +89,25 @@ def main() -> None:
     parser.add_argument("--input", type=Path, default=None, help="use this Parquet file instead")
     parser.add_argument("--masters", nargs="+", default=["local[1]", "local[2]"])
     parser.add_argument("--jobs", nargs="+", type=int, default=[1, 2], help="CLI --jobs values")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path("benchmarks/results/bench_spark.md"),
+        help="Markdown file for the results ('' writes none)",
+    )
     args = parser.parse_args()
 
+    facts = machine_facts()
+    tee = Tee(sys.stdout)
+    with contextlib.redirect_stdout(tee):
+        benchmark(args)
+    if str(args.out) not in ("", "."):
+        write_results(args.out, "bench_spark.py results", facts, tee.copy.getvalue())
+        print(f"\nresults written to {args.out}")
+
+
+def benchmark(args: argparse.Namespace) -> None:
+    """Build the input, time every configuration, print the table."""
     model_dir = args.model or latest_model_dir(Path("models"))
     cli = [sys.executable, "-m", "clustercls.cli"]
     with tempfile.TemporaryDirectory(prefix="bench-spark-") as tmp:
