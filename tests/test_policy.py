@@ -154,3 +154,36 @@ def test_decision_paths(cluster, confidence, protected, judgeable, cross_border,
         np.array([cross_border]),
     )
     assert got.tolist() == [expected]
+
+
+def test_unfamiliar_titles_are_never_blocked() -> None:
+    cluster = np.array(["food_beverage", "food_beverage", "food_beverage", "other", "craft"])
+    confidence = np.array([0.95, 0.95, 0.70, 0.99, 0.97])
+    protected = np.array([0.97, 0.97, 0.75, 0.01, 0.98])
+    judgeable = np.array([True, True, True, True, False])
+    cross_border = np.array([True, False, True, True, True])
+    unfamiliar = np.array([True, True, True, True, True])
+    # Without the flag the same rows decide as they always did.
+    assert decide(cluster, confidence, protected, THRESHOLDS, judgeable, cross_border).tolist() == [
+        "block",
+        "allow",
+        "review",
+        "allow",
+        "review",
+    ]
+    # A block becomes review; every other decision stays (domestic, review, allow, the
+    # review of a title that cannot be judged).
+    got = decide(cluster, confidence, protected, THRESHOLDS, judgeable, cross_border, unfamiliar)
+    assert got.tolist() == ["review", "allow", "review", "allow", "review"]
+    familiar = decide(
+        cluster, confidence, protected, THRESHOLDS, judgeable, cross_border, ~unfamiliar
+    )
+    assert familiar.tolist()[0] == "block"
+
+
+def test_serving_rules_default_to_the_policy_file() -> None:
+    from clustercls.policy import ServingRules
+
+    # A model trained before the [serving] section gets these defaults: they must be the
+    # file's values.
+    assert load_policy(REPO / "data/policy.toml").serving == ServingRules()

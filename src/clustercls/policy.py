@@ -58,6 +58,37 @@ class ThresholdRules(BaseModel):
     fallback_block: float = Field(0.995, gt=0, le=1)
 
 
+class ServingRules(BaseModel):
+    """How scoring treats titles the model cannot read, and when a run's summary warns.
+
+    Defaults equal `data/policy.toml`'s, so a model trained before these rules existed
+    serves under them.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    min_familiarity: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="a title with a smaller share of words the model knows is unfamiliar: "
+        "never blocked, a block becomes review",
+    )
+    max_unfamiliar_share: float = Field(
+        0.10, ge=0, le=1, description="a run with more unfamiliar titles than this warns"
+    )
+    max_cluster_shift: float = Field(
+        0.30,
+        gt=0,
+        le=1,
+        description="a run whose cluster shares are further than this from the training "
+        "data's (total variation distance) warns",
+    )
+    min_rows_compared: int = Field(
+        100, ge=1, description="fewer judgeable titles than this: shares reported, no warnings"
+    )
+
+
 class Policy(BaseModel):
     """The versioned enforcement policy (`data/policy.toml`)."""
 
@@ -66,6 +97,7 @@ class Policy(BaseModel):
     version: str
     protected: tuple[str, ...]
     thresholds: ThresholdRules = Field(default_factory=ThresholdRules)
+    serving: ServingRules = Field(default_factory=ServingRules)
 
     @field_validator("protected")
     @classmethod
@@ -288,6 +320,7 @@ def decide(
     thresholds: dict,
     judgeable: np.ndarray | None = None,
     cross_border: np.ndarray | None = None,
+    unfamiliar: np.ndarray | None = None,
 ) -> np.ndarray:
     """Turn predictions into enforcement decisions.
 
@@ -299,6 +332,9 @@ def decide(
         judgeable: False where the title could not be judged (empty, invalid, unreadable):
             never blocked, `review`.
         cross_border: False for domestic sellers, who are never restricted: `allow`.
+        unfamiliar: True where the model knows too few of the title's words to be trusted
+            with a block (`ServingRules.min_familiarity`): a `block` becomes `review`,
+            other decisions stay.
 
     Returns:
         `block`, `review` or `allow` per listing.
@@ -310,6 +346,8 @@ def decide(
     decision = np.full(len(cluster), ALLOW, dtype=object)
     decision[np.asarray(protected_proba, dtype=float) >= thresholds["review"]] = REVIEW
     decision[confidence >= block_at] = BLOCK
+    if unfamiliar is not None:
+        decision[np.asarray(unfamiliar, dtype=bool) & (decision == BLOCK)] = REVIEW
     if judgeable is not None:
         decision[~np.asarray(judgeable, dtype=bool)] = REVIEW
     if cross_border is not None:
