@@ -188,3 +188,32 @@ class TrainConfig(_Frozen):
             else:
                 flat[section] = str(values)
         return flat
+
+
+def load_train_config(path: Path | str | None = None, **overrides: dict) -> TrainConfig:
+    """Read a training config file (TOML), then apply per-section overrides.
+
+    The file holds any of `TrainConfig`'s sections (`[data]`, `[features]`, `[model]`,
+    `[evaluation]`, `[tracking]`) and top-level keys (`policy`, `models_dir`); what it leaves
+    out keeps its default. Unknown keys are refused, so a typo cannot pass silently.
+
+    Args:
+        path: The TOML file, or None for the defaults alone.
+        overrides: Per section, settings that win over the file (command-line options),
+            e.g. ``model={"C": 0.2}``; a top-level key is given as its value.
+
+    Returns:
+        The validated config.
+    """
+    import tomllib
+
+    settings: dict = {}
+    if path is not None:
+        with Path(path).open("rb") as fh:
+            settings = tomllib.load(fh)
+    for key, value in overrides.items():
+        if isinstance(value, dict):
+            settings[key] = {**settings.get(key, {}), **value}
+        else:
+            settings[key] = value
+    return TrainConfig.model_validate(settings)

@@ -1,0 +1,34 @@
+"""Training config files: read, merged with command-line overrides, validated."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from clustercls.config import TrainConfig, load_train_config
+
+
+def test_file_settings_and_overrides_merge(tmp_path) -> None:
+    path = tmp_path / "train.toml"
+    path.write_text('models_dir = "elsewhere"\n[model]\nC = 0.2\n[features]\nlexicon = true\n')
+    config = load_train_config(path, model={"calibration": "sigmoid"})
+    assert config.model.C == 0.2
+    assert config.model.calibration == "sigmoid"
+    assert config.features.lexicon is True
+    assert str(config.models_dir) == "elsewhere"
+    # An option given on the command line wins over the file.
+    assert load_train_config(path, model={"C": 1.5}).model.C == 1.5
+
+
+def test_no_file_gives_the_defaults() -> None:
+    assert load_train_config() == TrainConfig()
+
+
+@pytest.mark.parametrize(
+    "text", ["[model]\nCee = 0.2\n", "[model]\nC = -1\n", "[modle]\nC = 0.2\n"]
+)
+def test_typos_and_bad_values_are_refused(tmp_path, text) -> None:
+    path = tmp_path / "train.toml"
+    path.write_text(text)
+    with pytest.raises(ValidationError):
+        load_train_config(path)
