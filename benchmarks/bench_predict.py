@@ -205,16 +205,14 @@ def fasttext_loso(dataset: pd.DataFrame, groups: dict[str, str], workdir: Path) 
 def stage_breakdown(model, titles: list[str]) -> dict[str, float]:
     """Microseconds per distinct title spent in each stage of `model.predict`, one
     process, best of three: where the time goes, for whoever speeds it up next."""
-    words, chars = (step for _, step in model._features.transformer_list)
     normalised = list(model._normalize(titles))
-    word_block, char_block = words.transform(normalised), chars.transform(normalised)
-    stages = {
-        "normalise": model._normalize,
-        "word n-grams + TF-IDF": lambda _: words.transform(normalised),
-        "char n-grams + TF-IDF": lambda _: chars.transform(normalised),
-        "calibrated scores": lambda _: model._fast.predict_proba([word_block, char_block]),
-        "whole predict": model.predict,
-    }
+    steps = model._features.transformer_list
+    blocks = [step.transform(normalised) for _, step in steps]
+    stages = {"normalise": model._normalize}
+    for name, step in steps:
+        stages[f"{name} features"] = lambda _, step=step: step.transform(normalised)
+    stages["calibrated scores"] = lambda _: model._fast.predict_proba(blocks)
+    stages["whole predict"] = model.predict
     return {name: 1e6 / throughput(fn, titles) for name, fn in stages.items()}
 
 
