@@ -9,6 +9,31 @@ import pytest
 from clustercls.predict import STATUSES
 
 LABELS = ["craft", "fashion_textile", "food_beverage", "other"]
+TEXT = pd.Series(["x"]).dtype  # pandas' dtype for Python strings: `str` from pandas 3
+
+# The output contract, written out: a change here is a change for every consumer.
+GOLDEN_PREDICT_COLUMNS = [
+    ("cluster", TEXT),
+    ("confidence", "float64"),
+    ("p_craft", "float64"),
+    ("p_fashion_textile", "float64"),
+    ("p_food_beverage", "float64"),
+    ("p_other", "float64"),
+    ("decision", TEXT),
+    ("reason", TEXT),
+    ("top_ngrams", TEXT),
+    ("familiarity", "float64"),
+    ("unfamiliar", "bool"),
+    ("status", TEXT),
+]
+# Brand-and-code titles no marketplace in the training data has.
+MADE_UP = [
+    "Zorvex KT-4471 Vanta",
+    "QLM-88 Brixo Pro X2",
+    "Glarnix Vexo 5500",
+    "Trumbel ZX-9 Kordan",
+    "Yxlo Brandt Quenta 77",
+]
 
 
 def test_import_surface() -> None:
@@ -22,14 +47,7 @@ def test_import_surface() -> None:
 def test_predict_columns_order_and_probabilities(tiny_model) -> None:
     titles = ["Kopi Asli Bali", "Kemeja Premium Jogja", "Charger Mini Solo", "Lukisan Klasik Garut"]
     out = tiny_model.predict(titles)
-    assert list(out.columns) == [
-        "cluster",
-        "confidence",
-        *[f"p_{c}" for c in LABELS],
-        "decision",
-        "reason",
-        "status",
-    ]
+    assert list(zip(out.columns, out.dtypes, strict=True)) == GOLDEN_PREDICT_COLUMNS
     assert len(out) == len(titles)
     assert out["cluster"].tolist() == ["food_beverage", "fashion_textile", "other", "craft"]
     probs = out[[f"p_{c}" for c in LABELS]].to_numpy()
@@ -39,6 +57,126 @@ def test_predict_columns_order_and_probabilities(tiny_model) -> None:
     # Order: reversing the input reverses the output.
     rev = tiny_model.predict(titles[::-1])
     assert rev["cluster"].tolist() == out["cluster"].tolist()[::-1]
+
+
+@pytest.mark.parametrize("titles", [[], [None], ["Kopi Asli Bali", ""] * 20], ids=["0", "1", "40"])
+def test_every_call_has_the_golden_columns_and_dtypes(tiny_model, titles) -> None:
+    out = tiny_model.predict(titles)
+    assert list(zip(out.columns, out.dtypes, strict=True)) == GOLDEN_PREDICT_COLUMNS
+    assert len(out) == len(titles)
+
+
+def test_the_schema_names_what_predict_returns(tiny_model) -> None:
+    from clustercls.schema import OUTPUT
+
+    out = tiny_model.predict(["Kopi Asli Bali"])
+    assert OUTPUT.predict_names(tiny_model.labels) == list(out.columns)
+
+
+def test_top_ngrams_are_the_reasons_ngrams_as_data(tiny_model) -> None:
+    from clustercls.schema import parse_top_ngrams
+
+    titles = ["Kopi Asli Bali", "Kemeja Premium Jogja", "Lukisan Klasik Garut", "zzz", ""]
+    out = tiny_model.predict(titles)
+    for title, row in zip(titles, out.itertuples(), strict=True):
+        pairs = parse_top_ngrams(row.top_ngrams)
+        weights = [w for _, w in pairs]
+        assert weights == sorted(weights, reverse=True) and all(w > 0 for w in weights)
+        quoted = ", ".join(f"'{g}'" for g, _ in pairs) or "none"
+        if row.status == "ok":
+            assert row.reason.endswith(f"top n-grams: {quoted}")
+            explained = tiny_model.explain(title, k=3)
+            assert [g for g, _ in pairs] == explained["ngram"].tolist()
+            np.testing.assert_allclose(weights, explained["weight"], atol=1e-4)
+        else:
+            assert row.top_ngrams == "[]"
+    assert parse_top_ngrams(out["top_ngrams"].iloc[0])[0][0] == "kopi"
+
+
+def test_a_model_without_linear_weights_predicts_without_ngrams(tiny_model) -> None:
+    from clustercls.artifact import ArtifactError
+    from clustercls.predict import Model
+
+    class Opaque:
+        """A classifier that only answers probabilities (a forest, a remote model)."""
+
+        def __init__(self, inner) -> None:
+            self.inner, self.classes_ = inner, inner.classes_
+
+        def predict_proba(self, features):
+            return self.inner.predict_proba(features)
+
+    titles = ["Kopi Asli Bali", "Kemeja Premium Jogja", None, "Zorvex KT-4471 Vanta"]
+    expected = tiny_model.predict(titles)
+    assert tiny_model._fast is not None  # a linear model keeps the fast path
+    artifact = tiny_model.artifact
+    artifact.pipeline.steps[-1] = ("classifier", Opaque(artifact.pipeline.steps[-1][1]))
+    opaque = Model(artifact)
+    assert opaque._fast is None
+    out = opaque.predict(titles)
+    assert list(zip(out.columns, out.dtypes, strict=True)) == GOLDEN_PREDICT_COLUMNS
+    assert out["top_ngrams"].tolist() == ["[]"] * len(titles)
+    assert "no n-gram explanation available" in out["reason"].iloc[0]
+    assert "not judgeable" in out["reason"].iloc[2]
+    same = ["cluster", "decision", "familiarity", "unfamiliar", "status"]
+    pd.testing.assert_frame_equal(out[same], expected[same])
+    np.testing.assert_allclose(out["confidence"], expected["confidence"], atol=1e-4)
+    with pytest.raises(ArtifactError, match="no linear weights"):
+        opaque.explain("Kopi Asli Bali")
+
+
+def test_familiarity_counts_known_words(tiny_model) -> None:
+    from clustercls.predict import familiarity
+
+    titles = [
+        "Kopi Asli Bali",  # every word known
+        "Kopi Asli Bali 500 ml 2 pcs",  # quantities do not count
+        "Kopi dan Zorvex",  # a stopword does not count: 1 of 2
+        "Zorvex Kopi Brixo Vexo",  # 1 of 4
+        "500 ml",  # no words at all
+        "",
+        None,
+        *MADE_UP,
+    ]
+    shares = familiarity(tiny_model.pipeline, titles)
+    np.testing.assert_allclose(shares[:7], [1, 1, 0.5, 0.25, 0, 0, 0])
+    assert (shares[7:] == 0).all()
+    out = tiny_model.predict(titles)
+    np.testing.assert_allclose(out["familiarity"], np.round(shares, 4))
+    assert out["unfamiliar"].tolist() == (shares < tiny_model.serving.min_familiarity).tolist()
+    # Many titles take the vectorised count, a few the per-title one: the same values.
+    many = titles * 5
+    np.testing.assert_allclose(familiarity(tiny_model.pipeline, many), np.tile(shares, 5))
+
+
+def test_unfamiliar_titles_are_never_blocked(tiny_model) -> None:
+    titles = [
+        "Kemeja Premium Jogja",
+        "Kemeja Zorvex Brixo Vexo",  # the one known word says fashion: 1 of 4 known
+        "Kemeja Zorvex Brixo Vexo",
+        *MADE_UP,
+    ]
+    flags = [True, True, False, *[True] * len(MADE_UP)]
+    out = tiny_model.predict(titles, cross_border=flags)
+    assert out["unfamiliar"].tolist() == [False, True, True, *[True] * len(MADE_UP)]
+    assert "block" not in out["decision"].iloc[1:].tolist()
+    assert out["decision"].iloc[2] == "allow"  # domestic stays allow
+    # With no familiarity rule the same model blocks the unfamiliar title: only the block
+    # changed, and the reason says why.
+    tiny_model.serving = tiny_model.serving.model_copy(update={"min_familiarity": 0.0})
+    trusting = tiny_model.predict(titles, cross_border=flags)
+    assert trusting["decision"].iloc[:2].tolist() == ["block", "block"]
+    assert out["decision"].iloc[1] == "review"
+    assert "unfamiliar (familiarity 0.25" in out["reason"].iloc[1]
+    assert "never block" in out["reason"].iloc[1]
+    changed = out["decision"] != trusting["decision"]
+    assert (trusting.loc[changed, "decision"] == "block").all()
+    assert (out.loc[changed, "decision"] == "review").all()
+
+
+def test_made_up_titles_are_not_blocked_by_the_real_model(real_model) -> None:
+    out = real_model.predict(MADE_UP + [f"{t} Original Murah" for t in MADE_UP])
+    assert "block" not in set(out["decision"]), out[["cluster", "confidence", "familiarity"]]
 
 
 def test_accepts_a_series_and_duplicates(tiny_model) -> None:
@@ -301,6 +439,7 @@ def test_output_frame_equals_the_pandas_constructor(n) -> None:
         "p_other": rng.random(n),
         "decision": np.array(["allow", "review"] * n, dtype=object)[:n],
         "reason": [f"reason {i} ünïcode" for i in range(n)],
+        "unfamiliar": rng.random(n) < 0.5,
         "status": np.full(n, "ok", dtype=object),
     }
     text = ("cluster", "decision", "reason", "status")
@@ -309,7 +448,9 @@ def test_output_frame_equals_the_pandas_constructor(n) -> None:
         pd.testing.assert_frame_equal(got, pd.DataFrame(columns))
     else:
         # pandas infers object for empty text columns; an empty call keeps one schema.
-        one = pd.DataFrame({k: ["x"] if k in text else [0.5] for k in columns})
+        one = pd.DataFrame(
+            {k: ["x"] if k in text else [columns[k][:1].dtype.type(1)] for k in columns}
+        )
         assert got.columns.tolist() == list(columns) and len(got) == 0
         assert got.dtypes.tolist() == one.dtypes.tolist()
     assert got["reason"].tolist() == columns["reason"]
@@ -329,6 +470,49 @@ def test_reason_ngrams_rank_exactly_at_any_row(tiny_model, monkeypatch) -> None:
     alone = sp.csr_matrix((data, np.arange(4), [0, 4]), shape=(1, 4))
     best = np.zeros(rows, dtype=int)
     # A title's reason must not depend on where it sits in a call.
-    assert tiny_model._top_ngram_lists(far, best, k=2)[-1] == "'bb', 'aa'"
-    assert tiny_model._top_ngram_lists(alone, best[:1], k=2) == ["'bb', 'aa'"]
-    assert tiny_model._top_ngram_lists(alone, best[:1], k=4) == ["'bb', 'aa', 'cc'"]
+    grams, top = tiny_model._top_ngram_lists(far, best, k=2)
+    assert grams[-1] == "top n-grams: 'bb', 'aa'"
+    assert top[-1] == '[["bb", 0.0676], ["aa", 0.0676]]'
+    grams, top = tiny_model._top_ngram_lists(alone, best[:1], k=2)
+    assert grams.tolist() == ["top n-grams: 'bb', 'aa'"]
+    grams, top = tiny_model._top_ngram_lists(alone, best[:1], k=4)
+    assert grams.tolist() == ["top n-grams: 'bb', 'aa', 'cc'"]
+    assert top.tolist() == ['[["bb", 0.0676], ["aa", 0.0676], ["cc", 0.01]]']
+
+
+def _ranked_by_sorting(row, cols, contrib, k):
+    """The reference ranking: sort each row by descending contribution (ties: position)."""
+    order = np.lexsort((-contrib, row))
+    ranked = row[order]
+    rank = np.arange(len(order)) - np.searchsorted(ranked, ranked, side="left")
+    keep = order[rank < k]
+    return row[keep], cols[keep], contrib[keep]
+
+
+@pytest.mark.parametrize("n_rows", [1, 16, 300])
+@pytest.mark.parametrize("k", [1, 3, 5])
+def test_ranking_equals_a_full_sort(tiny_model, monkeypatch, k, n_rows) -> None:
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(k * n_rows)
+    n_cols = 40
+    names = np.array([f"w{i}" for i in range(n_cols)], dtype=object)
+    # Few distinct values, so exact ties are common; negatives and zeros are never kept.
+    weights = rng.choice([-1.0, 0.0, 0.5, 1.0, 2.0], size=(len(tiny_model.labels), n_cols))
+    monkeypatch.setattr(tiny_model, "_explainer", lambda: (names, weights))
+    dense = rng.choice([0.0, 0.25, 0.5, 1.0], size=(n_rows, n_cols), p=[0.7, 0.1, 0.1, 0.1])
+    dense[::7] = 0.0  # rows with nothing to explain
+    features = sp.csr_matrix(dense)
+    best = rng.integers(0, len(tiny_model.labels), n_rows)
+    row = np.repeat(np.arange(n_rows), np.diff(features.indptr))
+    contrib = features.data * weights[best[row], features.indices]
+    positive = contrib > 0
+    expected = _ranked_by_sorting(row[positive], features.indices[positive], contrib[positive], k)
+    got = tiny_model._ranked_ngrams(features, best, k)
+    for a, b in zip(got, expected, strict=True):
+        np.testing.assert_array_equal(a, b)
+    # Both ways of ranking, whatever the call size.
+    from clustercls.predict import _rank_by_passes, _rank_by_sorting
+
+    kept = row[positive], contrib[positive]
+    np.testing.assert_array_equal(_rank_by_passes(*kept, k), _rank_by_sorting(*kept, k))

@@ -1,9 +1,10 @@
 """Prediction: the small, pure API the enforcement job imports.
 
 `load_model()` returns a `Model`; `Model.predict(titles)` returns one row per title, in
-order, with the cluster, calibrated probabilities, the enforcement decision, a
-human-readable reason and a per-row status. Nothing here needs MLflow unless a
-`models:/` URI is asked for.
+order, with the columns of `clustercls.schema.OUTPUT`: the cluster, calibrated
+probabilities, the enforcement decision, a human-readable reason and its n-grams as
+data, how familiar the title's words are to the model, and a per-row status. Nothing here
+needs MLflow unless a `models:/` URI is asked for.
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
-from itertools import pairwise
+from itertools import pairwise, repeat
+from json.encoder import encode_basestring_ascii
 from pathlib import Path
 
 import numpy as np
@@ -20,8 +22,17 @@ import scipy.sparse as sp
 from scipy.special import expit
 
 from clustercls.artifact import Artifact, ArtifactError, latest_model_dir, load_artifact
-from clustercls.policy import decide
-from clustercls.text import normalize
+from clustercls.policy import ServingRules, decide
+from clustercls.schema import OUTPUT
+from clustercls.text import (
+    UNIT_COUNT,
+    UNIT_LEN,
+    UNIT_MASS,
+    UNIT_SIZE,
+    UNIT_VOL,
+    load_stopwords,
+    normalize,
+)
 
 MAX_TITLE_CHARS = 1000
 """Titles longer than this are cut before scoring and marked `truncated`."""
@@ -83,6 +94,83 @@ def usable_cores() -> int:
     return max(1, joblib.cpu_count())
 
 
+UNIT_PLACEHOLDERS = frozenset({UNIT_MASS, UNIT_VOL, UNIT_LEN, UNIT_COUNT, UNIT_SIZE})
+"""Tokens `normalize` puts in place of quantities: they say nothing of what the product is."""
+
+# What each token is to familiarity: a word the model does not know, one it knows, one
+# that does not count (stopword, unit placeholder), the break between two titles.
+_UNKNOWN_WORD, _KNOWN_WORD, _NOT_COUNTED, _TITLE_BREAK = 0, 1, 2, 3
+_KINDS = 4
+_BREAK_TOKEN = "|"  # outside the normalised alphabet, so never a title's token
+_FEW_TITLES = 16
+_NO_EXPLANATION = "no n-gram explanation available (the model has no linear weights)"
+
+
+def familiarity(pipeline, titles: Sequence[object] | pd.Series) -> np.ndarray:
+    """Share of each title's words that the model knows as words.
+
+    A title's words are its normalised tokens without stopwords and unit placeholders; a
+    word is known when it is a unigram of the model's word vocabulary. A title with no
+    words (empty, only numbers or quantities) scores 0: nothing in it is known. A low
+    share means the model reads the title from fragments (brand names, part numbers,
+    another market's words), where its confidence is least to be trusted.
+    `Model.predict` reports the same values, rounded to 4 decimals, as `familiarity`.
+
+    Args:
+        pipeline: A fitted clustercls pipeline (steps `normalize` and `features`, whose
+            first block, `word`, is the word TF-IDF).
+        titles: Raw titles.
+
+    Returns:
+        One float in [0, 1] per title, in order.
+    """
+    texts = list(pipeline.named_steps["normalize"].transform(list(titles)))
+    return _familiarity(texts, _word_kinds(pipeline.named_steps["features"]))
+
+
+def _word_kinds(features) -> dict[str, int]:
+    """Every token familiarity tells apart, with its kind: the word vocabulary's unigrams
+    are known, stopwords and unit placeholders do not count."""
+    vocabulary = dict(features.transformer_list)["word"].vocabulary_
+    kinds = {term: _KNOWN_WORD for term in vocabulary if " " not in term}
+    kinds.update(dict.fromkeys(load_stopwords(), _NOT_COUNTED))
+    kinds.update(dict.fromkeys(UNIT_PLACEHOLDERS, _NOT_COUNTED))
+    # Titles are split on single spaces (faster than on any whitespace, and normalised
+    # text has no other): an empty title, or a stray double space, gives empty tokens.
+    kinds[""] = _NOT_COUNTED
+    kinds[_BREAK_TOKEN] = _TITLE_BREAK
+    return kinds
+
+
+def _familiarity(normalised: list[str], kinds: dict[str, int]) -> np.ndarray:
+    """Familiarity of normalised titles (see `familiarity`)."""
+    n = len(normalised)
+    get = kinds.get
+    if n > _FEW_TITLES:
+        # One dict lookup per token of the whole call (bytes() gathers the small ints in
+        # C), then one count per (title, kind).
+        tokens = f" {_BREAK_TOKEN} ".join(normalised).split(" ")
+        found = np.frombuffer(bytes(map(get, tokens, repeat(_UNKNOWN_WORD))), dtype=np.int8)
+        breaks = found == _TITLE_BREAK
+        # A title holding the break token itself (never normalised text) would shift the
+        # rows after it: such a call is counted title by title below.
+        if breaks.sum() == n - 1:
+            row = np.cumsum(breaks)
+            counts = np.bincount(row * _KINDS + found, minlength=_KINDS * n).reshape(n, _KINDS)
+            known = counts[:, _KNOWN_WORD]
+            words = known + counts[:, _UNKNOWN_WORD]
+            return np.divide(known, words, out=np.zeros(n), where=words > 0)
+    out = np.zeros(n)
+    # A few titles: list methods beat numpy's per-call setup.
+    for i, text in enumerate(normalised):
+        found = [get(t, _UNKNOWN_WORD) for t in text.split(" ")]
+        known = found.count(_KNOWN_WORD)
+        words = known + found.count(_UNKNOWN_WORD)
+        if words:
+            out[i] = known / words
+    return out
+
+
 class Model:
     """A loaded clustercls model with its policy thresholds.
 
@@ -107,15 +195,19 @@ class Model:
         self._normalizer = self.pipeline.named_steps["normalize"]
         self._features = self.pipeline.named_steps["features"]
         self._classifier = self.pipeline.named_steps["classifier"]
-        self._feature_names: np.ndarray | None = None
-        self._weights: np.ndarray | None = None
+        # Rules from the model's own copy of the policy (a model trained before they
+        # existed gets the defaults), so `policy_version` names what decided.
+        self.serving = ServingRules.model_validate(self.metadata["policy"].get("serving", {}))
+        self._explanation: tuple[np.ndarray, np.ndarray] | None = None
+        self._explanation_built = False
+        self._json_names: tuple[np.ndarray, np.ndarray] | None = None
+        self._kinds: dict[str, int] | None = None
         self._fast = _FastCalibratedLinear.build(self._classifier, self.labels)
         self._pool = None
         self._pool_size = 0
-        probabilities = [f"p_{label}" for label in self.labels]
-        self._columns = pd.Index(
-            ["cluster", "confidence", *probabilities, "decision", "reason", "status"]
-        )
+        output = OUTPUT.predict_columns(self.labels)
+        self._columns = pd.Index([name for name, _ in output])
+        self._text_columns = tuple(name for name, dtype in output if dtype == "string")
 
     def __repr__(self) -> str:
         return f"Model(version={self.version!r}, policy_version={self.policy_version!r})"
@@ -150,8 +242,10 @@ class Model:
                 `allow`.
 
         Returns:
-            One row per title, in input order: `cluster`, `confidence`, `p_<cluster>` per
-            cluster, `decision`, `reason`, `status`.
+            One row per title, in input order, with the columns of
+            `clustercls.schema.OUTPUT` (`cluster`, `confidence`, `p_<cluster>` per
+            cluster, `decision`, `reason`, `top_ngrams`, `familiarity`, `unfamiliar`,
+            `status`).
         """
         values = list(titles)
         flags = None if cross_border is None else np.asarray(list(cross_border), dtype=bool)
@@ -206,6 +300,7 @@ class Model:
 
                 # Built before the fork, so the workers share them too.
                 self._explainer()
+                self._word_kinds()
                 for _, step in self._features.transformer_list:
                     if hasattr(step, "_lookup"):
                         step._lookup()
@@ -243,11 +338,19 @@ class Model:
         status[(status == OK) & (normalised == "")] = "empty_title"
         status[(status == "truncated") & (normalised == "")] = "empty_title"
         first, inverse = _first_occurrences(list(normalised), None)
-        unique_proba, unique_features = self._proba(list(normalised[first]))
+        unique_texts = list(normalised[first])
+        unique_proba, unique_features = self._proba(unique_texts)
         unique_best = unique_proba.argmax(axis=1)
-        unique_top = self._top_ngram_lists(unique_features, unique_best, k=3)
+        if self._explainer() is None:
+            unique_grams = np.full(len(first), _NO_EXPLANATION, dtype=object)
+            unique_json = np.full(len(first), "[]", dtype=object)
+        else:
+            unique_grams, unique_json = self._top_ngram_lists(unique_features, unique_best, k=3)
+        unique_familiarity = _familiarity(unique_texts, self._word_kinds())
         proba, best = unique_proba[inverse], unique_best[inverse]
-        top = [unique_top[i] for i in inverse]
+        grams, top_json = unique_grams[inverse], unique_json[inverse]
+        familiarity = unique_familiarity[inverse]
+        unfamiliar = familiarity < self.serving.min_familiarity
         cluster = np.asarray(self.labels, dtype=object)[best]
         confidence = proba[np.arange(len(values)), best]
         empty = normalised == ""
@@ -256,25 +359,45 @@ class Model:
         proba[empty] = 0.0
         judgeable = status == OK
         protected = proba[:, self._protected_columns].sum(axis=1)
-        decision = decide(cluster, confidence, protected, self.thresholds, judgeable, flags)
+        decision = decide(
+            cluster, confidence, protected, self.thresholds, judgeable, flags, unfamiliar
+        )
         # Python lists: formatting numpy scalars one by one costs twice as much.
         reason = [
-            self._reason(c, p, q, d, s, t, x)
-            for c, p, q, d, s, t, x in zip(
+            self._reason(c, p, q, d, s, g, x, f)
+            for c, p, q, d, s, g, x, f in zip(
                 cluster.tolist(),
                 confidence.tolist(),
                 protected.tolist(),
                 decision.tolist(),
                 status.tolist(),
-                top,
+                grams.tolist(),
                 flags.tolist() if flags is not None else [True] * len(values),
+                familiarity.tolist(),
                 strict=True,
             )
         ]
         rounded = np.round(proba, 4)
-        data = [cluster, np.round(confidence, 4), *rounded.T, decision, reason, status]
-        columns = dict(zip(self._columns, data, strict=True))
-        return _frame(columns, self._columns, ("cluster", "decision", "reason", "status"))
+        data = {
+            "cluster": cluster,
+            "confidence": np.round(confidence, 4),
+            **{f"p_{label}": rounded[:, j] for j, label in enumerate(self.labels)},
+            "decision": decision,
+            "reason": reason,
+            "top_ngrams": top_json,
+            "familiarity": np.round(familiarity, 4),
+            "unfamiliar": unfamiliar,
+            "status": status,
+        }
+        # Ordered by the schema: a column it names that is not computed here fails loudly.
+        columns = {name: data[name] for name in self._columns}
+        return _frame(columns, self._columns, self._text_columns)
+
+    def _word_kinds(self) -> dict[str, int]:
+        """The token kinds `familiarity` looks up (built on first use)."""
+        if self._kinds is None:
+            self._kinds = _word_kinds(self._features)
+        return self._kinds
 
     def _normalize(self, titles: list[str]) -> np.ndarray:
         """The pipeline's own normalisation step, minus scikit-learn's per-call wrapper
@@ -299,72 +422,122 @@ class Model:
         proba = (self._fast or self._classifier).predict_proba(features)
         return proba, features
 
-    def _explainer(self) -> tuple[np.ndarray, np.ndarray]:
-        """Word n-gram names and their class weights (built on first use).
+    def _explainer(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """Word n-gram names and their class weights (built on first use), or None when
+        the classifier has no linear weights: predictions then carry no n-grams.
 
         Explanations use the word block only: a reviewer or a seller can read "kemeja" or
         "kopi bubuk", not " kop" or "ja ". Word features come first in the union, so
         their columns are 0..len(names)-1.
         """
-        if self._feature_names is None:
+        if not self._explanation_built:
             word = dict(self._features.transformer_list)["word"]
             names = np.asarray(word.get_feature_names_out(), dtype=object)
-            # One-letter tokens (leftover sizes such as "s" or "m") explain nothing.
-            readable = np.array([len(n) >= 2 for n in names])
-            self._weights = _linear_weights(self._classifier)[:, : len(names)] * readable
-            self._feature_names = names
-        return self._feature_names, self._weights
+            try:
+                weights = _linear_weights(self._classifier, len(self.labels), len(names))
+            except ArtifactError:
+                weights = None
+            if weights is not None:
+                # One-letter tokens (leftover sizes such as "s" or "m") explain nothing.
+                readable = np.array([len(n) >= 2 for n in names])
+                self._explanation = names, weights[:, : len(names)] * readable
+                self._quoted_names(names)
+            self._explanation_built = True
+        return self._explanation
+
+    def _require_explainer(self) -> tuple[np.ndarray, np.ndarray]:
+        """`_explainer()`, for the callers that need its weights.
+
+        Raises:
+            ArtifactError: If the classifier has no linear weights.
+        """
+        explanation = self._explainer()
+        if explanation is None:
+            raise ArtifactError("the model's classifier exposes no linear weights to explain with")
+        return explanation
 
     def _ranked_ngrams(
         self, features: sp.csr_matrix, best: np.ndarray, k: int
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Per row, the k word n-grams with the largest positive contribution to its
         cluster: their rows (ascending), columns and contributions (descending per row)."""
-        _, weights = self._explainer()
+        _, weights = self._require_explainer()
         row = np.repeat(np.arange(features.shape[0]), np.diff(features.indptr))
         word = features.indices < weights.shape[1]
         row, cols = row[word], features.indices[word]
         contrib = features.data[word] * weights[best[row], cols]
         positive = contrib > 0
         row, cols, contrib = row[positive], cols[positive], contrib[positive]
-        # Rows stay in ascending blocks; within each, sort by descending contribution
-        # (exact ties: column order) and keep the first k. An exact sort: a combined float
-        # key would round near-equal contributions together, and a title's reason would
-        # then depend on its row in the call.
-        order = np.lexsort((-contrib, row))
-        ranked_rows = row[order]
-        rank = np.arange(len(order)) - np.searchsorted(ranked_rows, ranked_rows, side="left")
-        keep = order[rank < k]
+        rank = _rank_by_sorting if features.shape[0] <= _FEW_TITLES else _rank_by_passes
+        keep = rank(row, contrib, k)
         return row[keep], cols[keep], contrib[keep]
 
     def _top_ngrams(
         self, features: sp.csr_matrix, best: np.ndarray, k: int
     ) -> list[list[tuple[str, float]]]:
         """Per row, the k strongest word n-grams with their contributions."""
-        names, _ = self._explainer()
+        names, _ = self._require_explainer()
         rows, cols, contrib = self._ranked_ngrams(features, best, k)
         out: list[list[tuple[str, float]]] = [[] for _ in range(features.shape[0])]
         for r, name, value in zip(rows, names[cols], contrib, strict=True):
             out[r].append((name, float(value)))
         return out
 
-    def _top_ngram_lists(self, features: sp.csr_matrix, best: np.ndarray, k: int) -> list[str]:
-        """Per row, the k strongest word n-grams quoted and comma-separated, or "none"."""
-        names, _ = self._explainer()
-        rows, cols, _ = self._ranked_ngrams(features, best, k)
-        quoted = [f"'{name}'" for name in names[cols].tolist()]
+    def _top_ngram_lists(
+        self, features: sp.csr_matrix, best: np.ndarray, k: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Per row, the k strongest word n-grams twice: for the reason ("top n-grams:
+        'kemeja', 'batik'", or "none") and as the `top_ngrams` JSON, [ngram, weight]
+        pairs (as `schema.format_top_ngrams` writes them)."""
+        names, _ = self._require_explainer()
+        rows, cols, contrib = self._ranked_ngrams(features, best, k)
+        picked = names[cols].tolist()
+        quoted = [f"'{name}'" for name in picked]
+        # JSON text by formatting: json.dumps per row costs more than the scoring. A
+        # Python float's repr is valid JSON, and names are quoted once per model.
+        pairs = [
+            f"[{name}, {weight!r}]"
+            for name, weight in zip(
+                self._quoted_names(names)[cols].tolist(),
+                np.round(contrib, 4).tolist(),
+                strict=True,
+            )
+        ]
         bounds = np.searchsorted(rows, np.arange(features.shape[0] + 1)).tolist()
-        return [", ".join(quoted[a:b]) or "none" for a, b in pairwise(bounds)]
+        grams = np.empty(features.shape[0], dtype=object)
+        grams[:] = [
+            "top n-grams: " + (", ".join(quoted[a:b]) or "none") for a, b in pairwise(bounds)
+        ]
+        top = np.empty(features.shape[0], dtype=object)
+        top[:] = ["[" + ", ".join(pairs[a:b]) + "]" for a, b in pairwise(bounds)]
+        return grams, top
 
-    def _reason(self, cluster, p, protected, decision, status, grams, cross_border) -> str:
+    def _quoted_names(self, names: np.ndarray) -> np.ndarray:
+        """The n-gram names as JSON strings (built once per names array, with the rest of
+        the explainer: before workers fork, so they share it)."""
+        if self._json_names is None or self._json_names[0] is not names:
+            quoted = np.array(list(map(encode_basestring_ascii, names.tolist())), dtype=object)
+            self._json_names = (names, quoted)
+        return self._json_names[1]
+
+    def _reason(
+        self, cluster, p, protected, decision, status, grams, cross_border, familiarity
+    ) -> str:
         if status != OK:
             return f"title not judgeable ({status}): sent to review"
         if not cross_border:
-            return f"{cluster} p={p:.2f}; domestic seller, not restricted; top n-grams: {grams}"
+            return f"{cluster} p={p:.2f}; domestic seller, not restricted; {grams}"
         review = self.thresholds["review"]
         block = self.thresholds["block"].get(cluster)
+        least = self.serving.min_familiarity
         if decision == "block":
             rule = f"{cluster} p={p:.2f} >= block threshold {block:.2f}"
+        elif block is not None and p >= block and familiarity < least:
+            rule = (
+                f"{cluster} p={p:.2f} >= block threshold {block:.2f}, but the title is "
+                f"unfamiliar (familiarity {familiarity:.2f}: share of its words the model "
+                f"knows, below {least:.2f}): review, never block"
+            )
         elif decision == "review":
             rule = (
                 f"{cluster} p={p:.2f}; protected p={protected:.2f} >= review threshold {review:.2f}"
@@ -375,7 +548,7 @@ class Model:
             rule = (
                 f"{cluster} p={p:.2f}; protected p={protected:.2f} < review threshold {review:.2f}"
             )
-        return f"{rule}; top n-grams: {grams}"
+        return f"{rule}; {grams}"
 
     def explain(self, title: str, k: int = 5) -> pd.DataFrame:
         """The n-grams that pushed a title most towards its predicted cluster.
@@ -387,7 +560,11 @@ class Model:
         Returns:
             Columns `ngram`, `weight` (feature value x class weight), strongest first, and
             the predicted `cluster` on every row.
+
+        Raises:
+            ArtifactError: If the model's classifier has no linear weights to explain with.
         """
+        self._require_explainer()
         normalised = list(self._normalize([title]))
         proba, features = self._proba(normalised)
         best = proba.argmax(axis=1)
@@ -478,6 +655,48 @@ class _FastCalibratedLinear:
         # As scikit-learn: each fold's rounding overshoot is clipped, then folds averaged.
         per_fold[(per_fold > 1.0) & (per_fold <= 1.0 + 1e-5)] = 1.0
         return per_fold.mean(axis=1)
+
+
+# Both rankings keep, per row (rows ascending), the k largest contributions in descending
+# order, exact ties in position order, by exact comparisons: a combined float key would
+# round near-equal contributions together, and a title's reason would then depend on its
+# row in the call. A test checks that they agree.
+
+
+def _rank_by_sorting(row: np.ndarray, contrib: np.ndarray, k: int) -> np.ndarray:
+    """Positions of the k largest contributions per row: one sort (few titles, where
+    numpy's per-call cost outweighs the sort)."""
+    order = np.lexsort((-contrib, row))
+    ranked_rows = row[order]
+    rank = np.arange(len(order)) - np.searchsorted(ranked_rows, ranked_rows, side="left")
+    return order[rank < k]
+
+
+def _rank_by_passes(row: np.ndarray, contrib: np.ndarray, k: int) -> np.ndarray:
+    """Positions of the k largest (positive) contributions per row: k passes, each taking
+    per row the first entry equal to the row's largest remaining contribution. A few
+    array operations per pass instead of sorting the block: a title has about a dozen
+    positive n-grams, and the sort cost more than scoring them."""
+    if not len(row):
+        return np.zeros(0, dtype=np.int64)
+    opens = np.ones(len(row), dtype=bool)
+    np.not_equal(row[1:], row[:-1], out=opens[1:])
+    starts, segment = np.flatnonzero(opens), np.cumsum(opens) - 1
+    left = contrib.copy()  # positive until taken, then 0
+    picked = []
+    for _ in range(k):
+        largest = np.maximum.reduceat(left, starts)
+        hit = np.flatnonzero((left == largest[segment]) & (left > 0))
+        if not len(hit):
+            break
+        first = np.ones(len(hit), dtype=bool)
+        np.not_equal(segment[hit[1:]], segment[hit[:-1]], out=first[1:])
+        taken = hit[first]
+        picked.append(taken)
+        left[taken] = 0.0
+    keep = np.concatenate(picked)
+    # Rows ascending; within a row, the order of the passes.
+    return keep[np.argsort(row[keep], kind="stable")]
 
 
 def _softmax(x: np.ndarray) -> np.ndarray:
@@ -580,12 +799,20 @@ def _predict_in_worker(model_dir: str, values: list, flags: np.ndarray | None) -
     return model._predict_serial(values, flags)
 
 
-def _linear_weights(classifier) -> np.ndarray:
-    """Average the linear weights of a calibrated classifier's folds (classes x features)."""
-    coefs = [c.estimator.coef_ for c in getattr(classifier, "calibrated_classifiers_", [])]
-    if not coefs and hasattr(classifier, "coef_"):
-        coefs = [classifier.coef_]
-    if not coefs:
+def _linear_weights(classifier, n_classes: int, n_features: int) -> np.ndarray:
+    """Average the linear weights of a calibrated classifier's folds (classes x features).
+
+    Raises:
+        ArtifactError: If the classifier (or a fold's estimator) has no weights of one
+            row per class covering the word features.
+    """
+    folds = getattr(classifier, "calibrated_classifiers_", None)
+    estimators = [fold.estimator for fold in folds] if folds else [classifier]
+    coefs = [getattr(estimator, "coef_", None) for estimator in estimators]
+    if any(
+        c is None or np.ndim(c) != 2 or c.shape[0] != n_classes or c.shape[1] < n_features
+        for c in coefs
+    ):
         raise ArtifactError("the model's classifier exposes no linear weights to explain with")
     return np.mean(coefs, axis=0)
 
