@@ -36,7 +36,8 @@ def _mlflow(uri: str | None):
 
 
 class ClusterclsPyfunc(mlflow.pyfunc.PythonModel):
-    """MLflow pyfunc: a DataFrame with a `title` column in, `Model.predict`'s columns out.
+    """MLflow pyfunc: a DataFrame with a `title` column in, `Model.predict`'s columns out
+    (`clustercls.schema.OUTPUT`, declared in the logged model's signature).
 
     The clustercls model folder (pipeline + metadata) travels as an MLflow artifact and is
     verified by `load_model` when the pyfunc loads, exactly as a local folder is.
@@ -100,12 +101,37 @@ def log_training_run(
             registered_model_name=config.tracking.registered_model,
             pip_requirements=_requirements(),
             input_example=pd.DataFrame({"title": ["Kemeja Batik Pria Lengan Panjang"]}),
+            signature=pyfunc_signature(_labels(model_dir)),
         )
     return LoggedRun(
         run_id=run.info.run_id,
         registered_version=str(info.registered_model_version),
         tracking_uri=resolve_tracking_uri(config.tracking.tracking_uri),
     )
+
+
+_MLFLOW_TYPES = {"string": "string", "float64": "double", "bool": "boolean"}
+
+
+def pyfunc_signature(labels: list[str]):
+    """The pyfunc's MLflow signature: `title` in, the columns of `schema.OUTPUT` out.
+
+    Declared rather than inferred from a sample prediction, so the registry shows the
+    output contract as `Model.predict` defines it.
+    """
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, Schema
+
+    from clustercls.schema import OUTPUT
+
+    outputs = [ColSpec(_MLFLOW_TYPES[t], name) for name, t in OUTPUT.predict_columns(labels)]
+    return ModelSignature(inputs=Schema([ColSpec("string", "title")]), outputs=Schema(outputs))
+
+
+def _labels(model_dir: Path) -> list[str]:
+    from clustercls.artifact import read_metadata
+
+    return list(read_metadata(model_dir)["labels"])
 
 
 def _requirements() -> list[str]:
