@@ -65,6 +65,9 @@ def test_build_train_evaluate_predict_promote(project: Path) -> None:
     out = pd.read_parquet(project / "out/scored.parquet")
     assert out["sku"].tolist() == ["a", "b", "c"]
     assert out["status"].tolist() == ["ok", "empty_title", "ok"]
+    summary = json.loads((project / "out/scored.parquet.summary.json").read_text())
+    assert summary["rows_out"] == 3 and summary["statuses"] == {"empty_title": 1, "ok": 2}
+    assert "3 rows in, 3 out" in scored.output
 
     promoted = invoke("promote", "--hand-labelled", "hand.csv")
     assert promoted.exit_code == 0, promoted.output
@@ -114,12 +117,44 @@ def test_invalid_setting_is_a_usage_error(project: Path) -> None:
     assert not (project / "models").exists() or not any((project / "models").iterdir())
 
 
+def test_predict_writes_a_summary_and_prints_its_headline(
+    project: Path, tiny_model_dir: Path
+) -> None:
+    titles = ["Kopi Asli Bali", "", "Zorvex KT-4471 Vanta", "Kemeja Premium Jogja"]
+    pd.DataFrame({"title": titles}).to_csv(project / "in.csv", index=False)
+    result = invoke("predict", "-i", "in.csv", "-o", "out.csv", "--model", str(tiny_model_dir))
+    assert result.exit_code == 0, result.output
+    summary = json.loads((project / "out.csv.summary.json").read_text())
+    assert summary["rows_in"] == summary["rows_out"] == 4
+    assert summary["unfamiliar_share"] == round(1 / 3, 4)
+    assert "4 rows in, 4 out" in result.stderr
+    assert "unfamiliar titles: 33.3%" in result.stderr
+    assert "cluster shift from training" in result.stderr  # training records a reference
+    assert result.stdout.strip() == "out.csv"
+
+    elsewhere = invoke(
+        "predict",
+        "-i",
+        "in.csv",
+        "-o",
+        "again.csv",
+        "--model",
+        str(tiny_model_dir),
+        "--summary",
+        "reports/run.json",
+    )
+    assert elsewhere.exit_code == 0, elsewhere.output
+    assert json.loads((project / "reports/run.json").read_text())["output"] == "again.csv"
+    assert not (project / "again.csv.summary.json").exists()
+
+
 def test_predict_fatal_errors(project: Path, tiny_model_dir: Path) -> None:
     (project / "bad.csv").write_text("name\nKopi\n")
     result = invoke("predict", "-i", "bad.csv", "-o", "out.csv", "--model", str(tiny_model_dir))
     assert result.exit_code == EXIT_DATA
     assert "no 'title' column" in result.output
     assert not (project / "out.csv").exists()
+    assert not (project / "out.csv.summary.json").exists()
 
     tampered = shutil.copytree(tiny_model_dir, project / "tampered")
     with (tampered / "model.joblib").open("ab") as fh:

@@ -327,7 +327,15 @@ def test_cli_on_a_parquet_folder_matches_cli_predict(spark, tiny_model_dir, in_t
     scored = runner.invoke(app, ["spark-predict", "-i", "listings", "-o", "scored", *model])
     assert scored.exit_code == 0, scored.output
     assert f"{len(frame)} rows scored" in scored.output
+    assert f"{len(frame)} rows in, {len(frame)} out" in scored.output
     assert_same_output(in_tmp / "scored", in_tmp / "single.parquet")
+    # The same summary as the single-machine run's, counted from what Spark wrote.
+    on_spark = json.loads((in_tmp / "scored.summary.json").read_text())
+    alone = json.loads((in_tmp / "single.parquet.summary.json").read_text())
+    for key in ("input", "output", "seconds"):
+        on_spark.pop(key), alone.pop(key)
+    assert on_spark == alone
+    assert on_spark["judgeable_cross_border"] < on_spark["judgeable"]  # domestic rows left out
 
     again = runner.invoke(app, ["spark-predict", "-i", "listings", "-o", "scored", *model])
     assert again.exit_code == EXIT_DATA
@@ -341,6 +349,7 @@ def test_cli_on_a_parquet_folder_matches_cli_predict(spark, tiny_model_dir, in_t
     no_model = runner.invoke(app, ["spark-predict", "-i", "listings", "-o", "bad_out"])
     assert no_model.exit_code == EXIT_MODEL and "no trained model found" in no_model.output
     assert not (in_tmp / "bad_out").exists()
+    assert not (in_tmp / "bad_out.summary.json").exists()
     assert not [p for p in in_tmp.iterdir() if p.name.startswith(".")]
 
 

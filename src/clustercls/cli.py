@@ -305,23 +305,30 @@ def predict(
             min=1, help="Processes each chunk is spread over [default: all usable cores]."
         ),
     ] = None,
+    summary: Annotated[
+        Path | None,
+        typer.Option(help="Where the run summary (JSON) goes [default: <output>.summary.json]."),
+    ] = None,
 ) -> None:
     """Score a file. Every input row is written once, in order, with its columns kept.
 
-    Exit codes: 0 done; 3 unreadable input or no 'title' column; 4 model missing or
-    failing its checksum. On a non-zero exit no output file is left behind.
+    A run summary (counts, shares, comparison with the training data, warnings) is
+    written beside the output and its headline printed. Exit codes: 0 done; 3 unreadable
+    input or no 'title' column; 4 model missing or failing its checksum. On a non-zero
+    exit no output file and no summary are left behind.
     """
-    from clustercls.batch import predict_file
+    from clustercls.batch import headline, predict_file, summary_path_for
     from clustercls.predict import compiled_parts, load_model
 
+    summary_path = summary or Path(summary_path_for(output))
     loaded = load_model(model, n_jobs=jobs)
-    summary = predict_file(loaded, input, output, chunk_size=chunk_size)
+    result = predict_file(loaded, input, output, chunk_size=chunk_size, summary_path=summary_path)
     compiled = [name for name, used in compiled_parts().items() if used]
+    for line in headline(result.report) if result.report else []:
+        _say(line)
     _say(
-        f"{summary.rows} rows scored with model {summary.model_version} "
-        f"(policy {summary.policy_version}); decisions {dict(summary.decisions)}; "
-        f"statuses {dict(summary.statuses)}; compiled parts: "
-        f"{', '.join(compiled) or 'none (pure Python, about half the speed)'}"
+        f"compiled parts: {', '.join(compiled) or 'none (pure Python, about half the speed)'}; "
+        f"summary: {summary_path}"
     )
     typer.echo(str(output))
 
@@ -350,27 +357,43 @@ def spark_predict(
         typer.Option(min=1, help="Repartition the input first [default: Spark's input splits]."),
     ] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output folder.")] = False,
+    summary: Annotated[
+        str | None,
+        typer.Option(
+            help="Where the run summary (JSON) goes, any Spark path "
+            "[default: <output>.summary.json]."
+        ),
+    ] = None,
 ) -> None:
     """Score Parquet with Spark: the same rows and columns as `predict`, on many cores.
 
-    Exit codes: 0 done; 2 pyspark or Java missing; 3 unreadable input, no 'title' column
-    or output already there; 4 model missing or failing its checksum. On a non-zero exit
-    no output folder is left behind.
+    A run summary is written beside the output, as `predict` writes one, and its headline
+    printed. Exit codes: 0 done; 2 pyspark or Java missing; 3 unreadable input, no
+    'title' column or output already there; 4 model missing or failing its checksum. On a
+    non-zero exit no output folder and no summary are left behind.
     """
+    from clustercls.batch import headline, summary_path_for
     from clustercls.spark import SparkUnavailableError, predict_parquet
 
+    summary_path = summary or summary_path_for(output)
     try:
-        summary = predict_parquet(
-            input, output, model, master=master, partitions=partitions, overwrite=overwrite
+        result = predict_parquet(
+            input,
+            output,
+            model,
+            master=master,
+            partitions=partitions,
+            overwrite=overwrite,
+            summary_path=summary_path,
         )
     except SparkUnavailableError as exc:
         raise _err(str(exc), EXIT_USAGE) from None
+    for line in headline(result.report) if result.report else []:
+        _say(line)
     _say(
-        f"{summary.rows} rows scored on {summary.master} ({summary.partitions} partitions, "
-        f"{summary.arrow_batches} batches, model loads: {summary.model_loads}) in "
-        f"{summary.seconds:.1f} s with model {summary.model_version} (policy "
-        f"{summary.policy_version}); decisions {dict(summary.decisions)}; "
-        f"statuses {dict(summary.statuses)}"
+        f"{result.rows} rows scored on {result.master} ({result.partitions} partitions, "
+        f"{result.arrow_batches} batches, model loads: {result.model_loads}) in "
+        f"{result.seconds:.1f} s; summary: {summary_path}"
     )
     typer.echo(output)
 

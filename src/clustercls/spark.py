@@ -38,7 +38,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from clustercls.artifact import METADATA_FILE, MODEL_FILE, ArtifactError, load_artifact
-from clustercls.batch import ADDED_COLUMNS, BatchSummary, InputError
+from clustercls.batch import (
+    ADDED_COLUMNS,
+    BatchSummary,
+    InputError,
+    cross_border_flags,
+    run_report,
+    stage_json,
+)
+from clustercls.schema import OUTPUT
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -240,21 +248,25 @@ def score_arrow_batch(model: Model, batch: pa.RecordBatch, large_strings: bool =
 
     from clustercls.batch import score_chunk
 
-    text = pa.large_string() if large_strings else pa.string()
+    types = {
+        "string": pa.large_string() if large_strings else pa.string(),
+        "float64": pa.float64(),
+        "bool": pa.bool_(),
+    }
     names = output_names(batch.schema.names)
     needed = ["title", *([_CROSS_BORDER] if _CROSS_BORDER in batch.schema.names else [])]
     if batch.num_rows == 0:
-        added = [pa.array([], pa.float64() if c == "confidence" else text) for c in ADDED_COLUMNS]
+        added = [pa.array([], types[dtype]) for _, dtype in OUTPUT.file_columns()]
         return pa.RecordBatch.from_arrays([*batch.columns, *added], names=names)
     # The same pandas conversion the single-machine job applies to a Parquet batch, on the
     # columns prediction reads; the rest never leaves Arrow.
     scored = score_chunk(model, batch.select(needed).to_pandas())
     added = [
         pa.array(
-            scored[c].to_numpy(dtype="float64" if c == "confidence" else object),
-            type=pa.float64() if c == "confidence" else text,
+            scored[name].to_numpy(dtype=object if dtype == "string" else None),
+            type=types[dtype],
         )
-        for c in ADDED_COLUMNS
+        for name, dtype in OUTPUT.file_columns()
     ]
     return pa.RecordBatch.from_arrays([*batch.columns, *added], names=names)
 
@@ -294,7 +306,7 @@ def output_schema(schema):
     Raises:
         InputError: If there is no `title` column, or the output names would collide.
     """
-    from pyspark.sql.types import DoubleType, StringType, StructField, StructType
+    from pyspark.sql.types import BooleanType, DoubleType, StringType, StructField, StructType
 
     names = [f.name for f in schema.fields]
     if "title" not in names:
@@ -309,10 +321,8 @@ def output_schema(schema):
         StructField(name, f.dataType, f.nullable, f.metadata)
         for name, f in zip(out_names[: len(names)], schema.fields, strict=True)
     ]
-    fields += [
-        StructField(c, DoubleType() if c == "confidence" else StringType(), True)
-        for c in ADDED_COLUMNS
-    ]
+    types = {"string": StringType(), "float64": DoubleType(), "bool": BooleanType()}
+    fields += [StructField(c, types[dtype], True) for c, dtype in OUTPUT.file_columns()]
     return StructType(fields)
 
 
@@ -383,8 +393,8 @@ def score_dataframe(
 
     Returns:
         `df`'s rows and columns (a column named like an added one becomes
-        `input_<name>`), plus `cluster, confidence, decision, reason, status,
-        model_version, policy_version`, computed by `clustercls.batch.score_chunk`.
+        `input_<name>`), plus the file columns of `clustercls.schema.OUTPUT`, computed
+        by `clustercls.batch.score_chunk`.
 
     Raises:
         InputError: If there is no `title` column or output names would collide.
@@ -436,6 +446,22 @@ class _HadoopFS:
     def delete(self, path: Any) -> None:
         self.fs.delete(path, True)
 
+    def write_text(self, text: str) -> None:
+        """Write this path whole: to a hidden sibling first, renamed into place."""
+        staging = self.sibling("tmp")
+        stream = self.fs.create(staging, True)
+        try:
+            stream.write(bytearray(text.encode("utf-8")))
+        finally:
+            stream.close()
+        try:
+            if self.exists():
+                self.delete(self.path)
+            self.rename(staging, self.path)
+        except BaseException:
+            self.delete(staging)
+            raise
+
 
 def _first_line(exc: BaseException) -> str:
     lines = str(exc).strip().splitlines()
@@ -474,12 +500,13 @@ def predict_parquet(
     overwrite: bool = False,
     spark: SparkSession | None = None,
     conf: Mapping[str, str] | None = None,
+    summary_path: str | Path | None = None,
 ) -> SparkSummary:
     """Score a Parquet file or folder with Spark into a Parquet folder, atomically.
 
     The model is verified and the input's schema checked before anything is written.
     Output goes to a hidden sibling folder renamed into place only once the job has
-    succeeded, so a failed run leaves nothing behind.
+    succeeded, so a failed run leaves nothing behind (no summary either).
 
     Args:
         input_path: A Parquet file or folder (any file system Spark can read).
@@ -492,9 +519,12 @@ def predict_parquet(
         overwrite: Replace an existing output.
         spark: A session to use; default: `spark_session(master, conf)`.
         conf: Extra Spark settings for a new session.
+        summary_path: Where to write the run summary (`batch.run_report`, JSON; any
+            path Spark can write); None writes none. Written once the output is in place.
 
     Returns:
-        Row, status and decision counts, model loads, batches and wall time.
+        Row, status and decision counts, model loads, batches and wall time (and the
+        summary written, as `report`).
 
     Raises:
         InputError: Unreadable input, no `title` column, or an existing output without
@@ -512,11 +542,27 @@ def predict_parquet(
         summary = _predict_parquet(
             spark, str(input_path), str(output_path), loaded, partitions, overwrite
         )
+        summary.seconds = time.perf_counter() - start
+        if summary_path is not None:
+            summary.report = run_report(summary, loaded, str(input_path), str(output_path))
+            _write_summary(spark, str(summary_path), summary.report)
     finally:
         if own_session:
             spark.stop()
-    summary.seconds = time.perf_counter() - start
     return summary
+
+
+def _write_summary(spark: SparkSession, path: str, report: dict) -> None:
+    """Write a run summary atomically: local paths by Python (no Hadoop checksum file
+    beside it), other file systems through Hadoop."""
+    path = _local_path(spark, path)
+    if path.startswith("file:") or ("://" not in path and path.startswith("/")):
+        local = Path(path.removeprefix("file://").removeprefix("file:"))
+        os.replace(stage_json(local, report), local)
+        return
+    import json
+
+    _HadoopFS(spark, path).write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
 
 
 def _has_session() -> bool:
@@ -550,6 +596,7 @@ def _predict_parquet(
         output_schema(frame.schema)
     except InputError as exc:
         raise InputError(f"{input_path}: {exc}") from None
+    source = frame
     if partitions:
         frame = frame.repartition(partitions)
     stats = ScoringStats.create(spark)
@@ -564,19 +611,36 @@ def _predict_parquet(
     except BaseException:
         target.delete(staging)
         raise
+    # Once the job has read every file (a corrupt one fails it first, with its own
+    # message); cheap on Parquet, whose footers hold the counts.
+    rows_in = source.count()
     summary = SparkSummary(
         model_version=model.version,
         policy_version=model.policy_version,
         partitions=frame.rdd.getNumPartitions(),
         master=spark.sparkContext.master,
+        rows_in=rows_in,
     )
-    # Counted from what was written (two columns, a second light pass), not from counters
-    # a retried task would add to twice. Spark skips hidden folders, hence after the commit.
+    # Counted from what was written (a few columns, a second light pass), not from
+    # counters a retried task would add to twice. Spark skips hidden folders, hence after
+    # the commit.
     written = spark.read.parquet(target.path.toString())
-    for row in written.groupBy("status", "decision").count().collect():
-        summary.rows += row["count"]
-        summary.statuses[row["status"]] += row["count"]
-        summary.decisions[row["decision"]] += row["count"]
+    keys = ["status", "cluster", "decision", "unfamiliar"]
+    # The raw flag column (input columns keep their names unless they clash with an
+    # added one), read as `score_chunk` reads it, on each distinct value.
+    flag = _CROSS_BORDER if _CROSS_BORDER in frame.columns else None
+    groups = written.groupBy(*keys, *([flag] if flag else [])).count().collect()
+    crossing = [True] * len(groups)
+    if flag:
+        import pandas as pd
+
+        raw = pd.Series([row[flag] for row in groups], dtype=object)
+        crossing = cross_border_flags(raw).tolist()
+    counts: Counter = Counter()
+    for row, cross_border in zip(groups, crossing, strict=True):
+        key = (row["status"], cross_border, row["cluster"], row["decision"], row["unfamiliar"])
+        counts[key] += row["count"]
+    summary.add(counts)
     summary.model_loads = stats.model_loads
     summary.arrow_batches = stats.arrow_batches
     return summary
