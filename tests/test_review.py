@@ -183,3 +183,19 @@ def test_highlight_marks_whole_words_and_escapes() -> None:
 
     marked = _highlight("Women Handbags <b>Tote</b> BAG", ["bag", "tote"])
     assert marked == "Women Handbags &lt;b&gt;<mark>Tote</mark>&lt;/b&gt; <mark>BAG</mark>"
+
+
+def test_highlighted_words_come_from_top_ngrams_not_the_reason(tiny_model, monkeypatch) -> None:
+    from clustercls.review import _highlight, _top_words
+
+    real = tiny_model.predict
+
+    def reworded(titles, cross_border=None):
+        # Whatever the reason says (reworded, translated), the words come from the data.
+        return real(titles, cross_border).assign(reason="alasan: kata teratas: x, y")
+
+    monkeypatch.setattr(tiny_model, "predict", reworded)
+    words = _top_words(tiny_model, ["Kopi Asli Bali", "", "Kemeja Premium Jogja"])
+    assert words[0][0] == "kopi" and words[1] == [] and "kemeja" in words[2]
+    assert _highlight("Kopi Asli Bali", words[0]).startswith("<mark>Kopi</mark>")
+    assert _top_words(tiny_model, []) == []

@@ -16,6 +16,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -25,6 +26,10 @@ from sklearn.model_selection import StratifiedGroupKFold
 from clustercls.config import CLUSTERS, FeatureConfig, ModelConfig
 from clustercls.data import CORRECTION_COLUMNS, DataError
 from clustercls.evaluate import classification_metrics, loso_table
+from clustercls.schema import parse_top_ngrams
+
+if TYPE_CHECKING:
+    from clustercls.predict import Model
 
 QUEUE_COLUMNS = (
     "id",
@@ -153,6 +158,14 @@ class ReviewResult:
     counts: dict = field(default_factory=dict)
 
 
+def _top_words(model: Model, titles: list[str]) -> list[list[str]]:
+    """Per title, the word n-grams that pushed it to its predicted cluster, strongest
+    first (the `top_ngrams` column: nothing is read back from the reason's prose)."""
+    if not titles:
+        return []
+    return [[g for g, _ in parse_top_ngrams(t)] for t in model.predict(titles)["top_ngrams"]]
+
+
 def _highlight(title: str, grams: list[str]) -> str:
     """Escape a title and mark the whole words that pushed it to its predicted cluster."""
     words = sorted(
@@ -271,13 +284,7 @@ def build_review(
         .sort_values("confidence", ascending=False)
         .head(top)
     )
-    explained = (
-        model.predict(wrong["title"].tolist()) if len(wrong) else pd.DataFrame({"reason": []})
-    )
-    grams = [
-        [g.strip("' ") for g in r.split("top n-grams: ")[-1].split(", ")]
-        for r in explained["reason"]
-    ]
+    grams = _top_words(model, wrong["title"].tolist())
     wrong_view = pd.DataFrame(
         {
             "title": [_highlight(t, g) for t, g in zip(wrong["title"], grams, strict=True)],
