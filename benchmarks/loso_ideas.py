@@ -1,11 +1,11 @@
-"""Leave-one-source-out table of modelling ideas, on one normalisation of the dataset.
+"""Leave-one-source-out table of modelling ideas.
 
 Each idea is a change to the training configuration; this script fits it once per held-out
 source group and prints one row per idea: mean and worst-group protected-vs-other F1 and
 macro-F1. Folds run in parallel (`--n-jobs`), and `--groups` limits the table to a few groups
 while an idea is still being shaped.
 
-    .venv/bin/python benchmarks/loso_ideas.py --ideas base,lexicon --out loso_ideas.json
+    .venv/bin/python benchmarks/loso_ideas.py --ideas default,no_lexicon --markdown docs/loso_ideas.md
 
 Ideas are named in `IDEAS`; each maps to `TrainConfig` overrides, so whatever is kept is
 what `clustercls train` then runs.
@@ -24,21 +24,19 @@ from clustercls.data import load_dataset, load_source_config
 from clustercls.evaluate import loso_metrics, out_of_source_scores
 from clustercls.train import fit_pipeline
 
+_NO_LEXICON = {"features": {"lexicon": False}, "model": {"lexicon_documents": 0.0}}
 IDEAS: dict[str, dict] = {
-    "base": {},
-    "lexicon": {"features": {"lexicon": True}},
-    "lexicon_no_head": {"features": {"lexicon": True, "lexicon_head": False}},
-    "lexicon_docs": {"model": {"lexicon_documents": 1.0}},
-    "lexicon_both": {"features": {"lexicon": True}, "model": {"lexicon_documents": 1.0}},
-    "lexicon_half": {"features": {"lexicon": True, "lexicon_weight": 0.5}},
-    "concepts_only": {
-        "features": {"lexicon": True, "lexicon_clusters": False, "lexicon_head": False}
+    # The defaults: lexicon features and lexicon documents.
+    "default": {},
+    "no_lexicon": _NO_LEXICON,
+    "lexicon_features_only": {"model": {"lexicon_documents": 0.0}},
+    "lexicon_documents_only": {"features": {"lexicon": False}},
+    "lexicon_no_head": {"features": {"lexicon_head": False}},
+    "concepts_only_and_documents": {"features": {"lexicon_clusters": False, "lexicon_head": False}},
+    "lexicon_half_weight": {
+        "features": {"lexicon_weight": 0.5},
+        "model": {"lexicon_documents": 0.5},
     },
-    "concepts_docs": {
-        "features": {"lexicon": True, "lexicon_clusters": False, "lexicon_head": False},
-        "model": {"lexicon_documents": 1.0},
-    },
-    "lexicon_docs_half": {"model": {"lexicon_documents": 0.5}},
     "sources_equal": {"model": {"source_weight": 1.0}},
 }
 

@@ -83,7 +83,9 @@ class FeatureConfig(_Frozen):
     sublinear_tf: bool = True
     max_length: int = Field(300, ge=10, description="characters kept after normalisation")
     lexicon: bool = Field(
-        False, description="add the policy lexicon's concept and cluster indicators"
+        True,
+        description="add the policy lexicon's concept and cluster indicators (leave-one-"
+        "source-out: benchmarks/loso_ideas.py)",
     )
     lexicon_head: bool = Field(
         True, description="with lexicon: also mark the cluster of the title's first term"
@@ -121,7 +123,7 @@ class ModelConfig(_Frozen):
         "calibrated argmax is the classifier's own",
     )
     lexicon_documents: float = Field(
-        0.0,
+        1.0,
         ge=0,
         description="train on each lexicon term as a one-term title of its cluster, its "
         "rows weighted as one more source times this factor (0: off)",

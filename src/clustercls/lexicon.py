@@ -126,6 +126,11 @@ class LexiconFeatures(TransformerMixin, BaseEstimator):
             )
         }
         self.head_columns_ = {c: column[f"head_cluster={c}"] for c in clusters} if self.head else {}
+        # Per term, the columns it sets and its cluster: what `transform` looks up.
+        self.columns_ = {
+            term: ((c, k) if self.clusters else (c,), name)
+            for term, (c, k, name) in self.terms_.items()
+        }
         # Longest phrase length per first word: most words start no term and cost one lookup.
         self.first_words_: dict[str, int] = {}
         for term in self.terms_:
@@ -173,23 +178,42 @@ class LexiconFeatures(TransformerMixin, BaseEstimator):
             A CSR matrix, one row per title, `len(get_feature_names_out())` columns, float32.
         """
         check_is_fitted(self, "terms_")
+        columns = self.columns_
+        first_words, head_columns = self.first_words_, self.head_columns_
         indptr = [0]
         indices: list[int] = []
+        # One flat loop: this runs for every title served, beside the compiled n-gram counts.
         for text in X:
-            seen: set[int] = set()
-            head = None
-            for _, (concept, cluster, name) in self._scan(text.split()):
-                seen.add(concept)
-                if self.clusters:
-                    seen.add(cluster)
-                if head is None:
-                    head = name
-            if head is not None and self.head_columns_:
-                seen.add(self.head_columns_[head])
-            indices.extend(sorted(seen))
+            words = text.split()
+            n, i, row, head = len(words), 0, set(), None
+            while i < n:
+                longest = first_words.get(words[i])
+                if longest is None:
+                    i += 1
+                    continue
+                hit = None
+                for size in range(min(longest, n - i), 1, -1):
+                    hit = columns.get(" ".join(words[i : i + size]))
+                    if hit is not None:
+                        i += size
+                        break
+                else:
+                    hit = columns.get(words[i])
+                    i += 1
+                if hit is not None:
+                    row.update(hit[0])
+                    if head is None:
+                        head = hit[1]
+            if head is not None and head_columns:
+                row.add(head_columns[head])
+            indices.extend(sorted(row))
             indptr.append(len(indices))
-        data = np.full(len(indices), self.weight, dtype=np.float32)
+        index_dtype = np.int32
         return sp.csr_matrix(
-            (data, np.asarray(indices, dtype=np.int32), np.asarray(indptr, dtype=np.int64)),
+            (
+                np.full(len(indices), self.weight, dtype=np.float32),
+                np.asarray(indices, dtype=index_dtype),
+                np.asarray(indptr, dtype=index_dtype),
+            ),
             shape=(len(indptr) - 1, len(self.feature_names_)),
         )
