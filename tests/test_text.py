@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import pickle
+import random
 import re
 
 import numpy as np
@@ -27,7 +28,7 @@ from clustercls.text import (
     normalize,
     tokenize,
 )
-from tests.conftest import SHARED_SOURCES, needs_shared, reset_compiled_parts
+from tests.conftest import SHARED_SOURCES, make_titles, needs_shared, reset_compiled_parts
 
 # The documented output alphabet: lowercase ASCII letters, digits, single spaces.
 CLEAN_RE = re.compile(r"(?:[a-z0-9]+(?: [a-z0-9]+)*)?")
@@ -108,8 +109,164 @@ def test_model_codes_and_sizes_untouched(code: str) -> None:
 
 
 def test_leet_rule_needs_letters_on_both_sides() -> None:
-    assert normalize("k0p1") == "k0p1"  # trailing digit: not flanked
-    assert normalize("0kopi") == "0kopi"
+    from clustercls.text import _settle
+
+    # The cleaning passes' own rule reads a digit only between letters...
+    assert _settle("k0p1", 300) == "k0p1"  # trailing digit: not flanked
+    # ...the known-word reading before them recovers the word all the same.
+    assert normalize("k0p1") == "kopi"
+    assert normalize("0kopi") == "0kopi"  # "okopi" is no word
+
+
+# ---------------------------------------------------------------------------
+# Heavy leetspeak read back with the known-word list
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("Kop1 Bubuk 4r4b1k4", "kopi bubuk arabika"),
+        ("k3r1p1k s1ngk0ng b4l4d0", "keripik singkong balado"),
+        ("L4mpu H14s4n D1nd1ng", "lampu hiasan dinding"),
+        ("B3r4s P4nd4n W4ng1 5 kg", "beras pandan wangi unitmass"),
+        ("k0p1 5u5u gul4 4ren", "kopi susu gula aren"),
+        ("54msung G4l4xy A52 G4r4ns1 R3sm1", "samsung galaxy a52 garansi resmi"),
+        ("Sl1m F1t C0tt0n C4su4l 5h1rt", "slim fit cotton casual shirt"),
+        ("Handcr4ft3d Br4ss 3l3ph4nt F1gur1n3", "handcrafted brass elephant figurine"),
+        ("Wall 4rt C4nv45 Pr1nt", "wall art canvas print"),
+        ("b@tik $epatu", "batik sepatu"),
+        ("ko1am", "kolam"),  # "1" read as "l" where "i" gives no word
+        ("R34DY 5T0CK K4o5 K4k1 B4y1", "kaos kaki bayi"),  # promo found once read
+    ],
+)
+def test_heavy_leet_read_back_as_known_words(raw: str, expected: str) -> None:
+    assert normalize(raw) == expected
+
+
+@pytest.mark.parametrize(
+    ("code", "expected"),
+    [
+        # Another digit ("rtx3060", "a52s", "ip68"), or a reading that is no word ("i5"
+        # reads "is", too short; "mp3" reads "mpe", "note10" "noteio").
+        ("rtx3060 a52s 128gb i5 mp3 ip68 note10 2in1 s22", None),
+        # Readings that are words by chance: weak evidence, so they stay.
+        ("m10 a51 w11 4th 4nd 4xl 1pk 1amp 14in kit4 1ball t34", None),
+        ("5ml", "unitvol"),  # a number with a unit ("sml" is a word: s/m/l)
+    ],
+)
+def test_leet_reading_keeps_model_codes_and_sizes(code: str, expected: str | None) -> None:
+    assert normalize(f"produk {code} hitam") == f"produk {expected or code} hitam"
+
+
+WORDS = {"kopi": 1000, "kop": 20, "mio": 5, "kit": 900, "kita": 8, "art": 5000, "ath": 9,
+         "teh": 60, "tea": 900, "ball": 170, "iball": 15, "kolam": 40, "lada": 120,
+         "sml": 55, "shoes": 3000, "shoe": 1500, "pria": 1300, "blok": 10, "lamp": 180,
+         "and": 3000}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("token", "expected"),
+    [
+        ("k0p1", "kopi"),  # leet inside the word: any known word
+        ("b10k", "blok"),
+        ("kop1", "kopi"),  # digits at the ends: a common word with more letters...
+        ("shoe5", "shoes"),
+        ("kit4", "kit4"),  # ...unless the letters alone are a word as common
+        ("1ball", "1ball"),
+        ("pr14", "pria"),  # as many digits as letters: a common word only
+        ("m10", "m10"),  # three characters: one leet character, a common word
+        ("4th", "4th"),
+        ("4rt", "art"),
+        ("t3h", "teh"),
+        ("t34", "t34"),
+        ("5ml", "5ml"),  # a number with a unit, amperes, an ordinal
+        ("1amp", "1amp"),
+        ("4nd", "4nd"),
+        ("ko1am", "kolam"),  # "1" as "l"
+        ("k0p2", "k0p2"),  # another digit: a code
+        ("xyz1", "xyz1"),  # no known reading
+    ],
+)
+def test_read_leet_token_rules(token: str, expected: str) -> None:
+    from clustercls.text import _read_leet_token
+
+    assert _read_leet_token(token, WORDS) == expected
+
+
+def test_leet_reading_keeps_what_the_cleaning_passes_join() -> None:
+    """normalize skips the reading for text without a letter beside a digit, "@" or "$":
+    the cleaning passes make such a pair only by joining a number with "in" or a spec unit,
+    and those tokens must stay whatever the word list holds."""
+    from clustercls.text import _TECH_UNIT_RE, _leet_readings, _read_leet_token
+
+    units = re.search(r"\((gb\|[^)]*)\)", _TECH_UNIT_RE.pattern).group(1).split("|")
+    for joined in [f"{n}{u}" for n in ("1", "10", "105") for u in units] + ["3in1", "1in1"]:
+        words = dict.fromkeys(_leet_readings(joined), 10_000)
+        assert _read_leet_token(joined, words) == joined, joined
+
+
+def test_leet_reading_skips_text_without_a_letter_digit_pair() -> None:
+    from clustercls.text import _read_leet_words
+
+    clean = "kemeja batik pria 250 gr, (isi 2) !"
+    assert _read_leet_words(clean) is clean
+
+
+def test_known_words_resource() -> None:
+    from importlib import resources
+
+    from clustercls.text import UNIT_MASS, load_known_words
+
+    path = resources.files("clustercls").joinpath("resources", "known_words.txt")
+    text = path.read_text(encoding="utf-8")
+    assert text.startswith("# Known words") and "build_known_words.py" in text
+    assert len(text.encode()) <= 300_000
+    words = load_known_words()
+    assert load_known_words() is words  # cached
+    assert len(words) > 10_000
+    assert all(w.isalpha() and w.isascii() and w.islower() and len(w) >= 3 for w in words)
+    assert min(words.values()) >= 3
+    for word in ("kopi", "keripik", "batik", "kemeja", "shirt", "painting", "charger"):
+        assert words[word] >= 50, word
+    assert UNIT_MASS not in words
+
+
+def test_leet_reading_same_with_compiled_and_python_passes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from clustercls import text as T
+
+    rng = random.Random(3)
+    leet = {"a": "4", "e": "3", "i": "1", "o": "0", "s": "5"}
+    titles = [
+        "".join(leet[c.lower()] if c.lower() in leet and rng.random() < 0.5 else c for c in t)
+        for cluster in ("fashion_textile", "food_beverage", "craft", "other")
+        for t in make_titles(cluster, 40, seed=11)
+    ] + ["R34DY 5T0CK k0p1 5u5u 2 x 250gr", "k.0.p.1 b 4 t 1 k", "rtx3060 4th 5ml"]
+    compiled = [normalize(t) for t in titles]
+    monkeypatch.setenv(T.PURE_PYTHON_ENV, "1")
+    reset_compiled_parts()
+    try:
+        assert T._native_settle() is None
+        assert [normalize(t) for t in titles] == compiled
+    finally:
+        monkeypatch.delenv(T.PURE_PYTHON_ENV)
+        reset_compiled_parts()
+
+
+@needs_shared()
+def test_leet_reading_changes_few_source_titles() -> None:
+    """Real leetspeak is rare in the sources: nearly every title keeps its output."""
+    from clustercls.text import _fold, _settle_any
+
+    titles = [
+        t
+        for path in sorted(SHARED_SOURCES.glob("*.csv"))
+        for t in pd.read_csv(path, dtype=str, keep_default_na=False)["title"]
+    ]
+    changed = [t for t in titles if normalize(t) != _settle_any(_fold(t, 300), 300)]
+    assert len(changed) <= len(titles) // 1000, (len(changed), changed[:5])
 
 
 # ---------------------------------------------------------------------------
@@ -407,6 +564,30 @@ def test_properties_non_string_never_raise(value: object) -> None:
     out = normalize(value)
     assert CLEAN_RE.fullmatch(out)
     assert normalize(out) == out
+
+
+leet_text = token_soup(
+    ["k3r1p1k", "4r4b1k4", "kop1", "k0p1", "b4tik", "5et", "4rt", "t3h", "pr14", "ko1am",
+     "r34dy", "5t0ck", "rtx3060", "a52s", "m10", "4th", "kit4", "1ball", "5ml", "250gr",
+     "k.o.p.1", "k'0p1", "k0p'i", "k0p@1", "b@t1k", "$epatu", "3-in-1", "3 in 1", "16 gb",
+     "1 pk", "10 w", "kop1kop1kop1"],
+    "aeikoprst01345679@$ .'-",
+    12,
+)  # fmt: skip
+
+
+@PROPERTY_SETTINGS
+@given(text=leet_text, max_length=st.sampled_from([3, 9, 300]))
+def test_properties_leet_text(text: str, max_length: int) -> None:
+    from clustercls.text import _MIX_HINT_RE
+
+    out = normalize(text, max_length=max_length)
+    assert len(out) <= max_length
+    assert CLEAN_RE.fullmatch(out)
+    assert normalize(out, max_length=max_length) == out
+    # The shortcut finds exactly the texts with a letter beside a digit, "@" or "$".
+    mixed = re.search(r"[a-z][0-9@$]|[0-9@$][a-z]", text.lower())
+    assert (_MIX_HINT_RE.search(text.lower()) is None) == (mixed is None)
 
 
 # ---------------------------------------------------------------------------

@@ -5,7 +5,9 @@ Titles are noisy in ways that hurt a bag-of-words classifier: promo shouting
 and deliberate obfuscation by sellers dodging keyword filters ("k3m3ja",
 "b a t i k", Cyrillic look-alike letters, zero-width characters). ``normalize``
 folds all of these into a small lowercase ASCII alphabet so that variants of the
-same product collapse onto the same tokens.
+same product collapse onto the same tokens. Heavy leetspeak ("k3r1p1k s1ngk0ng",
+"4r4b1k4") is read back with a list of known words (``resources/known_words.txt``):
+a token is rewritten only when its reading is a known word, so model codes stay.
 
 The module does no I/O at import; regexes and translation tables are built once
 here because ``normalize`` runs on every title in training and at serving time.
@@ -16,12 +18,14 @@ from __future__ import annotations
 import functools
 import html
 import importlib
+import itertools
 import math
 import os
 import re
 import sys
+import types
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from importlib import resources
 from typing import Any, Self
 
@@ -33,6 +37,7 @@ __all__ = [
     "TextNormalizer",
     "detect_lang",
     "is_normalised",
+    "load_known_words",
     "load_stopwords",
     "normalize",
     "tokenize",
@@ -393,6 +398,139 @@ def _deleet_token(match: re.Match[str]) -> str:
     return plain
 
 
+# ---------------------------------------------------------------------------
+# Vocabulary-aware de-leet (on folded text, before the cleaning passes)
+# ---------------------------------------------------------------------------
+
+# What a leet character may stand for; "1" is tried as "i" and as "l".
+_LEET_LETTERS = {"0": "o", "1": "il", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s"}
+_LEET_CHARS = "".join(_LEET_LETTERS)
+_LEET_FIRST_READING = str.maketrans({ch: letters[0] for ch, letters in _LEET_LETTERS.items()})
+_DROP_LEET = str.maketrans(dict.fromkeys(_LEET_CHARS))
+# At most this many readings of one token are looked up (four "1"s give 16).
+_MAX_READINGS = 16
+# A digit, "@" or "$" beside a letter: titles without one skip the step. Starting with a
+# character class lets the regex engine skip to candidates (3x faster than "[a-z][0-9]|...").
+_MIX_HINT_RE = re.compile(r"[0-9@$](?:(?<=[a-z].)|(?=[a-z]))")
+# The tokens the step reads: runs of letters, digits, "@" and "$".
+_LEET_TOKEN_RE = re.compile(r"[a-z0-9@$]+")
+# A leet character between two letters ("k3meja"): strong evidence of leetspeak.
+_LEET_INSIDE_RE = re.compile(r"[a-z][0-9@$]+[a-z]")
+# Weak evidence (a short token, or digits only at its ends as in "kop1", "5epatu") needs
+# a word at least this common: its number of distinct source titles in the word list.
+_COMMON_WORD_TITLES = 50
+# A number with a unit stays even when its reading is a word: units ("5ml"), specs and
+# "3in1" as the cleaning passes join them ("10w", "1pk"), amperes, inches and ordinals
+# ("1amp", "14in", "4nd").
+_NUMBER_WITH_UNIT = (
+    *(pattern for pattern, _ in _UNIT_RULES),
+    re.compile(
+        r"\d+(?:gb|tb|mb|kb|mah|mp|ghz|mhz|khz|hz|w|watt|v|volt|pk|amps?|in\d*|st|nd|rd|th)"
+    ),
+)
+
+
+@functools.lru_cache(maxsize=1)
+def load_known_words() -> Mapping[str, int]:
+    """Load the known words shipped with the package (``resources/known_words.txt``).
+
+    Returns:
+        Each known word (lowercase ASCII letters, length >= 3) with the number of
+        distinct normalised source titles it occurs in.
+    """
+    text = (
+        resources.files("clustercls")
+        .joinpath("resources", "known_words.txt")
+        .read_text(encoding="utf-8")
+    )
+    words: dict[str, int] = {}
+    for line in text.splitlines():
+        word, _, count = line.partition(" ")
+        if count.isdigit() and word.isalpha():  # comment lines start with "#"
+            words[word] = int(count)
+    return types.MappingProxyType(words)
+
+
+def _leet_readings(token: str) -> Iterable[str]:
+    """The letter strings a leet token may stand for, most likely first."""
+    if "1" not in token:
+        return (token.translate(_LEET_FIRST_READING),)
+    options = [_LEET_LETTERS.get(ch, ch) for ch in token]
+    return ("".join(p) for p in itertools.islice(itertools.product(*options), _MAX_READINGS))
+
+
+def _read_leet_token(token: str, words: Mapping[str, int]) -> str:
+    """`token` (letters mixed with leet characters) as a known word, or unchanged.
+
+    The token becomes its reading that is the commonest known word, unless a rule
+    below keeps it (model codes, sizes, and codes whose reading is a word by chance):
+
+    - a digit that is no leet character keeps it ("rtx3060", "ip68", "2in1");
+    - a reading must be a known word ("i5", "mp3", "a52s", "note10" have none);
+    - a token of 3 characters needs one leet character and a common word ("t3h" ->
+      "teh"; "m10" -> "mio", "4th" -> "ath" stay);
+    - a longer token with no leet character between two letters ("kop1", "5epatu")
+      needs more letters than leet characters, or as many and a common word ("pr14"
+      -> "pria"; "gu10", "al00" stay), and stays when its letters alone are a word at
+      least as common ("kit4", "1ball");
+    - a number with a unit stays ("5ml", read "sml").
+    """
+    letters = token.translate(_DROP_LEET)
+    if not letters.isalpha():
+        return token  # another digit, or no letter at all
+    n_leet = len(token) - len(letters)
+    best, best_count = token, 0
+    for reading in _leet_readings(token):
+        count = words.get(reading, 0)
+        if count > best_count:
+            best, best_count = reading, count
+    if not best_count:
+        return token
+    if len(token) < 4:
+        if n_leet != 1 or best_count < _COMMON_WORD_TITLES:
+            return token
+    elif _LEET_INSIDE_RE.search(token) is None:
+        if len(letters) < n_leet or (len(letters) == n_leet and best_count < _COMMON_WORD_TITLES):
+            return token
+        if words.get(token.strip(_LEET_CHARS), 0) >= best_count:
+            return token
+    if token[0].isdigit() and any(p.fullmatch(token) for p in _NUMBER_WITH_UNIT):
+        return token
+    return best
+
+
+@functools.lru_cache(maxsize=1 << 14)
+def _leet_readings_in(piece: str) -> tuple[tuple[str, str], ...]:
+    """The (token, reading) pairs of the tokens `_read_leet_token` rewrites in `piece`
+    (text between whitespace). Cached: model codes ("16gb", "i5") recur in title after
+    title."""
+    words = load_known_words()
+    pairs = []
+    for token in _LEET_TOKEN_RE.findall(piece):
+        if not token.isalpha():
+            reading = _read_leet_token(token, words)
+            if reading != token:
+                pairs.append((token, reading))
+    return tuple(pairs)
+
+
+def _read_leet_words(s: str) -> str:
+    """Folded text with its leet tokens read back as known words (see `_read_leet_token`).
+
+    Both the Python and the compiled cleaning passes start from its output, so they
+    stay twins; titles without a letter beside a digit, "@" or "$" pay one search.
+    """
+    if _MIX_HINT_RE.search(s) is None:
+        return s
+    changes: dict[str, str] = {}
+    for piece in s.split():
+        if not piece.isalpha():
+            changes.update(_leet_readings_in(piece))
+    if not changes:
+        return s
+    return _LEET_TOKEN_RE.sub(lambda m: changes.get(m.group(), m.group()), s)
+
+
 def _join_spaced(match: re.Match[str]) -> str:
     return match.group().replace(" ", "")
 
@@ -458,10 +596,11 @@ def normalize(title: object, max_length: int = 300) -> str:
     Steps: HTML unescape and tag stripping; Unicode compatibility folding
     (NFKD, so diacritics can be dropped), casefolding; removal of zero-width
     and control characters; look-alike Cyrillic/Greek letters mapped to Latin;
-    de-obfuscation (leetspeak, spaced and dotted letters); timestamps, promo and
-    marketplace boilerplate and emoji removed; units replaced by placeholders
-    (``unitmass``, ``unitvol``, ``unitlen``, ``unitcount``, ``unitsize``); bare
-    numbers dropped; whitespace collapsed; truncation at a word boundary.
+    de-obfuscation (leetspeak, also heavy leetspeak read back as known words;
+    spaced and dotted letters); timestamps, promo and marketplace boilerplate and
+    emoji removed; units replaced by placeholders (``unitmass``, ``unitvol``,
+    ``unitlen``, ``unitcount``, ``unitsize``); bare numbers dropped; whitespace
+    collapsed; truncation at a word boundary.
 
     The function is pure, never raises, and is idempotent:
     ``normalize(normalize(x)) == normalize(x)``. Output contains only
@@ -490,6 +629,32 @@ def normalize(title: object, max_length: int = 300) -> str:
     if limit < 1:
         return ""
     s = _fold(title, limit)
+    if _MIX_HINT_RE.search(s) is None:
+        # No letter beside a digit, "@" or "$": nothing to read, and the cleaning passes
+        # make such a pair only by joining a number with "in" or a spec unit ("3in1",
+        # "16gb"), which the reading keeps. So the output is a fixed point of both steps.
+        return _settle_any(s, limit)
+    read = _read_leet_words(s)
+    settled = _settle_any(read, limit)
+    if read is s and len(settled) < limit and not ("'" in s or "@" in s or "$" in s):
+        # Nothing was read, and the cleaning passes made no token to read: besides the
+        # joins above they make new tokens only by joining letters across "'", splitting
+        # at "@" and "$" and cutting a word at the limit.
+        return settled
+    s = settled
+    # Here the cleaning passes may have made a new leet token; going on until both steps
+    # leave the text alone keeps normalize idempotent. This ends: each reading swaps a
+    # digit for a letter, and the cleaning passes add no digit.
+    while True:
+        read = _read_leet_words(s)
+        if read == s:
+            return s
+        s = _settle_any(read, limit)
+
+
+def _settle_any(s: str, limit: int) -> str:
+    """`_settle` by its compiled twin where built (and able to vouch for `s`), else in
+    Python."""
     settle = _native_settle()
     if settle is not None:
         # A limit beyond any string's length is no limit; C wants it in a machine word.
