@@ -83,6 +83,7 @@ def test_out_of_source_scores_hold_out_only_the_chosen_groups(tmp_path, tiny_sou
     assert trained_on == [["bigbasket", "tokopedia_umkm"]]
     assert scores.index.equals(dataset.index[dataset["source"] == "flipkart"])
     assert set(scores["group"]) == {"flipkart"}
+    assert scores["familiarity"].between(0, 1).all()
     proba = scores[[c for c in scores.columns if c.startswith("p_")]].to_numpy()
     assert np.allclose(proba.sum(axis=1), 1.0)
     assert (

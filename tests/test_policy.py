@@ -187,3 +187,17 @@ def test_serving_rules_default_to_the_policy_file() -> None:
     # A model trained before the [serving] section gets these defaults: they must be the
     # file's values.
     assert load_policy(REPO / "data/policy.toml").serving == ServingRules()
+
+
+def test_titles_that_cannot_be_blocked_count_as_reviews() -> None:
+    proba = _proba([("craft", 0.99)] * 4)
+    y = np.array(["craft", "craft", "craft", "other"])
+    thresholds = {"block": {"craft": 0.9}, "review": 0.5}
+    policy = Policy(version="t", protected=("craft",))
+    blockable = np.array([True, False, True, False])
+    rates = decision_rates(y, proba, CLASSES, thresholds, policy.protected, blockable=blockable)
+    pooled = rates["pooled"]
+    assert pooled["blocks"] == 2
+    assert pooled["block_precision"] == 1.0
+    assert pooled["review_rate"] == 0.5
+    assert pooled["caught"] == 1.0

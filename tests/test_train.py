@@ -110,6 +110,10 @@ def test_training_stores_a_reference_for_batch_runs(tiny_model_dir) -> None:
     predicted = scores["predicted"].value_counts(normalize=True)
     for label, share in reference["out_of_source"]["cluster_share"].items():
         assert share == pytest.approx(predicted.get(label, 0.0), abs=1e-4)
+    low = meta["policy"]["serving"]["min_familiarity"]
+    assert reference["out_of_source"]["unfamiliar_share"] == pytest.approx(
+        (scores["familiarity"] < low).mean(), abs=1e-4
+    )
     decided = reference["out_of_source"]["decision_share"]
     assert sum(decided.values()) == pytest.approx(1.0, abs=2e-4)
     assert decided["review"] == meta["policy"]["achieved"]["out_of_source"]["pooled"]["review_rate"]

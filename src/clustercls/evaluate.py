@@ -148,9 +148,12 @@ def evaluate_artifact(
 
 def _fit_score(
     fit: Callable[[pd.DataFrame], Pipeline], train: pd.DataFrame, test: pd.DataFrame
-) -> tuple[list[str], np.ndarray]:
+) -> tuple[list[str], np.ndarray, np.ndarray]:
+    from clustercls.predict import familiarity
+
     pipeline = fit(train)
-    return list(pipeline.classes_), pipeline.predict_proba(test["title"])
+    titles = test["title"].tolist()
+    return list(pipeline.classes_), pipeline.predict_proba(titles), familiarity(pipeline, titles)
 
 
 def _holdout(frame: pd.DataFrame, name: str) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -187,7 +190,9 @@ def out_of_source_scores(
 
     Returns:
         One row per title of a held-out group, in dataset order: `group`, `source`,
-        `cluster` (the label), `lang`, `predicted`, and one `p_<label>` column per label.
+        `cluster` (the label), `lang`, `predicted`, `familiarity` (share of the title's
+        words the fold's model knows, see `clustercls.predict.familiarity`) and one
+        `p_<label>` column per label.
     """
     frame = dataset.assign(group_=dataset["source"].map(groups))
     names = sorted(frame["group_"].dropna().unique())
@@ -197,7 +202,7 @@ def out_of_source_scores(
         progress(f"leave-one-source-out over {len(names)} groups")
     results = Parallel(n_jobs=n_jobs)(delayed(_fit_score)(fit, *_holdout(frame, g)) for g in names)
     parts = []
-    for name, (classes, proba) in zip(names, results, strict=True):
+    for name, (classes, proba, known) in zip(names, results, strict=True):
         test = frame[frame["group_"] == name]
         part = pd.DataFrame(
             {
@@ -206,6 +211,7 @@ def out_of_source_scores(
                 "cluster": test["cluster"].to_numpy(),
                 "lang": test["lang"].to_numpy(),
                 "predicted": np.asarray(classes, dtype=object)[proba.argmax(axis=1)],
+                "familiarity": known,
             },
             index=test.index,
         )

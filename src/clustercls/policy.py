@@ -160,6 +160,7 @@ def choose_thresholds(
     classes: list[str],
     policy: Policy,
     groups: np.ndarray | None = None,
+    blockable: np.ndarray | None = None,
 ) -> dict:
     """Choose the block thresholds per protected cluster and the review threshold.
 
@@ -181,6 +182,8 @@ def choose_thresholds(
         classes: Column labels of `proba`.
         policy: Thresholding rules and protected clusters.
         groups: Optional held-out group per row, for the group check.
+        blockable: Optional; False for titles serving never blocks (unfamiliar ones): they
+            reach block's precision nothing and only review can catch them.
 
     Returns:
         `block` (per protected cluster), `review`, and per cluster the `basis` of its
@@ -191,10 +194,11 @@ def choose_thresholds(
     is_protected = np.isin(y_true, list(policy.protected))
     block: dict[str, float] = {}
     details: dict[str, dict] = {}
+    can_block = np.ones(len(y_true), dtype=bool) if blockable is None else np.asarray(blockable)
     for cluster in policy.protected:
         if cluster not in classes:
             continue
-        score = _block_scores(proba, classes, cluster)
+        score = np.where(can_block, _block_scores(proba, classes, cluster), 0.0)
         flagged = score > 0
         support = int((flagged & is_protected).sum())
         if support < rules.min_support:
@@ -208,7 +212,7 @@ def choose_thresholds(
         block[cluster] = round(value, 4)
         details[cluster] = {"basis": basis, "support": support}
 
-    caught = decide_block(proba, classes, block)
+    caught = decide_block(proba, classes, block) & can_block
     p_protected = protected_probability(proba, classes, policy.protected)
     needed = int(np.ceil(rules.review_recall * is_protected.sum()))
     missing = needed - int((caught & is_protected).sum())
@@ -280,6 +284,7 @@ def decision_rates(
     thresholds: dict,
     protected,
     groups: np.ndarray | None = None,
+    blockable: np.ndarray | None = None,
 ) -> dict:
     """What the decisions achieve on labelled titles, pooled and per group.
 
@@ -287,12 +292,20 @@ def decision_rates(
         `pooled` (and `per_group` when groups are given): `n`, `blocks`,
         `block_precision` (blocked titles that are protected), `block_recall` (protected
         titles blocked), `caught` (protected titles blocked or reviewed) and `review_rate`
-        (share of all titles sent to review).
+        (share of all titles sent to review). With `blockable`, titles marked False are
+        never blocked and a block becomes review, as serving treats unfamiliar titles.
     """
     y_true = np.asarray(y_true, dtype=object)
     positive = np.isin(y_true, list(protected))
     block = decide_block(proba, classes, thresholds["block"])
-    review = ~block & (protected_probability(proba, classes, protected) >= thresholds["review"])
+    p_protected = protected_probability(proba, classes, protected)
+    if blockable is not None:
+        # As serving does: an unfamiliar title is never blocked, a block becomes review.
+        demoted = block & ~np.asarray(blockable)
+        block = block & ~demoted
+    else:
+        demoted = np.zeros(len(block), dtype=bool)
+    review = ~block & ((p_protected >= thresholds["review"]) | demoted)
 
     def rates(mask: np.ndarray) -> dict:
         b, r, p = block[mask], review[mask], positive[mask]

@@ -31,6 +31,7 @@ from clustercls.evaluate import (
 from clustercls.features import build_features
 from clustercls.lexicon import load_lexicon
 from clustercls.policy import Policy, choose_thresholds, decision_rates, load_policy
+from clustercls.predict import familiarity
 from clustercls.text import TextNormalizer
 
 Progress = Callable[[str], None]
@@ -215,10 +216,15 @@ def train(
         evaluation["leave_one_source_out"] = loso_metrics(scores)
         timings["loso_seconds"] = round(time.perf_counter() - start, 1)
 
-    thresholds, achieved = _choose_decisions(scores, hand, hand_proba, classes, policy, say)
+    hand_familiarity = familiarity(pipeline, hand["title"]) if hand is not None else None
+    thresholds, achieved = _choose_decisions(
+        scores, hand, hand_proba, hand_familiarity, classes, policy, say
+    )
     evaluation["thresholds"] = thresholds
     evaluation["decisions"] = achieved
-    reference = _reference(train_set, scores, classes, achieved)
+    reference = _reference(
+        familiarity(pipeline, test_set["title"]), scores, classes, achieved, train_set, policy
+    )
     evaluation["timings"] = timings
 
     metadata = {
@@ -261,6 +267,7 @@ def _choose_decisions(
     scores: pd.DataFrame | None,
     hand: pd.DataFrame | None,
     hand_proba: np.ndarray | None,
+    hand_familiarity: np.ndarray | None,
     classes: list[str],
     policy: Policy,
     say: Progress,
@@ -275,11 +282,18 @@ def _choose_decisions(
     sure = None
     if hand is not None:
         sure = ~hand["unsure"].to_numpy()
+    min_familiarity = policy.serving.min_familiarity
     if scores is not None:
         say("choosing thresholds on out-of-source predictions")
         proba = scores[[f"p_{c}" for c in classes]].to_numpy()
+        familiar = scores["familiarity"].to_numpy() >= min_familiarity
         thresholds = choose_thresholds(
-            scores["cluster"].to_numpy(), proba, classes, policy, scores["group"].to_numpy()
+            scores["cluster"].to_numpy(),
+            proba,
+            classes,
+            policy,
+            scores["group"].to_numpy(),
+            blockable=familiar,
         )
         thresholds["chosen_on"] = "out_of_source"
     elif hand is not None:
@@ -305,6 +319,7 @@ def _choose_decisions(
             thresholds,
             policy.protected,
             scores["group"].to_numpy(),
+            blockable=familiar,
         )
     if hand is not None:
         achieved["hand_labelled"] = decision_rates(
@@ -314,6 +329,7 @@ def _choose_decisions(
             thresholds,
             policy.protected,
             hand["source"].to_numpy()[sure],
+            blockable=hand_familiarity[sure] >= min_familiarity,
         )
     pooled = achieved.get("out_of_source", {}).get("pooled")
     if pooled and pooled["review_rate"] > policy.thresholds.max_review_rate:
@@ -330,7 +346,12 @@ def _shares(values: pd.Series, labels: list[str]) -> dict[str, float]:
 
 
 def _reference(
-    train_set: pd.DataFrame, scores: pd.DataFrame | None, classes: list[str], achieved: dict
+    test_familiarity: np.ndarray,
+    scores: pd.DataFrame | None,
+    classes: list[str],
+    achieved: dict,
+    train_set: pd.DataFrame,
+    policy: Policy,
 ) -> dict:
     """What inputs looked like in training, for a batch run to compare its input with.
 
@@ -338,7 +359,14 @@ def _reference(
     model predicted and decided on marketplaces it never saw (the leave-one-source-out
     scores), the shares a new marketplace is expected to come near.
     """
-    reference: dict = {"training": {"cluster_share": _shares(train_set["cluster"], classes)}}
+    low = policy.serving.min_familiarity
+    reference: dict = {
+        "training": {
+            "cluster_share": _shares(train_set["cluster"], classes),
+            # Measured on the random test split: titles like the training data.
+            "unfamiliar_share": round(float((test_familiarity < low).mean()), 4),
+        }
+    }
     if scores is not None:
         pooled = achieved["out_of_source"]["pooled"]
         block = pooled["blocks"] / pooled["n"]
@@ -349,6 +377,7 @@ def _reference(
                 "review": pooled["review_rate"],
                 "allow": round(1 - block - pooled["review_rate"], 4),
             },
+            "unfamiliar_share": round(float((scores["familiarity"] < low).mean()), 4),
         }
     return reference
 
