@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
-from itertools import pairwise, repeat
+from itertools import pairwise
 from json.encoder import encode_basestring_ascii
 from pathlib import Path
 
@@ -128,11 +128,19 @@ def familiarity(pipeline, titles: Sequence[object] | pd.Series) -> np.ndarray:
     return _familiarity(texts, _word_kinds(pipeline.named_steps["features"]))
 
 
-def _word_kinds(features) -> dict[str, int]:
+class _TokenKinds(dict):
+    """Token -> kind; a token it does not hold is an unknown word. Looked up with
+    `__getitem__`, whose misses alone reach Python: faster than `get(token, default)`."""
+
+    def __missing__(self, token: str) -> int:
+        return _UNKNOWN_WORD
+
+
+def _word_kinds(features) -> _TokenKinds:
     """Every token familiarity tells apart, with its kind: the word vocabulary's unigrams
     are known, stopwords and unit placeholders do not count."""
     vocabulary = dict(features.transformer_list)["word"].vocabulary_
-    kinds = {term: _KNOWN_WORD for term in vocabulary if " " not in term}
+    kinds = _TokenKinds({term: _KNOWN_WORD for term in vocabulary if " " not in term})
     kinds.update(dict.fromkeys(load_stopwords(), _NOT_COUNTED))
     kinds.update(dict.fromkeys(UNIT_PLACEHOLDERS, _NOT_COUNTED))
     # Titles are split on single spaces (faster than on any whitespace, and normalised
@@ -142,15 +150,15 @@ def _word_kinds(features) -> dict[str, int]:
     return kinds
 
 
-def _familiarity(normalised: list[str], kinds: dict[str, int]) -> np.ndarray:
+def _familiarity(normalised: list[str], kinds: _TokenKinds) -> np.ndarray:
     """Familiarity of normalised titles (see `familiarity`)."""
     n = len(normalised)
-    get = kinds.get
+    kind = kinds.__getitem__
     if n > _FEW_TITLES:
         # One dict lookup per token of the whole call (bytes() gathers the small ints in
         # C), then one count per (title, kind).
         tokens = f" {_BREAK_TOKEN} ".join(normalised).split(" ")
-        found = np.frombuffer(bytes(map(get, tokens, repeat(_UNKNOWN_WORD))), dtype=np.int8)
+        found = np.frombuffer(bytes(map(kind, tokens)), dtype=np.int8)
         breaks = found == _TITLE_BREAK
         # A title holding the break token itself (never normalised text) would shift the
         # rows after it: such a call is counted title by title below.
@@ -163,7 +171,7 @@ def _familiarity(normalised: list[str], kinds: dict[str, int]) -> np.ndarray:
     out = np.zeros(n)
     # A few titles: list methods beat numpy's per-call setup.
     for i, text in enumerate(normalised):
-        found = [get(t, _UNKNOWN_WORD) for t in text.split(" ")]
+        found = list(map(kind, text.split(" ")))
         known = found.count(_KNOWN_WORD)
         words = known + found.count(_UNKNOWN_WORD)
         if words:
@@ -201,7 +209,7 @@ class Model:
         self._explanation: tuple[np.ndarray, np.ndarray] | None = None
         self._explanation_built = False
         self._json_names: tuple[np.ndarray, np.ndarray] | None = None
-        self._kinds: dict[str, int] | None = None
+        self._kinds: _TokenKinds | None = None
         self._fast = _FastCalibratedLinear.build(self._classifier, self.labels)
         self._pool = None
         self._pool_size = 0
@@ -393,7 +401,7 @@ class Model:
         columns = {name: data[name] for name in self._columns}
         return _frame(columns, self._columns, self._text_columns)
 
-    def _word_kinds(self) -> dict[str, int]:
+    def _word_kinds(self) -> _TokenKinds:
         """The token kinds `familiarity` looks up (built on first use)."""
         if self._kinds is None:
             self._kinds = _word_kinds(self._features)
