@@ -112,7 +112,7 @@ def test_data_error_is_one_line_with_exit_code(project: Path, tiny_sources: Path
 def test_invalid_setting_is_a_usage_error(project: Path) -> None:
     result = runner.invoke(app, ["train", "--calibration", "bogus", "--no-loso", "--no-tracking"])
     assert result.exit_code == EXIT_USAGE
-    assert "invalid setting calibration" in result.output
+    assert "invalid setting model.calibration" in result.output
     assert "Traceback" not in result.output
     assert not (project / "models").exists() or not any((project / "models").iterdir())
 
@@ -252,3 +252,24 @@ def test_predict_reports_the_compiled_parts(
     finally:
         monkeypatch.delenv(text.PURE_PYTHON_ENV, raising=False)
         reset_compiled_parts()
+
+
+def test_train_takes_its_settings_from_a_config_file(project: Path) -> None:
+    assert invoke("data", "build", "--hand-labelled", "hand.csv").exit_code == 0
+    (project / "train.toml").write_text(
+        "[model]\nC = 0.7\n[evaluation]\nleave_one_source_out = false\n"
+        "[tracking]\nenabled = false\n"
+    )
+
+    def trained_config(*options: str) -> dict:
+        result = invoke("train", "--config", "train.toml", *options)
+        assert result.exit_code == 0, result.output
+        model_dir = Path(result.stdout.strip().splitlines()[-1])
+        return json.loads((project / model_dir / "metadata.json").read_text())["config"]
+
+    from_file = trained_config()
+    assert from_file["model"]["C"] == 0.7
+    assert from_file["evaluation"]["leave_one_source_out"] is False
+    assert from_file["tracking"]["enabled"] is False
+    # A command-line option wins over the file.
+    assert trained_config("--C", "0.3")["model"]["C"] == 0.3

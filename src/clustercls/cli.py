@@ -162,11 +162,19 @@ def data_check_mapping(
 @app.command()
 @handles_errors
 def train(
+    config_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--config", help="Training settings (TOML, sections as TrainConfig); options win."
+        ),
+    ] = None,
     dataset: Annotated[
         Path | None,
         typer.Option(help="Processed dataset [default: data/processed/dataset.parquet]."),
     ] = None,
-    models_dir: Annotated[Path, typer.Option(help="Where model folders go.")] = Path("models"),
+    models_dir: Annotated[
+        Path | None, typer.Option(help="Where model folders go [default: models].")
+    ] = None,
     classifier: Annotated[str | None, typer.Option(help="linear_svc, logreg or sgd.")] = None,
     c: Annotated[float | None, typer.Option("--C", help="Inverse regularisation strength.")] = None,
     calibration: Annotated[
@@ -180,18 +188,20 @@ def train(
         ),
     ] = None,
     loso: Annotated[
-        bool, typer.Option("--loso/--no-loso", help="Run leave-one-source-out evaluation.")
-    ] = True,
+        bool | None,
+        typer.Option("--loso/--no-loso", help="Run leave-one-source-out evaluation [default: on]."),
+    ] = None,
     tracking: Annotated[
-        bool, typer.Option("--tracking/--no-tracking", help="Log the run to MLflow.")
-    ] = True,
+        bool | None,
+        typer.Option("--tracking/--no-tracking", help="Log the run to MLflow [default: on]."),
+    ] = None,
     tracking_uri: Annotated[
         str | None,
         typer.Option(help="MLflow URI [default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db]."),
     ] = None,
 ) -> None:
     """Train on the processed dataset, evaluate, save under models/, log to MLflow."""
-    from clustercls.config import EvalConfig, ModelConfig, TrackingConfig, TrainConfig
+    from clustercls.config import load_train_config
     from clustercls.train import train as run_training
 
     given = {
@@ -201,12 +211,16 @@ def train(
         "calibration_ensemble": calibration_ensemble,
     }
     model_overrides = {k: v for k, v in given.items() if v is not None}
-    config = TrainConfig(
-        models_dir=models_dir,
-        model=ModelConfig(**model_overrides),
-        evaluation=EvalConfig(leave_one_source_out=loso),
-        tracking=TrackingConfig(enabled=tracking, tracking_uri=tracking_uri),
-    )
+    # Options given on the command line win over the file; the rest keep the file's value.
+    tracking_given = {"enabled": tracking, "tracking_uri": tracking_uri}
+    overrides = {
+        "model": model_overrides,
+        "evaluation": {} if loso is None else {"leave_one_source_out": loso},
+        "tracking": {k: v for k, v in tracking_given.items() if v is not None},
+    }
+    if models_dir is not None:
+        overrides["models_dir"] = models_dir
+    config = load_train_config(config_file, **overrides)
     result = run_training(config, dataset_path=dataset, progress=_say)
     metrics = result.metadata["metrics"]
     if config.tracking.enabled:
