@@ -306,12 +306,18 @@ def main() -> None:
         name = "bench_predict_memory.md" if args.memory_only else "bench_predict.md"
         args.out = Path("benchmarks/results") / name
 
+    run_and_record(benchmark, args, "bench_predict.py results")
+
+
+def run_and_record(run, args: argparse.Namespace, title: str) -> None:
+    """Run a benchmark, then write what it printed, with the machine's facts, to
+    `args.out` ('' writes nothing; a failed run writes nothing either)."""
     facts = machine_facts()
     tee = Tee(sys.stdout)
     with contextlib.redirect_stdout(tee):
-        benchmark(args)
+        run(args)
     if str(args.out) not in ("", "."):
-        write_results(args.out, "bench_predict.py results", facts, tee.copy.getvalue())
+        write_results(args.out, title, facts, tee.copy.getvalue())
         print(f"\nresults written to {args.out}")
 
 

@@ -25,7 +25,6 @@ A script, not a test: numbers depend on the machine; tests stay deterministic.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import shutil
 import subprocess
@@ -38,7 +37,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-from bench_predict import Tee, machine_facts, write_results  # the script beside this one
+from bench_predict import run_and_record  # the script beside this one
 
 from clustercls.artifact import latest_model_dir
 from clustercls.data import load_dataset
@@ -97,13 +96,7 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    facts = machine_facts()
-    tee = Tee(sys.stdout)
-    with contextlib.redirect_stdout(tee):
-        benchmark(args)
-    if str(args.out) not in ("", "."):
-        write_results(args.out, "bench_spark.py results", facts, tee.copy.getvalue())
-        print(f"\nresults written to {args.out}")
+    run_and_record(benchmark, args, "bench_spark.py results")
 
 
 def benchmark(args: argparse.Namespace) -> None:
