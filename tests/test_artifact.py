@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 
+import numpy as np
 import pytest
 
 from clustercls.artifact import ArtifactError, latest_model_dir, load_artifact, read_metadata
@@ -34,12 +35,40 @@ def test_metadata_has_what_an_auditor_needs(tiny_model_dir) -> None:
     assert (tiny_model_dir / "confusion_matrix.png").read_bytes()[:4] == b"\x89PNG"
 
 
-def test_round_trip_predicts_the_same(tiny_model_dir) -> None:
+def test_serving_scores_as_the_saved_pipeline(tiny_model_dir) -> None:
+    from clustercls.predict import load_model
+
     artifact = load_artifact(tiny_model_dir)
-    titles = ["Kemeja Premium Bali", "Kopi Asli Jogja"]
-    assert list(artifact.pipeline.predict(titles)) == list(
-        load_artifact(tiny_model_dir).pipeline.predict(titles)
-    )
+    titles = ["Kemeja Premium Bali", "Kopi Asli Jogja", "Charger Mini Solo"]
+    served = load_model(tiny_model_dir).predict(titles)
+    proba = artifact.pipeline.predict_proba(titles)
+    assert served["cluster"].tolist() == list(artifact.pipeline.predict(titles))
+    columns = [f"p_{label}" for label in artifact.pipeline.classes_]
+    assert np.allclose(served[columns].to_numpy(), proba, atol=1e-4)
+
+
+def test_metadata_fingerprints_the_resources(tiny_model_dir) -> None:
+    code = json.loads((tiny_model_dir / "metadata.json").read_text())["code"]
+    assert {"stopwords.txt", "known_words.txt", "lexicon.csv"} <= set(code["resources"])
+    assert all(len(digest) == 64 for digest in code["resources"].values())
+
+
+def test_model_trained_with_other_resources_is_refused(tiny_model_dir, tmp_path) -> None:
+    copy = shutil.copytree(tiny_model_dir, tmp_path / "m")
+    meta = json.loads((copy / "metadata.json").read_text())
+    meta["code"]["resources"]["known_words.txt"] = "0" * 64
+    (copy / "metadata.json").write_text(json.dumps(meta))
+    with pytest.raises(ArtifactError, match=r"resources changed since training: known_words\.txt"):
+        load_artifact(copy)
+
+
+def test_model_of_another_package_version_is_refused(tiny_model_dir, tmp_path) -> None:
+    copy = shutil.copytree(tiny_model_dir, tmp_path / "m")
+    meta = json.loads((copy / "metadata.json").read_text())
+    meta["code"]["package"] = "0.0.0"
+    (copy / "metadata.json").write_text(json.dumps(meta))
+    with pytest.raises(ArtifactError, match=r"built with clustercls 0\.0\.0.*retrain"):
+        load_artifact(copy)
 
 
 def test_tampered_model_is_refused(tiny_model_dir, tmp_path) -> None:

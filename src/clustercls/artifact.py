@@ -52,6 +52,25 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
+def resource_fingerprint() -> dict:
+    """The package version and the sha256 of every resource file the normaliser and the
+    features read (word lists, lexicon): what a saved model's behaviour depends on
+    besides its own pickled state."""
+    from importlib import resources
+
+    folder = resources.files("clustercls").joinpath("resources")
+    files = sorted(
+        (entry for entry in folder.iterdir() if entry.is_file() and entry.name != "README.md"),
+        key=lambda entry: entry.name,
+    )
+    return {
+        "package": importlib_metadata.version("clustercls"),
+        "resources": {
+            entry.name: hashlib.sha256(entry.read_bytes()).hexdigest() for entry in files
+        },
+    }
+
+
 def sha256_file(path: Path) -> str:
     """The sha256 hex digest of a file, read in blocks."""
     digest = hashlib.sha256()
@@ -91,6 +110,7 @@ def save_artifact(
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         **metadata,
         "libraries": library_versions(),
+        "code": resource_fingerprint(),
         "model_file": MODEL_FILE,
         "sha256": sha256_file(model_path),
     }
@@ -114,13 +134,15 @@ def read_metadata(model_dir: Path) -> dict:
 
 
 def verify(model_dir: Path, metadata: dict) -> Path:
-    """Check the model file's checksum and scikit-learn version against the metadata.
+    """Check the model file's checksum, the installed code's resources and version, and the
+    scikit-learn version against the metadata.
 
     Returns:
         The verified model file.
 
     Raises:
-        ArtifactError: On a missing file, a checksum mismatch, or another scikit-learn version.
+        ArtifactError: On a missing file, a checksum mismatch, other resources or package
+            version than the model was trained with, or another scikit-learn version.
     """
     model_path = Path(model_dir) / metadata.get("model_file", MODEL_FILE)
     if not model_path.is_file():
@@ -130,6 +152,29 @@ def verify(model_dir: Path, metadata: dict) -> Path:
         raise ArtifactError(
             f"{model_path}: checksum mismatch (metadata {str(metadata.get('sha256'))[:12]}, "
             f"file {actual[:12]}); refusing to unpickle an unverified file"
+        )
+    # The pickle holds the fitted state, not the code and word lists that read it: a model
+    # served by other ones would score differently without anyone noticing.
+    built = metadata.get("code")
+    installed = resource_fingerprint()
+    if built != installed:
+        changed = (
+            sorted(
+                name
+                for name in {*built.get("resources", {}), *installed["resources"]}
+                if built.get("resources", {}).get(name) != installed["resources"].get(name)
+            )
+            if built
+            else []
+        )
+        what = (
+            f"resources changed since training: {', '.join(changed)}"
+            if changed
+            else f"built with clustercls {(built or {}).get('package', 'unknown')}, "
+            f"installed {installed['package']}"
+        )
+        raise ArtifactError(
+            f"{model_dir}: {what}; retrain or install the matching clustercls version"
         )
     built_with = metadata.get("libraries", {}).get("scikit-learn")
     running = library_versions()["scikit-learn"]
