@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import date
 
@@ -65,9 +66,20 @@ def test_report_is_self_contained_and_has_the_tables(report) -> None:
         "external reference in the report"
     )
     assert "http://" not in page and "https://" not in page
-    for table in ("clusters", "loso", "wrong", "suspects", "near", "sources"):
+    for table in ("clusters", "loso", "decisions", "wrong", "suspects", "near", "sources"):
         assert f"<table id='{table}'>" in page, table
-    assert "data:image/png;base64," in page
+    assert page.count("data:image/png;base64,") == 2
+    assert "alt='block threshold curves'" in page
+
+
+def test_report_shows_the_decisions_per_group(report, tiny_model_dir) -> None:
+    evaluation = json.loads((tiny_model_dir / "evaluation.json").read_text())
+    page = report.report.read_text(encoding="utf-8")
+    decisions = page[page.index("<table id='decisions'>") :]
+    decisions = decisions[: decisions.index("</table>")]
+    for group in evaluation["decisions"]["out_of_source"]["per_group"]:
+        assert f"<td>{group}</td>" in decisions, group
+    assert decisions.count("<td>pooled</td>") == 2
     assert "function sortTable" in page and "function filterTable" in page
 
 

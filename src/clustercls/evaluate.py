@@ -460,6 +460,78 @@ def plot_precision_recall(
     return fig
 
 
+def decisions_table(evaluation: dict) -> pd.DataFrame:
+    """What the enforcement decisions achieved, pooled and per group, one row each: out of
+    source (the basis of the thresholds) and on the hand-labelled titles (the check)."""
+    rows = []
+    for kind, label in (("out_of_source", "out-of-source"), ("hand_labelled", "hand-labelled")):
+        part = evaluation.get("decisions", {}).get(kind)
+        if not part:
+            continue
+        named = [("pooled", part["pooled"]), *part.get("per_group", {}).items()]
+        rows += [{"set": label, "group": name, **rates} for name, rates in named]
+    columns = ["set", "group", "n", "protected", "blocks", "block_precision", "block_recall"]
+    return pd.DataFrame(rows, columns=[*columns, "caught", "review_rate"])
+
+
+def plot_block_curves(
+    sets: dict[str, tuple[np.ndarray, np.ndarray]],
+    classes: list[str],
+    thresholds: dict,
+    protected,
+    path: Path | None = None,
+):
+    """Precision and recall of blocking, against the block threshold, per protected cluster.
+
+    A listing is blocked as cluster c when c is its top cluster and its probability
+    reaches the threshold; precision counts the blocked listings that are protected,
+    recall the protected listings of cluster c that are blocked.
+
+    Args:
+        sets: Name -> (labels, probabilities in `classes` order), e.g. out-of-source and
+            hand-labelled predictions.
+        classes: Column labels of the probabilities.
+        thresholds: A model's chosen thresholds (`block` per cluster), marked.
+        protected: The protected clusters.
+        path: Where to save a PNG, or None.
+
+    Returns:
+        The matplotlib figure.
+    """
+    import matplotlib
+
+    if path is not None:
+        matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    clusters = [c for c in protected if c in classes]
+    fig, axes = plt.subplots(1, len(clusters), figsize=(4.5 * len(clusters), 3.8), squeeze=False)
+    grid = np.linspace(0.3, 1.0, 141)
+    for ax, cluster in zip(axes[0], clusters, strict=True):
+        for (name, (y_true, proba)), style in zip(sets.items(), ("-", "--"), strict=False):
+            y_true = np.asarray(y_true, dtype=object)
+            top = proba.argmax(axis=1) == classes.index(cluster)
+            score = np.where(top, proba[:, classes.index(cluster)], 0.0)
+            is_protected = np.isin(y_true, list(protected))
+            blocked = score[None, :] >= grid[:, None]
+            n = blocked.sum(axis=1)
+            precision = np.where(
+                n > 0, (blocked & is_protected).sum(axis=1) / np.maximum(n, 1), np.nan
+            )
+            recall = (blocked & (y_true == cluster)).sum(axis=1) / max((y_true == cluster).sum(), 1)
+            ax.plot(grid, precision, style, color="tab:blue", label=f"precision, {name}")
+            ax.plot(grid, recall, style, color="tab:orange", label=f"recall, {name}")
+        limit = thresholds.get("block", {}).get(cluster)
+        if limit is not None:
+            ax.axvline(limit, color="grey", lw=1)
+        ax.set(title=cluster, xlabel="block threshold", ylim=(0, 1.02))
+    axes[0][0].legend(loc="lower left", fontsize=7)
+    fig.tight_layout()
+    if path is not None:
+        fig.savefig(path, dpi=100)
+    return fig
+
+
 def loso_table(evaluation: dict) -> pd.DataFrame:
     """The leave-one-source-out results of an evaluation as one row per held-out group."""
     groups = evaluation.get("leave_one_source_out", {}).get("per_group", {})

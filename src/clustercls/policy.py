@@ -6,7 +6,6 @@ import tomllib
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from clustercls.config import CLUSTERS
@@ -167,8 +166,8 @@ def choose_thresholds(
     `block[c]`: a listing whose top cluster is c is blocked when its probability reaches
     it. It is the lowest threshold at which the blocked titles are protected (any
     protected cluster: blocking a fashion listing as craft still stops a protected
-    listing) with precision >= `block_precision` measured, and its Wilson lower bound at
-    `block_confidence` too, with every higher threshold also at the measured target. Then,
+    listing) with precision >= `block_precision`, for the measured share and for its
+    Wilson lower bound at `block_confidence`. Then,
     group by group, a group with at least `group_min_blocks` blocks must keep
     `group_block_precision`; the threshold rises until they all do.
 
@@ -239,14 +238,12 @@ def _block_threshold(
     hits = np.cumsum(hit)
     precision = hits / n
     bound = wilson_lower_bound(hits, n, rules.block_confidence)
-    # Only cut between distinct scores: a threshold keeps every tie above it.
+    # Only cut between distinct scores: a threshold keeps every tie above it. The margin
+    # is the bound: a cut is good when even the pessimistic end of its precision's
+    # confidence interval reaches the target, which a handful of titles never does.
     last_of_tie = np.r_[s[1:] != s[:-1], True]
-    failing = np.flatnonzero(last_of_tie & (precision < rules.block_precision))
-    limit = failing[0] if len(failing) else len(s)
     candidates = np.flatnonzero(
-        (last_of_tie & (precision >= rules.block_precision) & (bound >= rules.block_precision))[
-            :limit
-        ]
+        last_of_tie & (precision >= rules.block_precision) & (bound >= rules.block_precision)
     )
     if not len(candidates):
         return rules.fallback_block, (
@@ -258,15 +255,16 @@ def _block_threshold(
     )
     if groups is None:
         return float(s[candidates[-1]]), basis
-    g = np.asarray(groups, dtype=object)[order][kept]
-    # Deepest cut first; rise until every group with enough blocks keeps its precision.
-    for cut in candidates[::-1]:
-        blocked = slice(0, cut + 1)
-        frame = pd.DataFrame({"group": g[blocked], "hit": hit[blocked]})
-        stats = frame.groupby("group")["hit"].agg(["size", "mean"])
-        checked = stats[stats["size"] >= rules.group_min_blocks]
-        if (checked["mean"] >= rules.group_block_precision).all():
-            return float(s[cut]), basis + f", every group >= {rules.group_block_precision}"
+    names, g = np.unique(np.asarray(groups, dtype=object)[order][kept], return_inverse=True)
+    # Per group, blocks and protected blocks at every cut, as running counts.
+    member = g[None, :] == np.arange(len(names))[:, None]
+    blocks = np.cumsum(member, axis=1)
+    good = np.cumsum(member & hit[None, :], axis=1)
+    ok = (blocks < rules.group_min_blocks) | (good >= rules.group_block_precision * blocks)
+    passing = candidates[ok[:, candidates].all(axis=0)]
+    if len(passing):
+        # The deepest such cut: every group with enough blocks keeps its precision there.
+        return float(s[passing[-1]]), basis + f", every group >= {rules.group_block_precision}"
     return float(s[candidates[0]]), basis + ", a group stays below its target at every cut"
 
 

@@ -25,7 +25,12 @@ from sklearn.model_selection import StratifiedGroupKFold
 
 from clustercls.config import CLUSTERS, FeatureConfig, ModelConfig
 from clustercls.data import CORRECTION_COLUMNS, DataError
-from clustercls.evaluate import classification_metrics, loso_table
+from clustercls.evaluate import (
+    classification_metrics,
+    decisions_table,
+    loso_table,
+    plot_block_curves,
+)
 from clustercls.schema import parse_top_ngrams
 
 if TYPE_CHECKING:
@@ -232,6 +237,47 @@ function filterTable(id, q){
 """
 
 
+def _decisions_section(model_dir: Path, evaluation: dict, model: Model, out_dir: Path) -> str:
+    """The enforcement decisions: thresholds, what they achieve out of source and on the
+    hand-labelled titles, and precision/recall against the block threshold for both."""
+    table = decisions_table(evaluation)
+    if table.empty:
+        return "<h2>Enforcement decisions</h2><p>No decision measurements in this model.</p>"
+    labels = list(model.labels)
+    sets = {}
+    for name, file in (
+        ("out-of-source", "out_of_source_scores.parquet"),
+        ("hand-labelled", "hand_labelled_scores.parquet"),
+    ):
+        if (model_dir / file).is_file():
+            scores = pd.read_parquet(model_dir / file)
+            sets[name] = (
+                scores["cluster"].to_numpy(),
+                scores[[f"p_{c}" for c in labels]].to_numpy(),
+            )
+    thresholds = model.thresholds
+    block = ", ".join(f"{html.escape(c)} {t:.4f}" for c, t in thresholds["block"].items())
+    parts = [
+        "<h2>Enforcement decisions</h2>",
+        f"<p>Thresholds chosen on {html.escape(str(thresholds.get('chosen_on', '?')))} "
+        f"predictions: block at {block}; review when the protected probability is at least "
+        f"{thresholds['review']:.4f}. Block precision counts blocked listings that are "
+        "protected; caught counts protected listings blocked or reviewed.</p>",
+        _table(table, "decisions"),
+    ]
+    if sets:
+        png = out_dir / "block_curves.png"
+        plot_block_curves(sets, labels, thresholds, model.protected, png)
+        curves = base64.b64encode(png.read_bytes()).decode()
+        png.unlink()
+        parts.append(
+            "<p>Precision (blue) and recall (orange) against the block threshold; solid "
+            "out-of-source, dashed hand-labelled; grey: the chosen threshold.</p>"
+            f"<img alt='block threshold curves' src='data:image/png;base64,{curves}'>"
+        )
+    return "\n".join(parts)
+
+
 def build_review(
     model_dir: Path,
     dataset: pd.DataFrame,
@@ -335,6 +381,7 @@ def build_review(
     )
     image = base64.b64encode(png.read_bytes()).decode()
     png.unlink()
+    decisions_html = _decisions_section(Path(model_dir), evaluation, model, out_dir)
 
     queue = pd.concat(
         [
@@ -399,6 +446,7 @@ def build_review(
         f"<h2>Confusion matrix</h2><img alt='confusion matrix' src='data:image/png;base64,{image}'>",
         "<h2>Leave-one-source-out</h2>",
         _table(loso, "loso"),
+        decisions_html,
         f"<h2>Misclassified, most confident first ({len(wrong_view)})</h2>"
         "<p>Highlighted: the words that pushed the title to the predicted cluster.</p>",
         _table(wrong_view, "wrong", html_columns=("title",)),

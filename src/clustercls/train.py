@@ -259,6 +259,12 @@ def train(
     if scores is not None:
         # The report plots precision against the block threshold from these.
         scores.to_parquet(model_dir / "out_of_source_scores.parquet", index=False)
+    if hand is not None:
+        hand_scores = hand[["title", "source", "cluster", "unsure"]].assign(
+            familiarity=hand_familiarity,
+            **{f"p_{c}": hand_proba[:, i] for i, c in enumerate(classes)},
+        )
+        hand_scores.to_parquet(model_dir / "hand_labelled_scores.parquet", index=False)
     say(f"saved {model_dir}")
     return TrainResult(model_dir=model_dir, metadata=metadata, evaluation=evaluation)
 
