@@ -922,3 +922,18 @@ def test_compiled_cleaning_takes_any_limit_and_empty_text() -> None:
     assert TextNormalizer(max_length=10**19).transform(["K0pi Bubuk 250gr"])[0] == (
         "kopi bubuk unitmass"
     )
+
+
+def test_readable_token_filter_only_skips_titles_nothing_would_change() -> None:
+    """The quick filter in front of the leet reading: a title it rejects has no token the
+    reading could rewrite, so the step's result is the title itself."""
+    from clustercls.text import _READABLE_TOKEN_RE, _fold, _read_leet_words
+
+    rejected = ["laptop x123 16gb", "rtx3060 ip68 2in1", "ab1c2 ram"]
+    accepted = ["k3meja batik", "pr14 m4nis", "kop1 bubuk", "5epatu", "@pple"]
+    for title in rejected:
+        folded = _fold(title, 300)
+        assert _READABLE_TOKEN_RE.search(folded) is None
+        assert _read_leet_words(folded) == folded
+    assert all(_READABLE_TOKEN_RE.search(_fold(t, 300)) for t in accepted)
+    assert _read_leet_words(_fold("k3meja batik", 300)) == "kemeja batik"

@@ -185,28 +185,29 @@ class LexiconFeatures(TransformerMixin, BaseEstimator):
         # One flat loop: this runs for every title served, beside the compiled n-gram counts.
         for text in X:
             words = text.split()
-            n, i, row, head = len(words), 0, set(), None
-            while i < n:
-                longest = first_words.get(words[i])
-                if longest is None:
-                    i += 1
-                    continue
-                hit = None
-                for size in range(min(longest, n - i), 1, -1):
-                    hit = columns.get(" ".join(words[i : i + size]))
+            # Most words start no term: find the few that do in one pass.
+            starts = [i for i, word in enumerate(words) if word in first_words]
+            if starts:
+                n, row, head, after = len(words), set(), None, 0
+                for i in starts:
+                    if i < after:
+                        continue  # inside a longer term already matched
+                    hit = None
+                    for size in range(min(first_words[words[i]], n - i), 1, -1):
+                        hit = columns.get(" ".join(words[i : i + size]))
+                        if hit is not None:
+                            after = i + size
+                            break
+                    else:
+                        hit = columns.get(words[i])
+                        after = i + 1
                     if hit is not None:
-                        i += size
-                        break
-                else:
-                    hit = columns.get(words[i])
-                    i += 1
-                if hit is not None:
-                    row.update(hit[0])
-                    if head is None:
-                        head = hit[1]
-            if head is not None and head_columns:
-                row.add(head_columns[head])
-            indices.extend(sorted(row))
+                        row.update(hit[0])
+                        if head is None:
+                            head = hit[1]
+                if head is not None and head_columns:
+                    row.add(head_columns[head])
+                indices.extend(sorted(row))
             indptr.append(len(indices))
         index_dtype = np.int32
         return sp.csr_matrix(

@@ -414,6 +414,13 @@ _MAX_READINGS = 16
 _MIX_HINT_RE = re.compile(r"[0-9@$](?:(?<=[a-z].)|(?=[a-z]))")
 # The tokens the step reads: runs of letters, digits, "@" and "$".
 _LEET_TOKEN_RE = re.compile(r"[a-z0-9@$]+")
+# The only tokens it can rewrite: letters and leet characters alone, at least one of each
+# (any other digit keeps a token as it is). Model codes ("x123", "16gb") fail this one
+# search, which spares them the per-token work.
+_READABLE_TOKEN_RE = re.compile(
+    r"(?<![a-z0-9@$])(?=[a-z013457@$]*[a-z])(?=[a-z013457@$]*[013457@$])"
+    r"[a-z013457@$]+(?![a-z0-9@$])"
+)
 # A leet character between two letters ("k3meja"): strong evidence of leetspeak.
 _LEET_INSIDE_RE = re.compile(r"[a-z][0-9@$]+[a-z]")
 # Weak evidence (a short token, or digits only at its ends as in "kop1", "5epatu") needs
@@ -520,7 +527,7 @@ def _read_leet_words(s: str) -> str:
     Both the Python and the compiled cleaning passes start from its output, so they
     stay twins; titles without a letter beside a digit, "@" or "$" pay one search.
     """
-    if _MIX_HINT_RE.search(s) is None:
+    if _MIX_HINT_RE.search(s) is None or _READABLE_TOKEN_RE.search(s) is None:
         return s
     changes: dict[str, str] = {}
     for piece in s.split():
