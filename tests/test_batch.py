@@ -318,3 +318,19 @@ def test_breakdown_counts_like_a_plain_groupby() -> None:
     assert sum(breakdown(scored, None).values()) == n
     assert {k[1] for k in breakdown(scored, None)} == {True}
     assert breakdown(scored.iloc[:0], None) == {}
+
+
+def test_output_and_summary_are_readable_like_any_new_file(tiny_model, tmp_path) -> None:
+    import os
+    import stat
+
+    src = _write(HOSTILE, tmp_path / "in.csv")
+    dst, where = tmp_path / "out.csv", tmp_path / "out.csv.summary.json"
+    previous = os.umask(0o022)
+    try:
+        predict_file(tiny_model, src, dst, chunk_size=3, summary_path=where)
+    finally:
+        os.umask(previous)
+    # Staged through private temporary files, published with the umask's usual mode.
+    assert stat.S_IMODE(dst.stat().st_mode) == 0o644
+    assert stat.S_IMODE(where.stat().st_mode) == 0o644

@@ -416,7 +416,20 @@ def stage_json(path: Path, data: Mapping) -> Path:
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         json.dump(data, fh, indent=2, ensure_ascii=False)
         fh.write("\n")
+    publishable(Path(name))
     return Path(name)
+
+
+def publishable(path: Path) -> None:
+    """Give a staged file the mode a plain `open` would have (0666 less the umask).
+
+    The staging files come from `mkstemp`, which makes them private to their owner;
+    renamed into place as they are, the job's output would be unreadable to the people
+    and jobs downstream that read it.
+    """
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
 
 
 class _Writer:
@@ -515,6 +528,7 @@ def predict_file(
             summary.seconds = time.perf_counter() - start
             summary.report = run_report(summary, model, str(input_path), str(output_path))
             staged = stage_json(Path(summary_path), summary.report)
+        publishable(tmp)
         os.replace(tmp, output_path)
         if staged is not None:
             os.replace(staged, summary_path)
