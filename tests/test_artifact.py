@@ -53,20 +53,29 @@ def test_metadata_fingerprints_the_resources(tiny_model_dir) -> None:
     assert all(len(digest) == 64 for digest in code["resources"].values())
 
 
-def test_model_trained_with_other_resources_is_refused(tiny_model_dir, tmp_path) -> None:
-    copy = shutil.copytree(tiny_model_dir, tmp_path / "m")
+def _copy_with_metadata(model_dir, tmp_path, edit):
+    """A copy of the model folder whose metadata `edit` has changed in place."""
+    copy = shutil.copytree(model_dir, tmp_path / "m")
     meta = json.loads((copy / "metadata.json").read_text())
-    meta["code"]["resources"]["known_words.txt"] = "0" * 64
+    edit(meta)
     (copy / "metadata.json").write_text(json.dumps(meta))
+    return copy
+
+
+def test_model_trained_with_other_resources_is_refused(tiny_model_dir, tmp_path) -> None:
+    copy = _copy_with_metadata(
+        tiny_model_dir,
+        tmp_path,
+        lambda meta: meta["code"]["resources"].update({"known_words.txt": "0" * 64}),
+    )
     with pytest.raises(ArtifactError, match=r"resources changed since training: known_words\.txt"):
         load_artifact(copy)
 
 
 def test_model_of_another_package_version_is_refused(tiny_model_dir, tmp_path) -> None:
-    copy = shutil.copytree(tiny_model_dir, tmp_path / "m")
-    meta = json.loads((copy / "metadata.json").read_text())
-    meta["code"]["package"] = "0.0.0"
-    (copy / "metadata.json").write_text(json.dumps(meta))
+    copy = _copy_with_metadata(
+        tiny_model_dir, tmp_path, lambda meta: meta["code"].update({"package": "0.0.0"})
+    )
     with pytest.raises(ArtifactError, match=r"built with clustercls 0\.0\.0.*retrain"):
         load_artifact(copy)
 
@@ -80,10 +89,9 @@ def test_tampered_model_is_refused(tiny_model_dir, tmp_path) -> None:
 
 
 def test_other_sklearn_version_is_refused(tiny_model_dir, tmp_path) -> None:
-    copy = shutil.copytree(tiny_model_dir, tmp_path / "m")
-    meta = json.loads((copy / "metadata.json").read_text())
-    meta["libraries"]["scikit-learn"] = "0.0.1"
-    (copy / "metadata.json").write_text(json.dumps(meta))
+    copy = _copy_with_metadata(
+        tiny_model_dir, tmp_path, lambda meta: meta["libraries"].update({"scikit-learn": "0.0.1"})
+    )
     with pytest.raises(ArtifactError, match=r"built with scikit-learn 0\.0\.1"):
         load_artifact(copy)
 

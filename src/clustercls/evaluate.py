@@ -367,23 +367,18 @@ def format_summary(evaluation: dict) -> str:
             f"  {'set':<22}{'n':>7}{'blocks':>8}{'block-P':>9}{'block-R':>9}"
             f"{'caught':>8}{'review':>8}"
         )
-        for kind, label in (("out_of_source", "out-of-source"), ("hand_labelled", "hand-labelled")):
-            part = decisions.get(kind)
-            if not part:
-                continue
-            rows = [(label, part["pooled"])] + [
-                (f"  {name}", rates) for name, rates in part.get("per_group", {}).items()
-            ]
-            for name, r in rows:
-                lines.append(
-                    f"  {name:<22}{r['n']:>7}{r['blocks']:>8}{_fmt(r['block_precision']):>9}"
-                    f"{_fmt(r['block_recall']):>9}{_fmt(r['caught']):>8}{_fmt(r['review_rate']):>8}"
-                )
+        for r in decisions_table(evaluation).itertuples(index=False):
+            name = r.set if r.group == "pooled" else f"  {r.group}"
+            lines.append(
+                f"  {name:<22}{r.n:>7}{r.blocks:>8}{_fmt(r.block_precision):>9}"
+                f"{_fmt(r.block_recall):>9}{_fmt(r.caught):>8}{_fmt(r.review_rate):>8}"
+            )
     return "\n".join(lines)
 
 
 def _fmt(value: float | None) -> str:
-    return "-" if value is None else f"{value:.4f}"
+    # A rate with nothing to count is None in the evaluation, NaN once in a frame.
+    return "-" if value is None or value != value else f"{value:.4f}"
 
 
 def precision_recall_by_cluster(

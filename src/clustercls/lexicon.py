@@ -148,25 +148,26 @@ class LexiconFeatures(TransformerMixin, BaseEstimator):
     def matches(self, text: str) -> list[str]:
         """The lexicon terms found in one normalised title, in order."""
         check_is_fitted(self, "terms_")
-        return [term for term, _ in self._scan(text.split())]
+        return self._terms_in(text.split())
 
-    def _scan(self, words: list[str]):
-        i, n = 0, len(words)
+    def _terms_in(self, words: list[str]) -> list[str]:
+        """The terms among `words`: at each word the longest term starting there, then
+        on after it (this runs for every title served, beside the compiled counts)."""
         first_words, terms = self.first_words_, self.terms_
-        while i < n:
-            longest = first_words.get(words[i])
-            if longest:
-                for size in range(min(longest, n - i), 0, -1):
-                    term = words[i] if size == 1 else " ".join(words[i : i + size])
-                    hit = terms.get(term)
-                    if hit is not None:
-                        yield term, hit
-                        i += size
-                        break
-                else:
-                    i += 1
-            else:
-                i += 1
+        # Most words start no term: find the few that do in one pass.
+        starts = [i for i, word in enumerate(words) if word in first_words]
+        found: list[str] = []
+        n, after = len(words), 0
+        for i in starts:
+            if i < after:
+                continue  # inside a longer term already matched
+            for size in range(min(first_words[words[i]], n - i), 0, -1):
+                term = words[i] if size == 1 else " ".join(words[i : i + size])
+                if term in terms:
+                    found.append(term)
+                    after = i + size
+                    break
+        return found
 
     def transform(self, X) -> sp.csr_matrix:
         """Indicator matrix of normalised titles.
@@ -178,43 +179,24 @@ class LexiconFeatures(TransformerMixin, BaseEstimator):
             A CSR matrix, one row per title, `len(get_feature_names_out())` columns, float32.
         """
         check_is_fitted(self, "terms_")
-        columns = self.columns_
-        first_words, head_columns = self.first_words_, self.head_columns_
+        columns, head_columns = self.columns_, self.head_columns_
         indptr = [0]
         indices: list[int] = []
-        # One flat loop: this runs for every title served, beside the compiled n-gram counts.
         for text in X:
-            words = text.split()
-            # Most words start no term: find the few that do in one pass.
-            starts = [i for i, word in enumerate(words) if word in first_words]
-            if starts:
-                n, row, head, after = len(words), set(), None, 0
-                for i in starts:
-                    if i < after:
-                        continue  # inside a longer term already matched
-                    hit = None
-                    for size in range(min(first_words[words[i]], n - i), 1, -1):
-                        hit = columns.get(" ".join(words[i : i + size]))
-                        if hit is not None:
-                            after = i + size
-                            break
-                    else:
-                        hit = columns.get(words[i])
-                        after = i + 1
-                    if hit is not None:
-                        row.update(hit[0])
-                        if head is None:
-                            head = hit[1]
-                if head is not None and head_columns:
-                    row.add(head_columns[head])
+            found = self._terms_in(text.split())
+            if found:
+                row: set[int] = set()
+                for term in found:
+                    row.update(columns[term][0])
+                if head_columns:
+                    row.add(head_columns[columns[found[0]][1]])
                 indices.extend(sorted(row))
             indptr.append(len(indices))
-        index_dtype = np.int32
         return sp.csr_matrix(
             (
                 np.full(len(indices), self.weight, dtype=np.float32),
-                np.asarray(indices, dtype=index_dtype),
-                np.asarray(indptr, dtype=index_dtype),
+                np.asarray(indices, dtype=np.int32),
+                np.asarray(indptr, dtype=np.int32),
             ),
             shape=(len(indptr) - 1, len(self.feature_names_)),
         )

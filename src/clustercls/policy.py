@@ -211,7 +211,9 @@ def choose_thresholds(
         block[cluster] = round(value, 4)
         details[cluster] = {"basis": basis, "support": support}
 
-    caught = decide_block(proba, classes, block) & can_block
+    # Blocks alone: no review threshold yet.
+    blocked = {"block": block, "review": np.inf}
+    caught = decide_scores(proba, classes, blocked, policy.protected, can_block) == BLOCK
     p_protected = protected_probability(proba, classes, policy.protected)
     needed = int(np.ceil(rules.review_recall * is_protected.sum()))
     missing = needed - int((caught & is_protected).sum())
@@ -268,11 +270,24 @@ def _block_threshold(
     return float(s[candidates[0]]), basis + ", a group stays below its target at every cut"
 
 
-def decide_block(proba: np.ndarray, classes: list[str], block: dict[str, float]) -> np.ndarray:
-    """Rows whose top cluster is protected and whose probability reaches its block threshold."""
+def decide_scores(
+    proba: np.ndarray,
+    classes: list[str],
+    thresholds: dict,
+    protected,
+    blockable: np.ndarray | None = None,
+) -> np.ndarray:
+    """`decide` on probability rows, as serving applies it (every title judgeable and
+    cross-border): the one decision rule that thresholds are chosen and measured with."""
     top = proba.argmax(axis=1)
-    limit = np.array([block.get(c, np.inf) for c in classes])[top]
-    return proba[np.arange(len(proba)), top] >= limit
+    unfamiliar = None if blockable is None else ~np.asarray(blockable, dtype=bool)
+    return decide(
+        np.asarray(classes, dtype=object)[top],
+        proba[np.arange(len(proba)), top],
+        protected_probability(proba, classes, protected),
+        thresholds,
+        unfamiliar=unfamiliar,
+    )
 
 
 def decision_rates(
@@ -295,15 +310,8 @@ def decision_rates(
     """
     y_true = np.asarray(y_true, dtype=object)
     positive = np.isin(y_true, list(protected))
-    block = decide_block(proba, classes, thresholds["block"])
-    p_protected = protected_probability(proba, classes, protected)
-    if blockable is not None:
-        # As serving does: an unfamiliar title is never blocked, a block becomes review.
-        demoted = block & ~np.asarray(blockable)
-        block = block & ~demoted
-    else:
-        demoted = np.zeros(len(block), dtype=bool)
-    review = ~block & ((p_protected >= thresholds["review"]) | demoted)
+    decision = decide_scores(proba, classes, thresholds, protected, blockable)
+    block, review = decision == BLOCK, decision == REVIEW
 
     def rates(mask: np.ndarray) -> dict:
         b, r, p = block[mask], review[mask], positive[mask]
