@@ -206,12 +206,13 @@ def stage_breakdown(model, titles: list[str]) -> dict[str, float]:
     """Microseconds per distinct title spent in each stage of `model.predict`, one
     process, best of three: where the time goes, for whoever speeds it up next."""
     normalised = list(model._normalize(titles))
-    steps = model._features.transformer_list
-    blocks = [step.transform(normalised) for _, step in steps]
     stages = {"normalise": model._normalize}
-    for name, step in steps:
-        stages[f"{name} features"] = lambda _, step=step: step.transform(normalised)
-    stages["calibrated scores"] = lambda _: model._fast.predict_proba(blocks)
+    features = normalised
+    for _, step in model.pipeline.steps[1:-1]:
+        for name, block in getattr(step, "transformer_list", [("features", step)]):
+            stages[f"{name} features"] = lambda _, block=block: block.transform(normalised)
+        features = step.transform(features)
+    stages["calibrated scores"] = lambda _: model._classifier.predict_proba(features)
     stages["whole predict"] = model.predict
     return {name: 1e6 / throughput(fn, titles) for name, fn in stages.items()}
 

@@ -108,11 +108,10 @@ def test_a_model_without_linear_weights_predicts_without_ngrams(tiny_model) -> N
 
     titles = ["Kopi Asli Bali", "Kemeja Premium Jogja", None, "Zorvex KT-4471 Vanta"]
     expected = tiny_model.predict(titles)
-    assert tiny_model._fast is not None  # a linear model keeps the fast path
+    assert tiny_model._explainer() is not None  # a linear model explains
     artifact = tiny_model.artifact
     artifact.pipeline.steps[-1] = ("classifier", Opaque(artifact.pipeline.steps[-1][1]))
     opaque = Model(artifact)
-    assert opaque._fast is None
     out = opaque.predict(titles)
     assert list(zip(out.columns, out.dtypes, strict=True)) == GOLDEN_PREDICT_COLUMNS
     assert out["top_ngrams"].tolist() == ["[]"] * len(titles)
@@ -289,6 +288,7 @@ def test_explain_returns_ngrams_of_the_predicted_cluster(tiny_model) -> None:
 
 
 def test_parallel_predict_equals_serial(tiny_model_dir, monkeypatch) -> None:
+    import clustercls.parallel as parallel_module
     import clustercls.predict as predict_module
     from clustercls.predict import load_model
 
@@ -300,10 +300,10 @@ def test_parallel_predict_equals_serial(tiny_model_dir, monkeypatch) -> None:
     serial = load_model(tiny_model_dir, n_jobs=1).predict(titles, cross_border=flags)
     with load_model(tiny_model_dir, n_jobs=2) as model:
         parallel = model.predict(titles, cross_border=flags)
-        assert model._pool is not None and predict_module._WORKER_MODELS
+        assert model._pool.started and parallel_module._WORKER_MODELS
     pd.testing.assert_frame_equal(parallel, serial)
     # Leaving the block stopped the workers and released the model; it still predicts.
-    assert model._pool is None and not predict_module._WORKER_MODELS
+    assert not model._pool.started and not parallel_module._WORKER_MODELS
     pd.testing.assert_frame_equal(model.predict(titles, cross_border=flags), serial)
     model.close()
 
@@ -341,49 +341,49 @@ def test_blocks_do_not_change_the_result(tiny_model, monkeypatch) -> None:
     pd.testing.assert_frame_equal(tiny_model.predict(titles), whole)
 
 
-def test_fast_probabilities_equal_scikit_learn(tiny_model) -> None:
+def test_serving_runs_the_saved_pipeline(tiny_model) -> None:
+    from clustercls.text import raw_limit
+
+    limit = raw_limit(tiny_model.pipeline.steps[0][1].max_length)
     titles = [
         "Kopi Asli Bali",
         "Kemeja Premium Jogja",
         "zzz",
-        "Lukisan Klasik Garut",
-        "Charger Mini Solo",
-    ]
-    assert tiny_model._fast is not None
-    normalised = list(tiny_model._normalizer.transform(titles))
-    features = tiny_model._features.transform(normalised)
-    np.testing.assert_allclose(
-        tiny_model._fast.predict_proba(features),
-        tiny_model._classifier.predict_proba(features),
-        rtol=0,
-        atol=1e-12,
-    )
-    # Block by block (word, then char) gives the same as the stacked matrix.
-    fast, word = tiny_model._proba(normalised)
-    np.testing.assert_allclose(fast, tiny_model.pipeline.predict_proba(titles), rtol=0, atol=1e-12)
-    assert word.shape[1] == len(tiny_model._features.transformer_list[0][1].vocabulary_)
-
-
-def test_hstack_and_normalise_shortcuts_match_the_pipeline(tiny_model) -> None:
-    import scipy.sparse as sp
-
-    from clustercls.predict import _hstack_csr
-
-    titles = [
-        "Kopi Asli Bali",
-        "",
         "READY STOCK k3m3ja b a t i k",
         "Lukisan Klasik Garut",
-        "\u200b",
+        "Charger Mini Solo",
+        # Longer than the normaliser reads: scored as the pipeline scores it.
+        "!" * (limit - 12) + " kopi bubuk " + "kemeja " * 50,
     ]
-    normalised = tiny_model._normalize(titles)
-    assert list(normalised) == list(tiny_model._normalizer.transform(titles))
-    blocks = [step.transform(list(normalised)) for _, step in tiny_model._features.transformer_list]
-    ours, scipy_ = _hstack_csr(blocks), sp.hstack(blocks, format="csr")
-    assert (ours != scipy_).nnz == 0 and ours.shape == scipy_.shape
-    np.testing.assert_allclose(
-        tiny_model._proba(list(normalised))[0], tiny_model.pipeline.predict_proba(titles), atol=1e-6
-    )
+    out = tiny_model.predict(titles)
+    expected = tiny_model.pipeline.predict_proba(titles)
+    got = out[[f"p_{label}" for label in tiny_model.labels]].to_numpy()
+    np.testing.assert_allclose(got, np.round(expected, 4), rtol=0, atol=1e-12)
+    assert out["status"].tolist() == ["ok"] * 6 + ["truncated"]
+    assert out["cluster"].tolist() == list(np.asarray(tiny_model.labels)[expected.argmax(axis=1)])
+    # A step added to the pipeline is a step of serving too.
+    normalised = list(tiny_model._normalize(titles))
+    features = tiny_model.pipeline[1:-1].transform(normalised)
+    np.testing.assert_allclose(tiny_model._proba(normalised)[0], expected, rtol=0, atol=1e-12)
+    assert (tiny_model._proba(normalised)[1] != features).nnz == 0
+
+
+def test_title_features_stack_blocks_as_feature_union(tiny_model) -> None:
+    from sklearn.pipeline import FeatureUnion
+
+    from clustercls.features import TitleFeatures, hstack_csr
+
+    union = tiny_model.pipeline.steps[1][1]
+    assert isinstance(union, TitleFeatures)
+    titles = ["kopi asli bali", "", "kemeja batik", "lukisan klasik garut", "x"]
+    ours, scikit = union.transform(titles), FeatureUnion.transform(union, titles)
+    assert ours.format == "csr" and ours.shape == scikit.shape and ours.dtype == scikit.dtype
+    assert (ours != scikit).nnz == 0
+    blocks = [step.transform(titles) for _, step in union.transformer_list]
+    word = union.block_columns("word")
+    assert (ours[:, word] != blocks[0]).nnz == 0
+    assert union.block_columns("nope") is None
+    assert (hstack_csr(blocks[:1]) != blocks[0]).nnz == 0
 
 
 @pytest.mark.parametrize(
@@ -391,11 +391,13 @@ def test_hstack_and_normalise_shortcuts_match_the_pipeline(tiny_model) -> None:
     [("sigmoid", True), ("sigmoid", False), ("temperature", True), ("temperature", False)],
 )
 def test_fast_calibrated_probabilities_equal_scikit_learn(method, ensemble) -> None:
+    import pickle
+
     import scipy.sparse as sp
     from sklearn.calibration import CalibratedClassifierCV
     from sklearn.svm import LinearSVC
 
-    from clustercls.predict import _FastCalibratedLinear
+    from clustercls.classifier import FastCalibratedClassifierCV
 
     rng = np.random.default_rng(0)
     labels = ["craft", "fashion_textile", "food_beverage", "other"]
@@ -403,23 +405,25 @@ def test_fast_calibrated_probabilities_equal_scikit_learn(method, ensemble) -> N
     dense = rng.random((400, 30)) * (rng.random((400, 30)) < 0.2)
     dense[:, :4] += (y[:, None] == np.array(labels)) * 0.5
     x = sp.csr_matrix(dense, dtype=np.float32)
-    classifier = CalibratedClassifierCV(
+    classifier = FastCalibratedClassifierCV(
         LinearSVC(C=0.5), method=method, cv=3, ensemble=ensemble
     ).fit(x, y, sample_weight=rng.random(400) + 0.5)
-    fast = _FastCalibratedLinear.build(classifier, labels)
-    assert fast is not None
-    np.testing.assert_allclose(
-        fast.predict_proba(x), classifier.predict_proba(x), rtol=0, atol=1e-12
-    )
-    # Column blocks give the same as the whole matrix.
-    blocks = [x[:, :12].tocsr(), x[:, 12:].tocsr()]
-    np.testing.assert_allclose(fast.predict_proba(blocks), classifier.predict_proba(x), atol=1e-12)
+    scikit = CalibratedClassifierCV.predict_proba(classifier, x)
+    assert classifier._fast() is not None
+    np.testing.assert_allclose(classifier.predict_proba(x), scikit, rtol=0, atol=1e-12)
+    # Dense input takes scikit-learn's own path; the derived weights are never pickled.
+    np.testing.assert_allclose(classifier.predict_proba(dense), scikit, atol=1e-6)
+    restored = pickle.loads(pickle.dumps(classifier))
+    assert not hasattr(restored, "_fast_cache")
+    np.testing.assert_allclose(restored.predict_proba(x), scikit, rtol=0, atol=1e-12)
+    with pytest.raises(ValueError, match="features"):
+        classifier.predict_proba(x[:, :29])
 
 
 def test_softmax_equals_scipy_bit_for_bit() -> None:
     from scipy.special import softmax
 
-    from clustercls.predict import _softmax
+    from clustercls.classifier import softmax as _softmax
 
     rng = np.random.default_rng(3)
     for shape in [(1, 1, 4), (7, 3, 4), (0, 1, 4)]:
@@ -460,9 +464,9 @@ def test_reason_ngrams_rank_exactly_at_any_row(tiny_model, monkeypatch) -> None:
     import scipy.sparse as sp
 
     names = np.array(["aa", "bb", "cc", "dd"], dtype=object)
-    monkeypatch.setattr(
-        tiny_model, "_explainer", lambda: (names, np.ones((len(tiny_model.labels), 4)))
-    )
+    from clustercls.explain import Explainer
+
+    explainer = Explainer(names, slice(0, 4), np.ones((len(tiny_model.labels), 4)))
     # Two contributions one float step apart, a small one and a negative one.
     data = np.array([0.06759214587619765, 0.06759214587619766, 0.01, -0.5])
     rows = 200_000
@@ -470,12 +474,12 @@ def test_reason_ngrams_rank_exactly_at_any_row(tiny_model, monkeypatch) -> None:
     alone = sp.csr_matrix((data, np.arange(4), [0, 4]), shape=(1, 4))
     best = np.zeros(rows, dtype=int)
     # A title's reason must not depend on where it sits in a call.
-    grams, top = tiny_model._top_ngram_lists(far, best, k=2)
+    grams, top = explainer.top_ngram_lists(far, best, k=2)
     assert grams[-1] == "top n-grams: 'bb', 'aa'"
     assert top[-1] == '[["bb", 0.0676], ["aa", 0.0676]]'
-    grams, top = tiny_model._top_ngram_lists(alone, best[:1], k=2)
+    grams, top = explainer.top_ngram_lists(alone, best[:1], k=2)
     assert grams.tolist() == ["top n-grams: 'bb', 'aa'"]
-    grams, top = tiny_model._top_ngram_lists(alone, best[:1], k=4)
+    grams, top = explainer.top_ngram_lists(alone, best[:1], k=4)
     assert grams.tolist() == ["top n-grams: 'bb', 'aa', 'cc'"]
     assert top.tolist() == ['[["bb", 0.0676], ["aa", 0.0676], ["cc", 0.01]]']
 
@@ -499,7 +503,9 @@ def test_ranking_equals_a_full_sort(tiny_model, monkeypatch, k, n_rows) -> None:
     names = np.array([f"w{i}" for i in range(n_cols)], dtype=object)
     # Few distinct values, so exact ties are common; negatives and zeros are never kept.
     weights = rng.choice([-1.0, 0.0, 0.5, 1.0, 2.0], size=(len(tiny_model.labels), n_cols))
-    monkeypatch.setattr(tiny_model, "_explainer", lambda: (names, weights))
+    from clustercls.explain import Explainer, rank_by_passes, rank_by_sorting
+
+    explainer = Explainer(names, slice(0, n_cols), weights)
     dense = rng.choice([0.0, 0.25, 0.5, 1.0], size=(n_rows, n_cols), p=[0.7, 0.1, 0.1, 0.1])
     dense[::7] = 0.0  # rows with nothing to explain
     features = sp.csr_matrix(dense)
@@ -508,11 +514,9 @@ def test_ranking_equals_a_full_sort(tiny_model, monkeypatch, k, n_rows) -> None:
     contrib = features.data * weights[best[row], features.indices]
     positive = contrib > 0
     expected = _ranked_by_sorting(row[positive], features.indices[positive], contrib[positive], k)
-    got = tiny_model._ranked_ngrams(features, best, k)
+    got = explainer.ranked(features, best, k)
     for a, b in zip(got, expected, strict=True):
         np.testing.assert_array_equal(a, b)
     # Both ways of ranking, whatever the call size.
-    from clustercls.predict import _rank_by_passes, _rank_by_sorting
-
     kept = row[positive], contrib[positive]
-    np.testing.assert_array_equal(_rank_by_passes(*kept, k), _rank_by_sorting(*kept, k))
+    np.testing.assert_array_equal(rank_by_passes(*kept, k), rank_by_sorting(*kept, k))

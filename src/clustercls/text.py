@@ -671,11 +671,18 @@ def _settle_any(s: str, limit: int) -> str:
     return _settle(s, limit)
 
 
+def raw_limit(max_length: int) -> int:
+    """How many characters of a raw title `normalize(title, max_length)` reads: the rest
+    cannot reach its output, and cutting first bounds the work a hostile title costs.
+    Serving marks longer titles `truncated`."""
+    return max(_RAW_LIMIT_MIN, _RAW_LIMIT_FACTOR * max_length)
+
+
 def _fold(title: object, limit: int) -> str:
     """Any cell value as lowercase ASCII: HTML undone, Unicode folded; what the cleaning
     passes (`_settle` or its compiled twin) start from."""
     s = _coerce(title)
-    s = s[: max(_RAW_LIMIT_MIN, _RAW_LIMIT_FACTOR * limit)]
+    s = s[: raw_limit(limit)]
     if "&" in s:
         # Listings scraped from HTML are sometimes escaped twice ("&amp;amp;").
         s = html.unescape(html.unescape(s))

@@ -12,12 +12,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.calibration import CalibratedClassifierCV
-from sklearn.linear_model import LogisticRegression, SGDClassifier
 from sklearn.pipeline import Pipeline
-from sklearn.svm import LinearSVC
 
 from clustercls.artifact import save_artifact
+from clustercls.classifier import make_classifier
 from clustercls.config import CLUSTERS, FeatureConfig, ModelConfig, TrainConfig
 from clustercls.data import load_dataset, load_hand_labelled, load_source_config
 from clustercls.evaluate import (
@@ -31,42 +29,10 @@ from clustercls.evaluate import (
 from clustercls.features import build_features
 from clustercls.lexicon import load_lexicon
 from clustercls.policy import Policy, choose_thresholds, decision_rates, load_policy
-from clustercls.predict import familiarity
+from clustercls.familiarity import familiarity
 from clustercls.text import TextNormalizer
 
 Progress = Callable[[str], None]
-
-
-def make_classifier(config: ModelConfig):
-    """Build the calibrated linear classifier.
-
-    A linear SVM's margins are not probabilities; the enforcement thresholds need
-    probabilities, so the classifier is wrapped in cross-validated calibration.
-
-    Args:
-        config: Classifier settings.
-
-    Returns:
-        An unfitted `CalibratedClassifierCV`.
-    """
-    if config.classifier == "linear_svc":
-        # liblinear's dual solver visits rows in a random order: fixed, so reruns agree.
-        base = LinearSVC(C=config.C, class_weight=config.class_weight, random_state=0)
-    elif config.classifier == "logreg":
-        base = LogisticRegression(C=config.C, class_weight=config.class_weight, max_iter=2000)
-    else:
-        base = SGDClassifier(
-            loss="modified_huber",
-            alpha=1e-5 / config.C,
-            class_weight=config.class_weight,
-            random_state=0,
-        )
-    return CalibratedClassifierCV(
-        base,
-        method=config.calibration,
-        cv=config.calibration_cv,
-        ensemble=config.calibration_ensemble,
-    )
 
 
 def build_pipeline(features: FeatureConfig, model: ModelConfig) -> Pipeline:
