@@ -15,9 +15,11 @@ here because ``normalize`` runs on every title in training and at serving time.
 
 from __future__ import annotations
 
+import csv
 import functools
 import html
 import importlib
+import io
 import itertools
 import math
 import os
@@ -26,6 +28,7 @@ import sys
 import types
 import unicodedata
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from importlib import resources
 from typing import Any, Self
 
@@ -38,6 +41,7 @@ __all__ = [
     "detect_lang",
     "is_normalised",
     "load_known_words",
+    "load_noise_phrases",
     "load_stopwords",
     "normalize",
     "tokenize",
@@ -259,57 +263,43 @@ _DOTTED_SEP_RE = re.compile(r"[.\-]")
 _DOTTED_HINT_RE = re.compile(r"[.\-][a-z][.\-]")
 _SPACED_RE = re.compile(r"(?<![a-z0-9])[a-z](?: [a-z]){2,}(?![a-z0-9])")
 
-# Promo and marketplace boilerplate. Exceptions are lookaheads where the same
-# word is part of a product or place: "ready to eat"/"ready mix" are foods,
-# "cod liver oil" is fish, "cape cod" a place, "new born"/"new york" are not news.
-# "baru", "import" and "premium" are deliberately absent: the policy uses them.
-_NOISE_PHRASES = (
-    r"ready\s*sto(?:ck|k)",
-    r"ready\s+to\s+ship",
-    r"siap\s+kirim",
-    r"bisa\s+cod",
-    r"bayar\s+di\s*tempat",
-    r"(?:hot|flash|big|mega)\s+sale",
-    r"best\s*sel(?:l)?er",
-    r"(?:free|gratis)\s+ongkir",
-    r"free\s*ship(?:ping)?",
-    r"official\s+store",
-    r"new\s+arrivals?",
-    r"murah\s+meriah",
-    r"ready(?!\s+(?:to|mix|meals?|made|rice|masala))",
-    r"(?<!cape\s)cod(?!\s+(?:liver|fillets?|fish|loins?|steaks?))",
-    r"new(?!\s+(?:born|baby|york\w*|orleans|england|year|mexico|zealand|hampshire|"
-    r"jersey|balance|era|delhi|age|testament|moon))",
-    r"promo",
-    r"ori",
-    r"original",
-    r"termurah",
-    r"murah",
-    r"diskon",
-    r"discount",
-    r"sale",
-    r"terlaris",
-    r"bestseller",
-    r"grosir",
-    r"jual",
-    r"limited",
-    r"hemat",
-    r"spesial",
-    r"obral",
-    r"readystock",
-    r"readystok",
-)
-_NOISE_RE = re.compile(r"(?<![a-z0-9])(?:" + "|".join(_NOISE_PHRASES) + r")(?![a-z0-9])")
-# The first token of every possible noise match, in clean text. Scanning for the phrases
-# costs more than the rest of a pass on a clean title, and 95% of titles hold none of
-# these; a test checks that every phrase above starts with one of them.
-_NOISE_FIRST_TOKENS = frozenset(
+@dataclass(frozen=True)
+class NoisePhrases:
+    """Promo and marketplace boilerplate removed from titles (`resources/noise_phrases.csv`).
+
+    Each row is a regex over clean lowercase text, the tokens a match can start with, a
+    few examples and a note. Exceptions are lookaheads where the same word is part of a
+    product or place ("ready to eat" is food, "cod liver oil" fish, "cape cod" a place).
+    "baru", "import" and "premium" are deliberately absent: the policy uses them.
+
+    Attributes:
+        rows: The file's rows, in order (the order of the regex's alternatives).
+        regex: One regex matching any phrase as whole tokens.
+        first_tokens: Every token a match can start with. Scanning for the phrases
+            costs more than the rest of a cleaning pass on a clean title, and 95% of
+            titles hold none of these tokens; a test checks each row's examples.
     """
-    ready readystock readystok siap bisa bayar hot flash big mega best bestseller
-    bestseler free freeship freeshipping gratis official new murah cod promo ori original
-    termurah diskon discount sale terlaris grosir jual limited hemat spesial obral
-    """.split()
-)
+
+    rows: tuple[dict[str, str], ...]
+    regex: re.Pattern[str]
+    first_tokens: frozenset[str]
+
+
+@functools.cache
+def load_noise_phrases() -> NoisePhrases:
+    """Read the noise phrases shipped with the package (once per process)."""
+    text = resources.files("clustercls").joinpath("resources", "noise_phrases.csv").read_text(
+        encoding="utf-8"
+    )
+    rows = tuple(csv.DictReader(io.StringIO(text)))
+    alternatives = "|".join(row["pattern"] for row in rows)
+    return NoisePhrases(
+        rows=rows,
+        regex=re.compile(r"(?<![a-z0-9])(?:" + alternatives + r")(?![a-z0-9])"),
+        first_tokens=frozenset(t for row in rows for t in row["first_tokens"].split()),
+    )
+
+
 # Where a date, spec or unit pattern can start: a digit with no letter or digit before it,
 # or a digit after a count/size word ("isi12", "uk 40", "size:38").
 _NUMBER_HINT_RE = re.compile(
@@ -581,8 +571,9 @@ def _clean_pass(s: str) -> str:
         s = _APOSTROPHE_RE.sub("", s)
     if not is_normalised(s):
         s = " ".join(_NON_ALNUM_RE.sub(" ", s).split())
-    if not _NOISE_FIRST_TOKENS.isdisjoint(s.split()):
-        s = _NOISE_RE.sub(" ", s)
+    noise = load_noise_phrases()
+    if not noise.first_tokens.isdisjoint(s.split()):
+        s = noise.regex.sub(" ", s)
     if has_digit:
         s = _BARE_NUMBER_RE.sub(" ", s)
     return " ".join(s.split())
@@ -755,7 +746,7 @@ def _native_settle():  # type: ignore[no-untyped-def]
         _NUMBER_HINT_RE, _TIMESTAMP_RE, _LEET_HINT_RE, _LEET_CANDIDATE_RE, _LEET_SHAPE_RE,
         _CONSONANT_RUN_RE, _VOWEL_RUN_RE, _TECH_SUFFIX_RE, _IN_ONE_RE, _TECH_UNIT_RE,
         _SIZE_WORD_RE, _DOTTED_HINT_RE, _DOTTED_RE, _SPACED_HINT_RE, _SPACED_RE,
-        _APOSTROPHE_RE, _NON_ALNUM_RE, _NOISE_RE, _BARE_NUMBER_RE,
+        _APOSTROPHE_RE, _NON_ALNUM_RE, load_noise_phrases().regex, _BARE_NUMBER_RE,
     )  # fmt: skip
     rules = []
     for pattern, placeholder in _UNIT_RULES:
@@ -773,7 +764,7 @@ def _native_settle():  # type: ignore[no-untyped-def]
             tuple(map(_pcre2, patterns)),
             tuple(rules),
             f" {UNIT_SIZE} ",
-            tuple(sorted(_NOISE_FIRST_TOKENS)),
+            tuple(sorted(load_noise_phrases().first_tokens)),
         )
     except ValueError:
         # A pattern this PCRE2 cannot compile: the Python passes serve, as if unbuilt.
