@@ -43,8 +43,10 @@ import numpy as np
 import pandas as pd
 
 from clustercls.artifact import latest_model_dir
+from clustercls.config import DataConfig
 from clustercls.data import load_dataset, load_source_config
 from clustercls.evaluate import classification_metrics
+from clustercls.policy import load_policy
 from clustercls.predict import compiled_parts, load_model, usable_cores
 
 
@@ -185,13 +187,17 @@ def print_memory_runs(dataset: pd.DataFrame, rows: int, model_dir: Path, jobs: i
 def fasttext_loso(dataset: pd.DataFrame, groups: dict[str, str], workdir: Path) -> dict:
     """fastText on the same leave-one-source-out folds as clustercls's evaluation."""
     frame = dataset.assign(group_=dataset["source"].map(groups))
+    policy = load_policy(DataConfig().policy)
     macro, pvo = [], []
     for name in sorted(frame["group_"].unique()):
         test = frame[frame["group_"] == name]
         train = frame[(frame["group_"] != name) & ~frame["dup_group"].isin(set(test["dup_group"]))]
         model = train_fasttext(train, workdir)
         metrics = classification_metrics(
-            test["cluster"], fasttext_predict(model, test["title"].tolist())
+            test["cluster"],
+            fasttext_predict(model, test["title"].tolist()),
+            labels=policy.clusters,
+            protected=policy.protected,
         )
         macro.append(metrics["macro_f1"])
         if metrics["protected_vs_other"]["support"]:
@@ -358,6 +364,7 @@ def benchmark(args: argparse.Namespace) -> None:
         distinct_runs = paired_throughput(
             {"c1": model.predict, "c2": model_2.predict, "ft": ft_predict}, distinct
         )
+        labels = {"labels": model.labels, "protected": model.protected}
         results = {
             "clustercls": {
                 "titles_per_s": same["c1"],
@@ -366,16 +373,16 @@ def benchmark(args: argparse.Namespace) -> None:
                 "titles_per_s_2jobs_distinct": distinct_runs["c2"],
                 "latency_ms": latency_ms(model.predict, titles),
                 "random_macro_f1": classification_metrics(
-                    test["cluster"], model.predict(titles)["cluster"]
+                    test["cluster"], model.predict(titles)["cluster"], **labels
                 )["macro_f1"],
             },
             "fasttext": {
                 "titles_per_s": same["ft"],
                 "titles_per_s_distinct": distinct_runs["ft"],
                 "latency_ms": latency_ms(ft_predict, titles),
-                "random_macro_f1": classification_metrics(test["cluster"], ft_predict(titles))[
-                    "macro_f1"
-                ],
+                "random_macro_f1": classification_metrics(
+                    test["cluster"], ft_predict(titles), **labels
+                )["macro_f1"],
                 "train_s": ft_train_s,
             },
         }

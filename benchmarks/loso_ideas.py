@@ -22,6 +22,7 @@ from pathlib import Path
 from clustercls.config import TrainConfig
 from clustercls.data import load_dataset, load_source_config
 from clustercls.evaluate import loso_metrics, out_of_source_scores
+from clustercls.policy import load_policy
 from clustercls.train import fit_pipeline
 
 _NO_LEXICON = {"features": {"lexicon": False}, "model": {"lexicon_documents": 0.0}}
@@ -101,7 +102,8 @@ def main() -> None:
             scores.assign(title=dataset.loc[scores.index, "title"]).to_parquet(
                 Path(args.scores_dir) / f"{name}.parquet"
             )
-        loso = loso_metrics(scores)
+        policy = load_policy(config.policy)
+        loso = loso_metrics(scores, policy.clusters, policy.protected)
         table[name] = {**_summary(loso), "seconds": round(time.perf_counter() - start, 1)}
         row = table[name]
         print(

@@ -19,6 +19,7 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("CLUSTERCLS_SHARED", REPO.parent / "shared"))
 SHARED_SOURCES = SHARED / "data" / "sources"
 HAND_LABELLED = SHARED / "data" / "hand_labelled.csv"
+POLICY_FILE = REPO / "data" / "policy.toml"
 
 # Product nouns per cluster, Indonesian and English, with (source, category) pairs that the
 # repo's category map sends to that cluster.
@@ -175,6 +176,7 @@ def tiny_config(tmp_path: Path, sources: Path, hand: Path | None, **data_overrid
         "category_map": REPO / "data/category_map.csv",
         "title_rules": REPO / "data/title_rules.csv",
         "corrections": tmp_path / "corrections.csv",
+        "policy": POLICY_FILE,
         "hand_labelled": hand,
         "processed_dir": tmp_path / "processed",
     }
@@ -185,7 +187,7 @@ def tiny_config(tmp_path: Path, sources: Path, hand: Path | None, **data_overrid
         model=ModelConfig(calibration_cv=2),
         evaluation=EvalConfig(n_jobs=1),
         tracking=TrackingConfig(enabled=False),
-        policy=REPO / "data/policy.toml",
+        policy=data.policy,
         models_dir=tmp_path / "models",
     )
 
@@ -257,6 +259,7 @@ def real_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         category_map=REPO / "data/category_map.csv",
         title_rules=REPO / "data/title_rules.csv",
         corrections=REPO / "data/corrections.csv",
+        policy=POLICY_FILE,
         hand_labelled=HAND_LABELLED,
         processed_dir=root / "processed",
     )
@@ -264,7 +267,7 @@ def real_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         data=data,
         evaluation=EvalConfig(leave_one_source_out=False),
         tracking=TrackingConfig(enabled=False),
-        policy=REPO / "data/policy.toml",
+        policy=POLICY_FILE,
         models_dir=root / "models",
     )
     write_dataset(build_dataset(data), data.processed_dir)

@@ -32,3 +32,14 @@ def test_typos_and_bad_values_are_refused(tmp_path, text) -> None:
     path.write_text(text)
     with pytest.raises(ValidationError):
         load_train_config(path)
+
+
+def test_data_and_training_name_one_policy(tmp_path) -> None:
+    # The dataset is labelled under data.policy and the model decides under policy: two
+    # files would be two label sets.
+    path = tmp_path / "train.toml"
+    path.write_text('policy = "elsewhere/policy.toml"\n')
+    with pytest.raises(ValidationError, match="must be the same file"):
+        load_train_config(path)
+    path.write_text('policy = "p.toml"\n[data]\npolicy = "p.toml"\n')
+    assert str(load_train_config(path).policy) == "p.toml"

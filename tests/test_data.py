@@ -5,17 +5,29 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from clustercls.config import CLUSTERS
 from clustercls.data import (
     DATASET_COLUMNS,
     DataError,
     build_dataset,
+    check_labels,
     load_dataset,
+    load_mapping,
+    mapping_agreement,
     near_duplicate_key,
     write_dataset,
 )
+from clustercls.policy import load_policy
 from clustercls.text import normalize
-from tests.conftest import HAND_LABELLED, REPO, SHARED_SOURCES, needs_shared, tiny_config
+from tests.conftest import (
+    HAND_LABELLED,
+    POLICY_FILE,
+    REPO,
+    SHARED_SOURCES,
+    needs_shared,
+    tiny_config,
+)
+
+CLUSTERS = load_policy(POLICY_FILE).clusters
 
 
 def check_dataset(frame: pd.DataFrame) -> None:
@@ -216,3 +228,32 @@ def test_real_dataset_checks(real_dataset) -> None:
     assert (counts > 1000).all(), counts
     hand = pd.read_csv(HAND_LABELLED)
     assert not set(real_dataset["title"].map(normalize)) & set(hand["title"].map(normalize))
+
+
+def test_a_dataset_must_hold_exactly_the_policy_clusters() -> None:
+    frame = pd.DataFrame({"cluster": ["craft", "other", "toys"]})
+    with pytest.raises(DataError, match=r"d\.parquet: labels \['toys'\] are not in the policy"):
+        check_labels(frame, ("craft", "other"), "d.parquet")
+    with pytest.raises(DataError, match=r"clusters \['food'\] have no rows"):
+        check_labels(frame, ("craft", "food", "other", "toys"), "d.parquet")
+    check_labels(frame, ("craft", "other", "toys"), "d.parquet")
+
+
+def test_mapping_agreement_counts_protected_by_the_policy(tmp_path) -> None:
+    cmap = tmp_path / "category_map.csv"
+    cmap.write_text("source,category,cluster,note\ns,toy,toys,n\ns,gadget,other,n\ns,art,craft,n\n")
+    rules = tmp_path / "title_rules.csv"
+    rules.write_text("source,category,pattern,cluster,note\n")
+    mapping = load_mapping(cmap, rules, ("craft", "other", "toys"))
+    hand = pd.DataFrame(
+        {
+            "source": "s",
+            "category": ["toy", "gadget", "art"],
+            "title": ["a", "b", "c"],
+            "cluster": ["other", "toys", "craft"],
+        }
+    )
+    result = mapping_agreement(mapping, hand, protected=("craft",))
+    # toys and other swap, but neither is protected: only the exact label disagrees.
+    assert result["accuracy"] == pytest.approx(1 / 3, abs=1e-4)
+    assert result["protected_vs_other_accuracy"] == 1.0

@@ -15,22 +15,37 @@ from clustercls.evaluate import (
     out_of_source_scores,
     protected_vs_other,
 )
+from clustercls.policy import load_policy
 from clustercls.train import fit_pipeline
-from tests.conftest import REPO, tiny_config
+from tests.conftest import POLICY_FILE, REPO, tiny_config
+
+POLICY = load_policy(POLICY_FILE)
+LABELS = {"labels": POLICY.clusters, "protected": POLICY.protected}
 
 
 def test_protected_vs_other_ignores_which_protected_cluster() -> None:
     # A craft title called fashion is still correctly stopped: binary metrics are perfect.
     result = protected_vs_other(
-        ["craft", "other", "food_beverage"], ["fashion_textile", "other", "food_beverage"]
+        ["craft", "other", "food_beverage"],
+        ["fashion_textile", "other", "food_beverage"],
+        POLICY.protected,
     )
     assert result == {"precision": 1.0, "recall": 1.0, "f1": 1.0, "support": 2}
+
+
+def test_an_unprotected_cluster_counts_with_the_negative_label() -> None:
+    # A policy cluster that is neither protected nor the negative label: calling a
+    # listing `toys` instead of `other` stops nothing, so it is no protected-vs-other error.
+    result = protected_vs_other(
+        ["toys", "other", "craft", "toys"], ["other", "toys", "craft", "craft"], ["craft"]
+    )
+    assert result == {"precision": 0.5, "recall": 1.0, "f1": 0.6667, "support": 1}
 
 
 def test_classification_metrics_by_hand() -> None:
     y_true = ["craft", "craft", "other", "other", "food_beverage", "fashion_textile"]
     y_pred = ["craft", "other", "other", "craft", "food_beverage", "fashion_textile"]
-    m = classification_metrics(y_true, y_pred, langs=["id", "id", "en", "en", "id", "en"])
+    m = classification_metrics(y_true, y_pred, langs=["id", "id", "en", "en", "id", "en"], **LABELS)
     assert m["per_cluster"]["craft"] == {"precision": 0.5, "recall": 0.5, "f1": 0.5, "support": 2}
     assert m["macro_f1"] == pytest.approx((0.5 + 1 + 1 + 0.5) / 4, abs=1e-4)
     assert m["confusion_matrix"][0] == [1, 0, 0, 1]
@@ -48,6 +63,8 @@ def test_leave_one_source_out_on_tiny_data(tmp_path, tiny_sources) -> None:
         partial(fit_pipeline, features=config.features, model=config.model),
         dataset,
         groups,
+        POLICY.clusters,
+        POLICY.protected,
         n_jobs=1,
     )
     assert set(result["per_group"]) == {"tokopedia_umkm", "flipkart", "bigbasket"}

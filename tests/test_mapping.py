@@ -15,20 +15,21 @@ from pathlib import Path
 
 import pytest
 
-from clustercls.config import CLUSTERS
 from clustercls.data import DROP, DataError, Mapping, load_mapping
+from clustercls.policy import load_policy
 
 REPO = Path(__file__).resolve().parents[1]
 CATEGORY_MAP = REPO / "data" / "category_map.csv"
 TITLE_RULES = REPO / "data" / "title_rules.csv"
 SOURCES_TOML = REPO / "data" / "sources.toml"
+CLUSTERS = load_policy(REPO / "data" / "policy.toml").clusters
 
 F, D, C, O = "fashion_textile", "food_beverage", "craft", "other"
 
 
 @pytest.fixture(scope="module")
 def mapping() -> Mapping:
-    return load_mapping(CATEGORY_MAP, TITLE_RULES)
+    return load_mapping(CATEGORY_MAP, TITLE_RULES, CLUSTERS)
 
 
 def source_names() -> set[str]:
@@ -706,33 +707,33 @@ def test_label_outside_policy_names_file_and_line(tmp_path: Path) -> None:
     with pytest.raises(
         DataError, match=r"category_map\.csv:4: label 'textiles' is not in the policy"
     ):
-        load_mapping(cmap, rules)
+        load_mapping(cmap, rules, CLUSTERS)
 
 
 def test_title_rule_label_outside_policy_names_file_and_line(tmp_path: Path) -> None:
     cmap = _write(tmp_path, "category_map.csv", HEADER_MAP + "x,*,other,ok\n")
     rules = _write(tmp_path, "title_rules.csv", HEADER_RULES + 'x,*,"\\bkopi\\b",food,typo\n')
     with pytest.raises(DataError, match=r"title_rules\.csv:2: label 'food'"):
-        load_mapping(cmap, rules)
+        load_mapping(cmap, rules, CLUSTERS)
 
 
 def test_bad_regex_names_file_and_line(tmp_path: Path) -> None:
     cmap = _write(tmp_path, "category_map.csv", HEADER_MAP + "x,*,other,ok\n")
     rules = _write(tmp_path, "title_rules.csv", HEADER_RULES + '# c\nx,*,"(unclosed",other,bad\n')
     with pytest.raises(DataError, match=r"title_rules\.csv:3: bad regex"):
-        load_mapping(cmap, rules)
+        load_mapping(cmap, rules, CLUSTERS)
 
 
 def test_missing_column_and_wrong_field_count(tmp_path: Path) -> None:
     rules = _write(tmp_path, "title_rules.csv", HEADER_RULES)
     no_cluster = _write(tmp_path, "no_cluster.csv", "source,category,note\nx,*,n\n")
     with pytest.raises(DataError, match="missing columns"):
-        load_mapping(no_cluster, rules)
+        load_mapping(no_cluster, rules, CLUSTERS)
     short_row = _write(tmp_path, "short.csv", HEADER_MAP + "x,*,other\n")
     with pytest.raises(DataError, match=r"short\.csv:2: expected 4 fields, got 3"):
-        load_mapping(short_row, rules)
+        load_mapping(short_row, rules, CLUSTERS)
     with pytest.raises(DataError, match="not found"):
-        load_mapping(tmp_path / "absent.csv", rules)
+        load_mapping(tmp_path / "absent.csv", rules, CLUSTERS)
 
 
 def test_first_matching_title_rule_wins_and_category_specificity(tmp_path: Path) -> None:
@@ -748,7 +749,7 @@ def test_first_matching_title_rule_wins_and_category_specificity(tmp_path: Path)
         HEADER_RULES
         + 'x,a/*,"\\bkopi\\b",food_beverage,first\n*,*,"\\b(kopi|tas)\\b",other,second\n',
     )
-    m = load_mapping(cmap, rules)
+    m = load_mapping(cmap, rules, CLUSTERS)
     assert m.map_one("x", "a/b", "Kopi Bubuk") == ("food_beverage", "title_rules.csv:2")
     assert m.map_one("x", "z", "Tas  KOPI") == ("other", "title_rules.csv:3")
     assert m.map_one("x", "A/B", "Kemeja")[0] == "fashion_textile"

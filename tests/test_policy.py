@@ -12,11 +12,13 @@ from clustercls.policy import (
     decide,
     decision_rates,
     load_policy,
+    negative_label,
     wilson_lower_bound,
 )
 from tests.conftest import REPO
 
 CLASSES = ["craft", "fashion_textile", "food_beverage", "other"]
+LABELS = {"clusters": CLASSES, "negative": "other"}
 
 
 def _proba(cluster_scores: list[tuple[str, float]]) -> np.ndarray:
@@ -31,13 +33,58 @@ def _proba(cluster_scores: list[tuple[str, float]]) -> np.ndarray:
 
 def test_repo_policy_is_valid() -> None:
     policy = load_policy(REPO / "data/policy.toml")
+    assert policy.clusters == tuple(CLASSES)
     assert set(policy.protected) == {"craft", "fashion_textile", "food_beverage"}
+    assert policy.negative == "other"
     assert policy.thresholds.block_precision == 0.99
 
 
 def test_policy_rejects_unknown_cluster() -> None:
     with pytest.raises(ValueError, match="subset"):
-        Policy(version="x", protected=("toys",))
+        Policy(version="x", **LABELS, protected=("toys",))
+
+
+@pytest.mark.parametrize(
+    ("labels", "message"),
+    [
+        ({"clusters": ["craft", "other"], "protected": []}, "non-empty subset"),
+        ({"clusters": ["craft", "other", "craft"]}, "listed twice"),
+        ({"clusters": ["craft", "Other"], "negative": "Other"}, "lowercase"),
+        ({"clusters": ["craft"], "negative": "craft"}, "at least two"),
+        ({"negative": "none"}, "negative 'none' is not one of"),
+        ({"negative": "craft"}, "negative 'craft' cannot be protected"),
+    ],
+    ids=[
+        "no-protected",
+        "repeated",
+        "not-a-name",
+        "one-cluster",
+        "unknown-negative",
+        "protected-negative",
+    ],
+)
+def test_policy_label_set_is_checked(labels: dict, message: str) -> None:
+    given = {"clusters": CLASSES, "protected": ["craft"], "negative": "other", **labels}
+    with pytest.raises(ValueError, match=message):
+        Policy(version="x", **given)
+
+
+def test_clusters_are_kept_sorted_whatever_the_file_order() -> None:
+    # Sorted is scikit-learn's `classes_` order: the column order of every probability matrix.
+    policy = Policy(
+        version="x", clusters=["toys", "other", "craft"], protected=["toys"], negative="other"
+    )
+    assert policy.clusters == ("craft", "other", "toys")
+
+
+def test_negative_label_of_a_model() -> None:
+    meta = {"labels": CLASSES, "protected": ["craft", "fashion_textile"], "negative": "other"}
+    assert negative_label(meta) == "other"
+    # Older models record only labels and protected: the one unprotected label.
+    older = {"labels": CLASSES, "protected": ["craft", "fashion_textile", "food_beverage"]}
+    assert negative_label(older) == "other"
+    with pytest.raises(ValueError, match="no negative label"):
+        negative_label({"labels": CLASSES, "protected": ["craft"]})
 
 
 def test_block_threshold_is_lowest_score_with_target_precision() -> None:
@@ -50,6 +97,7 @@ def test_block_threshold_is_lowest_score_with_target_precision() -> None:
     y = np.array(["food_beverage"] * 400 + ["other"] + ["food_beverage"] * 10)
     policy = Policy(
         version="t",
+        **LABELS,
         protected=("food_beverage",),
         thresholds=ThresholdRules(block_precision=0.99, block_confidence=0.95, min_support=5),
     )
@@ -75,6 +123,7 @@ def test_block_threshold_rises_until_every_large_group_keeps_its_precision() -> 
     groups = np.array(["a"] * 400 + ["b"] * 60)
     policy = Policy(
         version="t",
+        **LABELS,
         protected=("craft",),
         thresholds=ThresholdRules(
             block_precision=0.9, group_block_precision=0.97, group_min_blocks=50, min_support=5
@@ -92,7 +141,7 @@ def test_review_catches_protected_titles_whose_top_cluster_is_other() -> None:
     # Protected titles the model puts in `other` at 0.6 still carry 0.4 protected.
     proba = np.array([[0.1, 0.2, 0.1, 0.6]] * 20 + [[0.0, 0.0, 0.05, 0.95]] * 80)
     y = np.array(["fashion_textile"] * 20 + ["other"] * 80)
-    policy = Policy(version="t", protected=("craft", "fashion_textile", "food_beverage"))
+    policy = Policy(version="t", **LABELS, protected=("craft", "fashion_textile", "food_beverage"))
     chosen = choose_thresholds(y, proba, CLASSES, policy)
     assert chosen["review"] == pytest.approx(0.4)
     rates = decision_rates(y, proba, CLASSES, chosen, policy.protected)["pooled"]
@@ -104,6 +153,7 @@ def test_review_catches_protected_titles_whose_top_cluster_is_other() -> None:
 def test_too_few_positives_falls_back() -> None:
     policy = Policy(
         version="t",
+        **LABELS,
         protected=("craft",),
         thresholds=ThresholdRules(min_support=20, fallback_block=0.995),
     )
@@ -193,7 +243,7 @@ def test_titles_that_cannot_be_blocked_count_as_reviews() -> None:
     proba = _proba([("craft", 0.99)] * 4)
     y = np.array(["craft", "craft", "craft", "other"])
     thresholds = {"block": {"craft": 0.9}, "review": 0.5}
-    policy = Policy(version="t", protected=("craft",))
+    policy = Policy(version="t", **LABELS, protected=("craft",))
     blockable = np.array([True, False, True, False])
     rates = decision_rates(y, proba, CLASSES, thresholds, policy.protected, blockable=blockable)
     pooled = rates["pooled"]

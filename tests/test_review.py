@@ -10,8 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from clustercls.config import CLUSTERS, FeatureConfig, ModelConfig
+from clustercls.config import FeatureConfig, ModelConfig
 from clustercls.data import build_dataset
+from clustercls.policy import load_policy
 from clustercls.review import (
     QUEUE_COLUMNS,
     build_review,
@@ -19,7 +20,9 @@ from clustercls.review import (
     import_queue,
     out_of_fold_proba,
 )
-from tests.conftest import tiny_config, write_tiny_sources
+from tests.conftest import POLICY_FILE, tiny_config, write_tiny_sources
+
+CLUSTERS = load_policy(POLICY_FILE).clusters
 
 
 def test_find_label_issues_by_hand() -> None:
@@ -42,7 +45,12 @@ def test_planted_label_errors_rank_on_top(tmp_path) -> None:
     for i in planted:
         noisy.loc[i, "cluster"] = next(c for c in CLUSTERS if c != dataset.loc[i, "cluster"])
     proba = out_of_fold_proba(
-        noisy, FeatureConfig(min_df=1), ModelConfig(calibration_cv=2), n_splits=4, n_jobs=1
+        noisy,
+        FeatureConfig(min_df=1),
+        ModelConfig(calibration_cv=2),
+        CLUSTERS,
+        n_splits=4,
+        n_jobs=1,
     )
     issues = find_label_issues(noisy["cluster"].to_numpy(), proba, list(CLUSTERS))
     top = set(issues["index"].head(2 * len(planted)))
@@ -171,7 +179,7 @@ def test_import_validates_and_is_idempotent(tmp_path) -> None:
     )
     path, corrections = tmp_path / "queue.csv", tmp_path / "corrections.csv"
     queue.to_csv(path, index=False)
-    first = import_queue(path, corrections, today=date(2026, 11, 27))
+    first = import_queue(path, corrections, CLUSTERS, today=date(2026, 11, 27))
     assert (first.taken, first.unreviewed) == (2, 1)
     assert [line for line, _ in first.refused] == [4, 5, 6]
     assert (
@@ -185,7 +193,7 @@ def test_import_validates_and_is_idempotent(tmp_path) -> None:
         ["a2", "confirm", "", "2026-11-27"],
     ]
     before = corrections.read_bytes()
-    second = import_queue(path, corrections, today=date(2026, 11, 28))
+    second = import_queue(path, corrections, CLUSTERS, today=date(2026, 11, 28))
     assert (second.taken, second.already_present) == (0, 2)
     assert corrections.read_bytes() == before
 

@@ -145,12 +145,14 @@ def data_check_mapping(
     """Measure how often the category mapping agrees with the hand labels."""
 
     from clustercls.data import load_hand_labelled, mapping_agreement, mapping_from_config
+    from clustercls.policy import load_policy
 
     config = _data_config(None, hand_labelled=hand_labelled)
-    hand = load_hand_labelled(config.hand_labelled)
+    policy = load_policy(config.policy)
+    hand = load_hand_labelled(config.hand_labelled, policy.clusters)
     if hand is None:
         raise FileNotFoundError(f"{config.hand_labelled}: hand-labelled file not found")
-    result = mapping_agreement(mapping_from_config(config), hand)
+    result = mapping_agreement(mapping_from_config(config), hand, policy.protected)
     wrong = result.pop("disagreements")
     typer.echo(json.dumps(result, indent=2))
     for row in wrong[:show]:
@@ -288,14 +290,16 @@ def evaluate(
     hand_labelled: Annotated[Path | None, typer.Option(help="Hand-labelled titles.")] = None,
 ) -> None:
     """Re-score a saved model and print its evaluation, with the leave-one-source-out table."""
-    from clustercls.artifact import latest_model_dir
+    from clustercls.artifact import latest_model_dir, read_metadata
     from clustercls.data import load_dataset, load_hand_labelled
     from clustercls.evaluate import evaluate_artifact, format_summary
 
     model_dir = model or latest_model_dir(Path("models"))
     config = _data_config(None, hand_labelled=hand_labelled)
+    # The model is judged by the labels it was trained with.
+    labels = read_metadata(model_dir)["labels"]
     result = evaluate_artifact(
-        model_dir, load_dataset(dataset), load_hand_labelled(config.hand_labelled)
+        model_dir, load_dataset(dataset), load_hand_labelled(config.hand_labelled, labels)
     )
     stored = json.loads((Path(model_dir) / "evaluation.json").read_text())
     typer.echo(format_summary({**stored, **result}))
@@ -472,13 +476,17 @@ def review_import(
     corrections: Annotated[
         Path, typer.Option(help="Corrections file the next data build applies.")
     ] = Path("data/corrections.csv"),
+    policy: Annotated[Path, typer.Option(help="Policy whose clusters a relabel may give.")] = Path(
+        "data/policy.toml"
+    ),
 ) -> None:
     """Append a filled queue's verdicts to data/corrections.csv (a second import adds nothing)."""
+    from clustercls.policy import load_policy
     from clustercls.review import import_queue
 
     if not queue.is_file():
         raise FileNotFoundError(f"{queue}: review queue not found")
-    result = import_queue(queue, corrections)
+    result = import_queue(queue, corrections, load_policy(policy).clusters)
     typer.echo(
         f"took {result.taken}, already present {result.already_present}, "
         f"unreviewed {result.unreviewed}, refused {len(result.refused)}"

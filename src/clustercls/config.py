@@ -12,12 +12,6 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-CLUSTERS: tuple[str, ...] = ("craft", "fashion_textile", "food_beverage", "other")
-"""Cluster labels of the policy, sorted (the column order of every probability matrix)."""
-
-PROTECTED: tuple[str, ...] = ("craft", "fashion_textile", "food_beverage")
-"""Clusters closed to cross-border sellers."""
-
 SOURCES_ENV = "CLUSTERCLS_SOURCES"
 SHARED_ENV = "CLUSTERCLS_SHARED"
 
@@ -63,6 +57,10 @@ class DataConfig(_Frozen):
     category_map: Path = Path("data/category_map.csv")
     title_rules: Path = Path("data/title_rules.csv")
     corrections: Path = Path("data/corrections.csv")
+    policy: Path = Field(
+        Path("data/policy.toml"),
+        description="the policy whose clusters every label of the data is checked against",
+    )
     hand_labelled: Path | None = Field(
         default_factory=lambda: default_shared_dir() / "data" / "hand_labelled.csv"
     )
@@ -174,6 +172,12 @@ class TrainConfig(_Frozen):
     def _paths_distinct(self) -> TrainConfig:
         if self.models_dir == self.data.processed_dir:
             raise ValueError("models_dir and data.processed_dir must differ")
+        # One label set: the dataset is labelled under data.policy, the model fits and
+        # decides under policy.
+        if self.policy != self.data.policy:
+            raise ValueError(
+                f"policy ({self.policy}) and data.policy ({self.data.policy}) must be the same file"
+            )
         return self
 
     def to_flat_dict(self) -> dict[str, str]:

@@ -2,7 +2,9 @@
 
 The source config (`data/sources.toml`), the category map (`data/category_map.csv`) and the
 title rules (`data/title_rules.csv`) are versioned in the repo and readable by a reviewer:
-they are the project's reading of the policy in `LABELLING.md`.
+they are the project's reading of the policy in `LABELLING.md`. Every label in them, in
+the corrections and in the hand-labelled titles must be a cluster of the policy file
+(`data/policy.toml`).
 """
 
 from __future__ import annotations
@@ -14,13 +16,15 @@ import json
 import re
 import tomllib
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from clustercls.config import CLUSTERS, DataConfig
+from clustercls.config import DataConfig
+from clustercls.policy import load_policy
 from clustercls.text import detect_lang, normalize
 
 DROP = "drop"
@@ -213,20 +217,21 @@ def _read_rule_csv(path: Path, required: tuple[str, ...]) -> list[tuple[int, dic
     return out
 
 
-def _check_cluster(path: Path, line: int, cluster: str) -> None:
-    if cluster not in (*CLUSTERS, DROP):
+def _check_cluster(path: Path, line: int, cluster: str, clusters: Sequence[str]) -> None:
+    if cluster not in (*clusters, DROP):
         raise DataError(
             f"{path}:{line}: label '{cluster}' is not in the policy "
-            f"(expected one of {', '.join((*CLUSTERS, DROP))})"
+            f"(expected one of {', '.join((*clusters, DROP))})"
         )
 
 
-def load_mapping(category_map: Path, title_rules: Path) -> Mapping:
+def load_mapping(category_map: Path, title_rules: Path, clusters: Sequence[str]) -> Mapping:
     """Read and validate the category map and the title rules.
 
     Args:
         category_map: CSV with `source, category, cluster, note`.
         title_rules: CSV with `source, category, pattern, cluster, note`.
+        clusters: The policy's labels; a rule may also say `drop`.
 
     Returns:
         The mapping.
@@ -237,13 +242,13 @@ def load_mapping(category_map: Path, title_rules: Path) -> Mapping:
     """
     crules = []
     for line, row in _read_rule_csv(category_map, ("source", "category", "cluster")):
-        _check_cluster(category_map, line, row["cluster"])
+        _check_cluster(category_map, line, row["cluster"], clusters)
         crules.append(
             CategoryRule(row["source"], row["category"], row["cluster"], row.get("note", ""), line)
         )
     trules = []
     for line, row in _read_rule_csv(title_rules, ("source", "category", "pattern", "cluster")):
-        _check_cluster(title_rules, line, row["cluster"])
+        _check_cluster(title_rules, line, row["cluster"], clusters)
         try:
             pattern = re.compile(row["pattern"], re.IGNORECASE)
         except re.error as exc:
@@ -262,16 +267,20 @@ def load_mapping(category_map: Path, title_rules: Path) -> Mapping:
 
 
 def mapping_from_config(config: DataConfig) -> Mapping:
-    """Load the mapping the data config points at."""
-    return load_mapping(config.category_map, config.title_rules)
+    """Load the mapping the data config points at, checked against its policy's labels."""
+    clusters = load_policy(config.policy).clusters
+    return load_mapping(config.category_map, config.title_rules, clusters)
 
 
-def mapping_agreement(mapping: Mapping, hand_labelled: pd.DataFrame) -> dict:
+def mapping_agreement(
+    mapping: Mapping, hand_labelled: pd.DataFrame, protected: Sequence[str]
+) -> dict:
     """Measure how often the mapping agrees with hand labels, per source and overall.
 
     Args:
         mapping: The mapping to check.
         hand_labelled: Frame with `source, category, title, cluster` (the hand label).
+        protected: The policy's protected clusters.
 
     Returns:
         A JSON-ready dict: overall and per-source accuracy, protected-vs-other accuracy, the
@@ -279,9 +288,9 @@ def mapping_agreement(mapping: Mapping, hand_labelled: pd.DataFrame) -> dict:
     """
     mapped = mapping.map_frame(hand_labelled)
     frame = hand_labelled.assign(mapped=mapped["cluster"], rule=mapped["rule"])
-    judged = frame[frame["mapped"].isin(CLUSTERS)]
+    judged = frame[frame["mapped"].notna() & (frame["mapped"] != DROP)]
     agree = judged["mapped"] == judged["cluster"]
-    protected = (judged["mapped"] != "other") == (judged["cluster"] != "other")
+    protected = judged["mapped"].isin(protected) == judged["cluster"].isin(protected)
     per_source = {}
     for source, part in judged.groupby("source"):
         ok = part["mapped"] == part["cluster"]
@@ -379,11 +388,12 @@ def read_source(path: Path, source: Source) -> pd.DataFrame:
     )
 
 
-def read_corrections(path: Path) -> pd.DataFrame:
+def read_corrections(path: Path, clusters: Sequence[str]) -> pd.DataFrame:
     """Read and validate reviewer corrections.
 
     Args:
         path: `data/corrections.csv`; a missing file means no corrections.
+        clusters: The policy's labels, the only ones a relabel may give.
 
     Returns:
         The corrections, in file order.
@@ -401,10 +411,10 @@ def read_corrections(path: Path) -> pd.DataFrame:
     for i, row in enumerate(frame.itertuples(index=False), start=2):
         if row.verdict not in ("confirm", "relabel", "skip"):
             raise DataError(f"{path}:{i}: verdict '{row.verdict}' is not confirm/relabel/skip")
-        if row.verdict == "relabel" and row.corrected_label not in CLUSTERS:
+        if row.verdict == "relabel" and row.corrected_label not in clusters:
             raise DataError(
                 f"{path}:{i}: corrected_label '{row.corrected_label}' is not in the policy "
-                f"({', '.join(CLUSTERS)})"
+                f"({', '.join(clusters)})"
             )
     return frame
 
@@ -461,10 +471,11 @@ def build_dataset(config: DataConfig) -> BuildResult:
 
     Raises:
         DataError: For an unknown or unreadable source file, an empty source, a category no
-            rule maps, or a label outside the policy.
+            rule maps, or a label outside the policy (`config.policy`).
     """
     sources = load_source_config(config.source_config)
-    mapping = mapping_from_config(config)
+    clusters = load_policy(config.policy).clusters
+    mapping = load_mapping(config.category_map, config.title_rules, clusters)
     sources_dir = Path(config.sources_dir)
     if not sources_dir.is_dir():
         raise DataError(
@@ -507,7 +518,7 @@ def build_dataset(config: DataConfig) -> BuildResult:
     frame = dropped.drop(frame, frame["norm"] == "", "empty after normalisation")
     frame = frame.assign(dup_group=[near_duplicate_key(n) for n in frame["norm"]])
 
-    hand = load_hand_labelled(config.hand_labelled)
+    hand = load_hand_labelled(config.hand_labelled, clusters)
     if hand is not None:
         hand_norm = {normalize(t) for t in hand["title"]}
         hand_keys = {near_duplicate_key(n) for n in hand_norm}
@@ -528,7 +539,9 @@ def build_dataset(config: DataConfig) -> BuildResult:
     frame = frame.assign(
         id=[stable_id(s, t) for s, t in zip(frame["source"], frame["title"], strict=True)]
     )
-    frame, corrections_report = _apply_corrections(frame, read_corrections(config.corrections))
+    frame, corrections_report = _apply_corrections(
+        frame, read_corrections(config.corrections, clusters)
+    )
 
     frame = frame.reset_index(drop=True)
     lang_by_source = {s.name: s.lang for s in sources.sources.values()}
@@ -672,6 +685,29 @@ def load_dataset(path: Path) -> pd.DataFrame:
     return frame
 
 
+def check_labels(dataset: pd.DataFrame, clusters: Sequence[str], where: Path | str) -> None:
+    """Refuse a dataset whose labels are not exactly the policy's clusters.
+
+    A label outside the policy means the dataset was built under another policy; a
+    cluster with no rows would be missing from the model, which could never predict it.
+
+    Raises:
+        DataError: Naming the labels outside the policy and the clusters without rows.
+    """
+    labels = set(dataset["cluster"])
+    outside, missing = sorted(labels - set(clusters)), sorted(set(clusters) - labels)
+    if outside:
+        raise DataError(
+            f"{where}: labels {outside} are not in the policy ({', '.join(clusters)}); "
+            "rebuild the dataset under this policy"
+        )
+    if missing:
+        raise DataError(
+            f"{where}: the policy's clusters {missing} have no rows; map categories or "
+            "titles to them and rebuild the dataset"
+        )
+
+
 def report_markdown(report: dict) -> str:
     """Render the data report as Markdown a reviewer can read."""
     counts = pd.DataFrame(report["counts"]).T.fillna(0).astype(int)
@@ -705,11 +741,15 @@ def report_markdown(report: dict) -> str:
     return "\n".join(lines)
 
 
-def load_hand_labelled(path: Path | None) -> pd.DataFrame | None:
+def load_hand_labelled(path: Path | None, clusters: Sequence[str]) -> pd.DataFrame | None:
     """Read the hand-labelled yardstick, or None when it is not available.
 
+    Args:
+        path: The CSV (`title, source, cluster`, optional `unsure`), or None.
+        clusters: The labels it may use: the policy's, or a model's when scoring one.
+
     Raises:
-        DataError: If the file exists but lacks a needed column.
+        DataError: If the file exists but lacks a needed column or has another label.
     """
     if path is None or not Path(path).is_file():
         return None
@@ -717,7 +757,7 @@ def load_hand_labelled(path: Path | None) -> pd.DataFrame | None:
     missing = {"title", "source", "cluster"} - set(frame.columns)
     if missing:
         raise DataError(f"{path}: missing columns {sorted(missing)}")
-    bad = frame[~frame["cluster"].isin(CLUSTERS)]
+    bad = frame[~frame["cluster"].isin(clusters)]
     if len(bad):
         raise DataError(
             f"{path}:{bad.index[0] + 2}: label '{bad['cluster'].iloc[0]}' not in the policy"

@@ -3,7 +3,7 @@ leave-one-source-out runs that show how the model does on a marketplace it never
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +17,6 @@ from sklearn.metrics import (
 )
 from sklearn.pipeline import Pipeline
 
-from clustercls.config import CLUSTERS
 from clustercls.text import detect_lang, normalize
 
 
@@ -25,27 +24,37 @@ def _r(value: float) -> float:
     return round(float(value), 4)
 
 
-def protected_vs_other(y_true, y_pred) -> dict:
-    """Binary precision/recall/F1 of "in any protected cluster" against `other`.
+def protected_vs_other(y_true, y_pred, protected: Sequence[str]) -> dict:
+    """Binary precision/recall/F1 of "in any protected cluster" against every other label.
 
-    This is the enforcement question: would the listing be stopped at all?
+    This is the enforcement question: would the listing be stopped at all? A cluster the
+    policy names but does not protect counts with the negative label, not as protected.
+
+    Args:
+        y_true: True clusters.
+        y_pred: Predicted clusters.
+        protected: The policy's protected clusters.
     """
-    t = np.asarray(y_true) != "other"
-    p = np.asarray(y_pred) != "other"
+    protected = list(protected)
+    t = np.isin(np.asarray(y_true, dtype=object), protected)
+    p = np.isin(np.asarray(y_pred, dtype=object), protected)
     precision, recall, f1, _ = precision_recall_fscore_support(
         t, p, average="binary", pos_label=True, zero_division=0
     )
     return {"precision": _r(precision), "recall": _r(recall), "f1": _r(f1), "support": int(t.sum())}
 
 
-def classification_metrics(y_true, y_pred, langs=None, labels=CLUSTERS) -> dict:
+def classification_metrics(
+    y_true, y_pred, langs=None, *, labels: Sequence[str], protected: Sequence[str]
+) -> dict:
     """Metrics of one evaluation set.
 
     Args:
         y_true: True clusters.
         y_pred: Predicted clusters.
         langs: Optional language per row; adds a per-language breakdown.
-        labels: Cluster labels, in confusion-matrix order.
+        labels: Cluster labels (the model's or the policy's), in confusion-matrix order.
+        protected: The protected clusters, for `protected_vs_other`.
 
     Returns:
         JSON-ready dict: `n`, `accuracy`, `macro_f1` (over clusters present in `y_true`),
@@ -68,7 +77,7 @@ def classification_metrics(y_true, y_pred, langs=None, labels=CLUSTERS) -> dict:
             c: {"precision": _r(p), "recall": _r(r), "f1": _r(f), "support": int(s)}
             for c, p, r, f, s in zip(labels, precision, recall, f1, support, strict=True)
         },
-        "protected_vs_other": protected_vs_other(y_true, y_pred),
+        "protected_vs_other": protected_vs_other(y_true, y_pred, protected),
         "confusion_matrix": confusion_matrix(y_true, y_pred, labels=list(labels)).tolist(),
         "labels": list(labels),
     }
@@ -86,7 +95,9 @@ def classification_metrics(y_true, y_pred, langs=None, labels=CLUSTERS) -> dict:
                         zero_division=0,
                     )
                 ),
-                "protected_vs_other_f1": protected_vs_other(y_true[mask], y_pred[mask])["f1"],
+                "protected_vs_other_f1": protected_vs_other(y_true[mask], y_pred[mask], protected)[
+                    "f1"
+                ],
             }
             for lang in sorted(set(langs))
             for mask in [langs == lang]
@@ -94,22 +105,31 @@ def classification_metrics(y_true, y_pred, langs=None, labels=CLUSTERS) -> dict:
     return out
 
 
-def evaluate_hand_labelled(pipeline: Pipeline, hand: pd.DataFrame) -> tuple[dict, np.ndarray]:
+def evaluate_hand_labelled(
+    pipeline: Pipeline, hand: pd.DataFrame, protected: Sequence[str]
+) -> tuple[dict, np.ndarray]:
     """Score a fitted pipeline on the hand-labelled titles.
+
+    Args:
+        pipeline: A fitted pipeline; its `classes_` are the labels scored.
+        hand: The hand-labelled titles (`load_hand_labelled`).
+        protected: The protected clusters.
 
     Returns:
         Metrics on all rows and on rows the labeller was sure of, and the probability
         matrix (columns in `pipeline.classes_` order).
     """
     proba = pipeline.predict_proba(hand["title"])
-    pred = np.asarray(pipeline.classes_)[proba.argmax(axis=1)]
+    labels = list(pipeline.classes_)
+    pred = np.asarray(labels, dtype=object)[proba.argmax(axis=1)]
     sure = ~hand["unsure"].to_numpy()
     langs = [detect_lang(normalize(t)) for t in hand["title"]]
+    given = {"labels": labels, "protected": protected}
     metrics = {
-        "all": classification_metrics(hand["cluster"], pred, langs),
-        "sure": classification_metrics(hand["cluster"][sure], pred[sure]),
+        "all": classification_metrics(hand["cluster"], pred, langs, **given),
+        "sure": classification_metrics(hand["cluster"][sure], pred[sure], **given),
         "per_source_macro_f1": {
-            str(src): classification_metrics(part["cluster"], pred[part.index])["macro_f1"]
+            str(src): classification_metrics(part["cluster"], pred[part.index], **given)["macro_f1"]
             for src, part in hand.groupby("source")
         },
     }
@@ -134,15 +154,20 @@ def evaluate_artifact(
     """
     from clustercls.artifact import load_artifact
 
-    pipeline = load_artifact(model_dir).pipeline
+    artifact = load_artifact(model_dir)
+    pipeline, protected = artifact.pipeline, artifact.metadata["protected"]
     out: dict = {"model": Path(model_dir).name}
     if dataset is not None:
         test = dataset[dataset["split"] == "test"]
         out["random_split"] = classification_metrics(
-            test["cluster"], pipeline.predict(test["title"]), test["lang"]
+            test["cluster"],
+            pipeline.predict(test["title"]),
+            test["lang"],
+            labels=list(pipeline.classes_),
+            protected=protected,
         )
     if hand is not None:
-        out["hand_labelled"], _ = evaluate_hand_labelled(pipeline, hand)
+        out["hand_labelled"], _ = evaluate_hand_labelled(pipeline, hand, protected)
     return out
 
 
@@ -222,11 +247,13 @@ def out_of_source_scores(
     return scored.loc[frame.index[frame.index.isin(scored.index)]]
 
 
-def loso_metrics(scores: pd.DataFrame) -> dict:
+def loso_metrics(scores: pd.DataFrame, labels: Sequence[str], protected: Sequence[str]) -> dict:
     """Per held-out group metrics of out-of-source scores, their means and the worst group.
 
     Args:
         scores: From `out_of_source_scores`.
+        labels: The cluster labels, in confusion-matrix order.
+        protected: The protected clusters.
 
     Returns:
         `per_group` metrics (see `classification_metrics`, plus the group's `sources`), the
@@ -236,7 +263,9 @@ def loso_metrics(scores: pd.DataFrame) -> dict:
     """
     per_group = {}
     for name, test in scores.groupby("group", sort=True):
-        metrics = classification_metrics(test["cluster"], test["predicted"], test["lang"])
+        metrics = classification_metrics(
+            test["cluster"], test["predicted"], test["lang"], labels=labels, protected=protected
+        )
         metrics["sources"] = sorted(test["source"].unique())
         per_group[name] = metrics
     defined = {
@@ -264,6 +293,8 @@ def leave_one_source_out(
     fit: Callable[[pd.DataFrame], Pipeline],
     dataset: pd.DataFrame,
     groups: dict[str, str],
+    labels: Sequence[str],
+    protected: Sequence[str],
     n_jobs: int = 2,
     progress: Callable[[str], None] | None = None,
 ) -> dict:
@@ -271,7 +302,8 @@ def leave_one_source_out(
 
     `out_of_source_scores` followed by `loso_metrics`; see those.
     """
-    return loso_metrics(out_of_source_scores(fit, dataset, groups, n_jobs, progress))
+    scores = out_of_source_scores(fit, dataset, groups, n_jobs, progress)
+    return loso_metrics(scores, labels, protected)
 
 
 def plot_confusion(matrix: list[list[int]], labels: list[str], path: Path, title: str = "") -> Path:

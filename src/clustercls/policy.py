@@ -1,14 +1,19 @@
-"""Enforcement policy: protected clusters, threshold choice, and the per-listing decision."""
+"""Enforcement policy: the cluster labels, which are protected, threshold choice, and the
+per-listing decision."""
 
 from __future__ import annotations
 
+import re
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from clustercls.config import CLUSTERS
+# A cluster name becomes a column name (`p_<cluster>`) in every output and a key in the
+# metadata and MLflow params, so it is held to what all of those accept unquoted.
+_CLUSTER_NAME = re.compile(r"[a-z][a-z0-9_]*")
 
 BLOCK, REVIEW, ALLOW = "block", "review", "allow"
 
@@ -89,22 +94,53 @@ class ServingRules(BaseModel):
 
 
 class Policy(BaseModel):
-    """The versioned enforcement policy (`data/policy.toml`)."""
+    """The versioned enforcement policy (`data/policy.toml`).
+
+    It owns the label set: every labelled file is checked against `clusters`, training
+    fits on them and stores them with the model, and no module names a cluster.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     version: str
-    protected: tuple[str, ...]
+    clusters: tuple[str, ...] = Field(
+        description="every label, sorted (scikit-learn's `classes_` order, so the column "
+        "order of every probability matrix)"
+    )
+    protected: tuple[str, ...] = Field(description="clusters closed to cross-border sellers")
+    negative: str = Field(
+        description="the label of a listing in no cluster the policy names; never protected, "
+        "and what an empty title is given"
+    )
     thresholds: ThresholdRules = Field(default_factory=ThresholdRules)
     serving: ServingRules = Field(default_factory=ServingRules)
 
-    @field_validator("protected")
+    @field_validator("clusters")
     @classmethod
-    def _known(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        unknown = set(value) - set(CLUSTERS)
-        if unknown or not value:
-            raise ValueError(f"protected clusters must be a non-empty subset of {CLUSTERS}")
-        return value
+    def _sorted_names(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        bad = [c for c in value if not _CLUSTER_NAME.fullmatch(c)]
+        if bad:
+            raise ValueError(f"cluster names are lowercase letters, digits and _, not {bad}")
+        repeated = sorted({c for c in value if value.count(c) > 1})
+        if repeated:
+            raise ValueError(f"clusters listed twice: {repeated}")
+        if len(value) < 2:
+            raise ValueError("a classifier needs at least two clusters")
+        return tuple(sorted(value))
+
+    @model_validator(mode="after")
+    def _labels_agree(self) -> Policy:
+        unknown = sorted(set(self.protected) - set(self.clusters))
+        if unknown or not self.protected:
+            raise ValueError(
+                f"protected must be a non-empty subset of clusters {list(self.clusters)}"
+                + (f"; unknown: {unknown}" if unknown else "")
+            )
+        if self.negative not in self.clusters:
+            raise ValueError(f"negative '{self.negative}' is not one of {list(self.clusters)}")
+        if self.negative in self.protected:
+            raise ValueError(f"negative '{self.negative}' cannot be protected")
+        return self
 
 
 def load_policy(path: Path) -> Policy:
@@ -118,6 +154,29 @@ def load_policy(path: Path) -> Policy:
     """
     with Path(path).open("rb") as fh:
         return Policy.model_validate(tomllib.load(fh))
+
+
+def negative_label(metadata: Mapping) -> str:
+    """The negative label of a saved model, from its metadata.
+
+    Models record it (`negative`) since the policy names it; for one trained before, it is
+    its one label that is not protected, as every policy of that time had it.
+
+    Args:
+        metadata: A model's metadata (`labels`, `protected`, and `negative` when recorded).
+
+    Returns:
+        The label an empty title is given.
+
+    Raises:
+        ValueError: If an older model's labels do not leave exactly one unprotected label.
+    """
+    if "negative" in metadata:
+        return str(metadata["negative"])
+    rest = [c for c in metadata["labels"] if c not in set(metadata["protected"])]
+    if len(rest) != 1:
+        raise ValueError(f"model metadata names no negative label, and {rest} are unprotected")
+    return rest[0]
 
 
 def wilson_lower_bound(hits: np.ndarray, n: np.ndarray, confidence: float) -> np.ndarray:

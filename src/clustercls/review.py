@@ -13,6 +13,7 @@ import base64
 import html
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -23,7 +24,7 @@ import pandas as pd
 from joblib import Parallel, delayed
 from sklearn.model_selection import StratifiedGroupKFold
 
-from clustercls.config import CLUSTERS, FeatureConfig, ModelConfig
+from clustercls.config import FeatureConfig, ModelConfig
 from clustercls.data import CORRECTION_COLUMNS, DataError
 from clustercls.evaluate import (
     classification_metrics,
@@ -105,16 +106,20 @@ def find_label_issues(
 
 
 def _fold_proba(
-    train: pd.DataFrame, test: pd.DataFrame, features: FeatureConfig, model: ModelConfig
+    train: pd.DataFrame,
+    test: pd.DataFrame,
+    features: FeatureConfig,
+    model: ModelConfig,
+    labels: list[str],
 ) -> np.ndarray:
     from clustercls.train import fit_pipeline
 
     fitted = fit_pipeline(train, features, model)
     proba = fitted.predict_proba(test["title"])
     # A fold may miss a cluster; place columns by name.
-    out = np.zeros((len(test), len(CLUSTERS)))
+    out = np.zeros((len(test), len(labels)))
     for j, label in enumerate(fitted.classes_):
-        out[:, CLUSTERS.index(label)] = proba[:, j]
+        out[:, labels.index(label)] = proba[:, j]
     return out
 
 
@@ -122,6 +127,7 @@ def out_of_fold_proba(
     dataset: pd.DataFrame,
     features: FeatureConfig,
     model: ModelConfig,
+    labels: Sequence[str],
     n_splits: int = 4,
     n_jobs: int = 2,
     seed: int = 0,
@@ -132,20 +138,22 @@ def out_of_fold_proba(
         dataset: Rows with `title, cluster, source, dup_group`.
         features: Feature settings of the model under review.
         model: Model settings of the model under review.
+        labels: The model's labels: the columns of the result.
         n_splits: Folds; near-duplicate groups stay within one fold.
         n_jobs: Folds fitted in parallel.
         seed: Fold assignment seed.
 
     Returns:
-        Array (rows x clusters) in `CLUSTERS` order.
+        Array (rows x clusters) in `labels` order.
     """
+    labels = list(labels)
     splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
     folds = list(splitter.split(dataset, dataset["cluster"], dataset["dup_group"]))
     parts = Parallel(n_jobs=n_jobs)(
-        delayed(_fold_proba)(dataset.iloc[tr], dataset.iloc[te], features, model)
+        delayed(_fold_proba)(dataset.iloc[tr], dataset.iloc[te], features, model, labels)
         for tr, te in folds
     )
-    proba = np.zeros((len(dataset), len(CLUSTERS)))
+    proba = np.zeros((len(dataset), len(labels)))
     for (_, te), part in zip(folds, parts, strict=True):
         proba[te] = part
     return proba
@@ -312,12 +320,14 @@ def build_review(
     evaluation = json.loads((Path(model_dir) / "evaluation.json").read_text())
     out_dir.mkdir(parents=True, exist_ok=True)
 
+    # The model's own labels, in its column order: the review judges it by them.
+    labels, protected = list(model.labels), list(model.protected)
     data = dataset.reset_index(drop=True)
-    oof = out_of_fold_proba(data, features, model_cfg, n_splits=n_splits, n_jobs=n_jobs)
-    oof_pred = np.asarray(CLUSTERS)[oof.argmax(axis=1)]
+    oof = out_of_fold_proba(data, features, model_cfg, labels, n_splits=n_splits, n_jobs=n_jobs)
+    oof_pred = np.asarray(labels, dtype=object)[oof.argmax(axis=1)]
     oof_conf = oof.max(axis=1)
 
-    issues = find_label_issues(data["cluster"].to_numpy(), oof, list(CLUSTERS)).head(top)
+    issues = find_label_issues(data["cluster"].to_numpy(), oof, labels).head(top)
     suspects = data.iloc[issues["index"]].assign(
         suspected=issues["suspected_label"].to_numpy(),
         p_suspected=issues["p_suspected"].round(4).to_numpy(),
@@ -351,7 +361,7 @@ def build_review(
             )
         )
     # Review goes by the total protected probability, whatever the top cluster.
-    oof_protected = oof[:, [list(CLUSTERS).index(c) for c in model.protected]].sum(axis=1)
+    oof_protected = oof[:, [labels.index(c) for c in protected]].sum(axis=1)
     review_at = model.thresholds["review"]
     hit = np.abs(oof_protected - review_at) <= band
     near_rows.append(
@@ -367,18 +377,18 @@ def build_review(
         [
             {
                 "source": s,
-                **{k: v for k, v in _slice_metrics(part["cluster"], oof_pred[part.index]).items()},
+                **_slice_metrics(part["cluster"], oof_pred[part.index], labels, protected),
             }
             for s, part in data.groupby("source")
         ]
     )
     loso = loso_table(evaluation)
-    oof_metrics = classification_metrics(data["cluster"], oof_pred)
+    oof_metrics = classification_metrics(
+        data["cluster"], oof_pred, labels=labels, protected=protected
+    )
     per_cluster = pd.DataFrame([{"cluster": c, **m} for c, m in oof_metrics["per_cluster"].items()])
     png = out_dir / "confusion_matrix.png"
-    plot_confusion(
-        oof_metrics["confusion_matrix"], list(CLUSTERS), png, "out-of-fold, whole dataset"
-    )
+    plot_confusion(oof_metrics["confusion_matrix"], labels, png, "out-of-fold, whole dataset")
     image = base64.b64encode(png.read_bytes()).decode()
     png.unlink()
     decisions_html = _decisions_section(Path(model_dir), evaluation, model, out_dir)
@@ -484,8 +494,10 @@ def build_review(
     return ReviewResult(report=report_path, queue=queue_path, counts=counts)
 
 
-def _slice_metrics(y_true: pd.Series, y_pred: np.ndarray) -> dict:
-    m = classification_metrics(y_true, y_pred)
+def _slice_metrics(
+    y_true: pd.Series, y_pred: np.ndarray, labels: list[str], protected: list[str]
+) -> dict:
+    m = classification_metrics(y_true, y_pred, labels=labels, protected=protected)
     return {
         "n": m["n"],
         "accuracy": m["accuracy"],
@@ -508,7 +520,7 @@ class ImportResult:
 
 
 def import_queue(
-    queue_path: Path, corrections_path: Path, today: date | None = None
+    queue_path: Path, corrections_path: Path, clusters: Sequence[str], today: date | None = None
 ) -> ImportResult:
     """Append a filled review queue's verdicts to the corrections file.
 
@@ -520,6 +532,8 @@ def import_queue(
     Args:
         queue_path: The filled `review_queue.csv`.
         corrections_path: `data/corrections.csv`, created with its header if missing.
+        clusters: The policy's labels, the only ones a relabel may give (the next data
+            build checks the corrections against the same list).
         today: Date recorded on new corrections (default: today).
 
     Returns:
@@ -556,9 +570,9 @@ def import_queue(
             refused.append((line, f"verdict '{row.verdict}' is not one of {', '.join(VERDICTS)}"))
             continue
         corrected = row.corrected_label.strip()
-        if verdict == "relabel" and corrected not in CLUSTERS:
+        if verdict == "relabel" and corrected not in clusters:
             refused.append(
-                (line, f"relabel needs corrected_label in {', '.join(CLUSTERS)}, got '{corrected}'")
+                (line, f"relabel needs corrected_label in {', '.join(clusters)}, got '{corrected}'")
             )
             continue
         if verdict != "relabel":

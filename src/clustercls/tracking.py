@@ -213,24 +213,26 @@ def promote(
         champion = str(client.get_model_version_by_alias(registered_model, CHAMPION).version)
     except Exception:  # MLflow raises a generic RestException when the alias is unset.
         champion = None
-    hand = load_hand_labelled(hand_labelled)
-    if hand is None:
+    if hand_labelled is None or not Path(hand_labelled).is_file():
         raise FileNotFoundError(f"{hand_labelled}: hand-labelled evaluation titles not found")
+    # Both models are judged by the candidate's labels: the label set it would serve with.
+    candidate_model = load_model(f"models:/{registered_model}/{candidate}")
+    labels, protected = candidate_model.labels, candidate_model.protected
+    hand = load_hand_labelled(hand_labelled, labels)
 
-    def score(version: str) -> float:
-        model = load_model(f"models:/{registered_model}/{version}")
+    def score(model) -> float:
         pred = model.predict(hand["title"])["cluster"]
-        result = classification_metrics(hand["cluster"], pred)
+        result = classification_metrics(hand["cluster"], pred, labels=labels, protected=protected)
         return result["macro_f1"] if metric == "macro_f1" else result["protected_vs_other"]["f1"]
 
-    cand_score = score(candidate)
+    cand_score = score(candidate_model)
 
     def outcome(promoted: bool, champ_score: float | None, message: str) -> Promotion:
         return Promotion(promoted, candidate, champion, metric, cand_score, champ_score, message)
 
     if champion == candidate:
         return outcome(False, cand_score, f"version {candidate} is already the champion")
-    champ_score = score(champion) if champion else None
+    champ_score = score(load_model(f"models:/{registered_model}/{champion}")) if champion else None
     if champ_score is not None and cand_score <= champ_score:
         return outcome(
             False,

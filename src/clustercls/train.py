@@ -16,8 +16,8 @@ from sklearn.pipeline import Pipeline
 
 from clustercls.artifact import save_artifact
 from clustercls.classifier import make_classifier
-from clustercls.config import CLUSTERS, FeatureConfig, ModelConfig, TrainConfig
-from clustercls.data import load_dataset, load_hand_labelled, load_source_config
+from clustercls.config import FeatureConfig, ModelConfig, TrainConfig
+from clustercls.data import check_labels, load_dataset, load_hand_labelled, load_source_config
 from clustercls.evaluate import (
     classification_metrics,
     evaluate_hand_labelled,
@@ -145,6 +145,7 @@ def train(
     report_path = Path(dataset_path).with_name("data_report.json")
     data_report = json.loads(report_path.read_text()) if report_path.is_file() else {}
     policy = load_policy(config.policy)
+    check_labels(dataset, policy.clusters, dataset_path)
     groups = {
         s.name: s.group for s in load_source_config(config.data.source_config).sources.values()
     }
@@ -159,14 +160,22 @@ def train(
     start = time.perf_counter()
     test_pred = pipeline.predict(test_set["title"])
     evaluation: dict = {
-        "random_split": classification_metrics(test_set["cluster"], test_pred, test_set["lang"])
+        "random_split": classification_metrics(
+            test_set["cluster"],
+            test_pred,
+            test_set["lang"],
+            labels=policy.clusters,
+            protected=policy.protected,
+        )
     }
-    hand = load_hand_labelled(config.data.hand_labelled)
+    hand = load_hand_labelled(config.data.hand_labelled, policy.clusters)
     classes = list(pipeline.classes_)
     hand_proba = None
     if hand is not None:
         say(f"scoring {len(hand)} hand-labelled titles")
-        evaluation["hand_labelled"], hand_proba = evaluate_hand_labelled(pipeline, hand)
+        evaluation["hand_labelled"], hand_proba = evaluate_hand_labelled(
+            pipeline, hand, policy.protected
+        )
     timings["evaluate_seconds"] = round(time.perf_counter() - start, 1)
 
     scores = None
@@ -179,7 +188,7 @@ def train(
             n_jobs=config.evaluation.n_jobs,
             progress=say,
         )
-        evaluation["leave_one_source_out"] = loso_metrics(scores)
+        evaluation["leave_one_source_out"] = loso_metrics(scores, classes, policy.protected)
         timings["loso_seconds"] = round(time.perf_counter() - start, 1)
 
     hand_familiarity = familiarity(pipeline, hand["title"]) if hand is not None else None
@@ -196,6 +205,7 @@ def train(
     metadata = {
         "labels": list(pipeline.classes_),
         "protected": list(policy.protected),
+        "negative": policy.negative,
         "policy": {
             **policy.model_dump(mode="json"),
             "chosen_thresholds": thresholds,
@@ -216,7 +226,7 @@ def train(
     (model_dir / "evaluation.json").write_text(json.dumps(evaluation, indent=2, default=str))
     plot_confusion(
         evaluation["random_split"]["confusion_matrix"],
-        list(CLUSTERS),
+        evaluation["random_split"]["labels"],
         model_dir / "confusion_matrix.png",
         "random held-out split",
     )
@@ -450,6 +460,7 @@ def select_model(
     """
     say = progress or (lambda _msg: None)
     dataset = load_dataset(dataset_path or Path(config.data.processed_dir) / "dataset.parquet")
+    policy = load_policy(config.policy)
     groups = {
         s.name: s.group for s in load_source_config(config.data.source_config).sources.values()
     }
@@ -464,10 +475,14 @@ def select_model(
             partial(fit_pipeline, features=config.features, model=model),
             dataset,
             groups,
+            policy.clusters,
+            policy.protected,
             n_jobs=config.evaluation.n_jobs,
         )
         random_pred = fit_pipeline(train_set, config.features, model).predict(test_set["title"])
-        random = classification_metrics(test_set["cluster"], random_pred)
+        random = classification_metrics(
+            test_set["cluster"], random_pred, labels=policy.clusters, protected=policy.protected
+        )
         rows.append(
             {
                 "model": model.model_dump(mode="json"),
