@@ -260,7 +260,7 @@ def renamed_copy(model_dir: Path, folder: Path, version: str) -> Path:
 def test_model_failing_on_an_executor_leaves_nothing(spark, tiny_model_dir, tmp_path) -> None:
     from pyspark import SparkFiles
 
-    from clustercls import spark as spark_module
+    from clustercls.spark import job as spark_module
     from clustercls.predict import load_model
 
     # Verified on the driver, then spoilt where the workers read it: what an executor
@@ -434,7 +434,7 @@ def test_import_needs_no_pyspark_and_does_nothing() -> None:
 
 
 def test_missing_java_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    from clustercls import spark
+    from clustercls.spark import session as spark
 
     monkeypatch.delenv("JAVA_HOME", raising=False)
     monkeypatch.setattr(spark.shutil, "which", lambda name: None)

@@ -1,329 +1,34 @@
-"""Enforcement scoring on Apache Spark, row for row what `clustercls predict` writes.
-
-Install with `pip install "clustercls[spark]"`. One machine stays the default; this module
-is for a listing table too big for it. Nothing here runs at import, and pyspark is imported
-only when a function is called, so the rest of the package works without it.
-
-How a run goes:
-
-1. The driver loads and verifies the model (checksum, scikit-learn version, unpickling)
-   before any Spark job starts; `models:/` URIs are resolved and downloaded here, so
-   executors never need MLflow or registry credentials.
-2. The verified model folder is shipped with `SparkContext.addFile`; each Python worker
-   process loads it from `SparkFiles` on its first batch and keeps it in a module-level
-   cache, so the model is unpickled once per worker process, not per batch or row.
-3. `DataFrame.mapInArrow` hands each Arrow batch to `clustercls.batch.score_chunk`, the
-   same function the single-machine job calls. Only `title` (and `is_cross_border`) are
-   converted to pandas, exactly as the single-machine job converts them when it reads
-   Parquet; every other column passes through as Arrow, so types and timestamps come out
-   as they went in, whatever the session time zone.
-"""
+"""Driver side: verify and ship the model, run the job, commit the output atomically and
+write the run summary."""
 
 from __future__ import annotations
 
 import atexit
-import logging
 import os
 import shutil
-import sys
 import tempfile
 import time
 import uuid
-import warnings
 from collections import Counter
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from clustercls.artifact import METADATA_FILE, MODEL_FILE, ArtifactError, load_artifact
-from clustercls.batch import (
-    ADDED_COLUMNS,
-    BatchSummary,
-    InputError,
-    cross_border_flags,
-    run_report,
-    stage_json,
+from clustercls.artifact import METADATA_FILE, MODEL_FILE, ArtifactError
+from clustercls.batch import BatchSummary, InputError, cross_border_flags, run_report, stage_json
+from clustercls.spark.executor import _CROSS_BORDER, ScoringStats, _ScorePartition, output_schema
+from clustercls.spark.session import (
+    _no_pandas_version_warning,
+    _under_spark_submit,
+    require_pyspark,
+    spark_session,
 )
-from clustercls.schema import OUTPUT
 
 if TYPE_CHECKING:
-    import pyarrow as pa
     from pyspark.sql import DataFrame, SparkSession
 
     from clustercls.predict import Model
-
-log = logging.getLogger(__name__)
-
-DEFAULT_MASTER = "local[*]"
-INSTALL_HINT = 'pip install "clustercls[spark]"'
-_CROSS_BORDER = "is_cross_border"
-
-
-class SparkUnavailableError(RuntimeError):
-    """Spark cannot start here: pyspark is not installed or no Java runtime is found."""
-
-
-def require_pyspark() -> None:
-    """Check that pyspark is importable.
-
-    Raises:
-        SparkUnavailableError: With the install command, if it is not.
-    """
-    try:
-        import pyspark  # noqa: F401
-    except ImportError as exc:
-        raise SparkUnavailableError(
-            f"spark-predict needs pyspark, which is not installed: {INSTALL_HINT}"
-        ) from exc
-
-
-def _require_java() -> None:
-    java_home = os.environ.get("JAVA_HOME")
-    if java_home and (Path(java_home) / "bin" / "java").is_file():
-        return
-    if shutil.which("java") is None:
-        raise SparkUnavailableError(
-            "Spark needs a Java runtime (17 or newer) and none was found: install one "
-            "(e.g. apt-get install default-jre-headless) or set JAVA_HOME"
-        )
-
-
-@contextmanager
-def _no_pandas_version_warning() -> Iterator[None]:
-    # PySpark warns about new pandas releases when a session or an Arrow UDF is created;
-    # no pandas conversion by Spark is involved here (score_arrow_batch converts with
-    # pyarrow, as the single-machine job does), so the warning is noise.
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*PySpark does not yet fully support pandas")
-        yield
-
-
-def _under_spark_submit() -> bool:
-    # spark-submit starts the Python driver with the JVM already running and tells it
-    # where through this variable; its master and settings are then already in force.
-    return "PYSPARK_GATEWAY_PORT" in os.environ
-
-
-def spark_session(
-    master: str | None = None,
-    conf: Mapping[str, str] | None = None,
-    app_name: str = "clustercls",
-) -> SparkSession:
-    """The active Spark session, or a new one.
-
-    Under `spark-submit`, or when a session is already active (a notebook, a test), that
-    session and its master are used as they are. Otherwise a session is started on
-    `master` (default `local[*]`). For a local master the Python workers run this
-    interpreter (`PYSPARK_PYTHON` is set to it unless already set), since the `python3`
-    Spark would otherwise pick need not have clustercls installed.
-
-    Args:
-        master: Spark master URL (`local[2]`, `spark://host:7077`, `yarn`, `k8s://...`).
-        conf: Extra Spark settings for a new session.
-        app_name: Application name shown by the cluster manager.
-
-    Returns:
-        The session.
-
-    Raises:
-        SparkUnavailableError: If pyspark or Java is missing.
-    """
-    require_pyspark()
-    from pyspark.sql import SparkSession
-
-    active = SparkSession.getActiveSession()
-    if active is not None or _under_spark_submit():
-        if master is not None:
-            log.warning("a Spark session already exists; its master is used, not %s", master)
-        if active is not None:
-            return active
-        with _no_pandas_version_warning():
-            session = SparkSession.builder.appName(app_name).getOrCreate()
-        session.sparkContext.setLogLevel("WARN")
-        return session
-    _require_java()
-    master = master or DEFAULT_MASTER
-    if master.startswith("local") and "PYSPARK_PYTHON" not in os.environ:
-        os.environ["PYSPARK_PYTHON"] = sys.executable
-    settings = {
-        # Spark's stage progress bar is for people watching a terminal, not for logs.
-        "spark.ui.showConsoleProgress": str(sys.stderr.isatty()).lower(),
-        **(conf or {}),
-    }
-    builder = SparkSession.builder.appName(app_name).master(master)
-    for key, value in settings.items():
-        builder = builder.config(key, value)
-    with _no_pandas_version_warning():
-        session = builder.getOrCreate()
-    session.sparkContext.setLogLevel("WARN")
-    return session
-
-
-class _PidList:
-    """Accumulator parameter: the ids of the worker processes that loaded the model.
-
-    A list rather than a count so that a test (or an operator) can see that no process
-    loaded it twice.
-    """
-
-    def zero(self, value: list[int]) -> list[int]:
-        return []
-
-    def addInPlace(self, value1: list[int], value2: list[int]) -> list[int]:
-        value1.extend(value2)
-        return value1
-
-
-@dataclass
-class ScoringStats:
-    """Counters filled on the executors while a scored DataFrame is computed.
-
-    Spark accumulators: read them after an action; a retried task counts again.
-    """
-
-    loads: Any
-    batches: Any
-
-    @classmethod
-    def create(cls, spark: SparkSession) -> ScoringStats:
-        """New zeroed counters in `spark`'s context."""
-        context = spark.sparkContext
-        return cls(loads=context.accumulator([], _PidList()), batches=context.accumulator(0))
-
-    @property
-    def model_loads(self) -> int:
-        """How many times a worker process loaded the model."""
-        return len(self.loads.value)
-
-    @property
-    def loading_processes(self) -> list[int]:
-        """The process id of each load (a repeated id would mean a process loaded twice)."""
-        return list(self.loads.value)
-
-    @property
-    def arrow_batches(self) -> int:
-        """Arrow batches scored."""
-        return int(self.batches.value)
-
-
-# --- executor side -------------------------------------------------------------------
-
-_WORKER_MODELS: dict[str, Model] = {}
-_WORKER_CACHE_SIZE = 2
-"""Models a worker process keeps: enough for two models in one job, bounded for long sessions."""
-
-
-def _worker_model(name: str, loads: Any) -> Model:
-    """The shipped model `name`, loaded (and verified) once per Python worker process."""
-    model = _WORKER_MODELS.get(name)
-    if model is None:
-        from pyspark import SparkFiles
-
-        from clustercls.predict import Model
-
-        model = Model(load_artifact(Path(SparkFiles.get(name))), n_jobs=1)
-        while len(_WORKER_MODELS) >= _WORKER_CACHE_SIZE:
-            _WORKER_MODELS.pop(next(iter(_WORKER_MODELS)))
-        _WORKER_MODELS[name] = model
-        if loads is not None:
-            loads.add([os.getpid()])
-    return model
-
-
-def score_arrow_batch(model: Model, batch: pa.RecordBatch, large_strings: bool = False):
-    """Score one Arrow batch: its columns (clashing names renamed) plus the added ones.
-
-    Args:
-        model: A loaded model.
-        batch: Rows with a `title` column (and optionally `is_cross_border`).
-        large_strings: Emit the added text columns as Arrow `large_string` (Spark's
-            `spark.sql.execution.arrow.useLargeVarTypes`).
-
-    Returns:
-        A RecordBatch with the same rows in the same order.
-    """
-    import pyarrow as pa
-
-    from clustercls.batch import score_chunk
-
-    types = {
-        "string": pa.large_string() if large_strings else pa.string(),
-        "float64": pa.float64(),
-        "bool": pa.bool_(),
-    }
-    names = output_names(batch.schema.names)
-    needed = ["title", *([_CROSS_BORDER] if _CROSS_BORDER in batch.schema.names else [])]
-    if batch.num_rows == 0:
-        added = [pa.array([], types[dtype]) for _, dtype in OUTPUT.file_columns()]
-        return pa.RecordBatch.from_arrays([*batch.columns, *added], names=names)
-    # The same pandas conversion the single-machine job applies to a Parquet batch, on the
-    # columns prediction reads; the rest never leaves Arrow.
-    scored = score_chunk(model, batch.select(needed).to_pandas())
-    added = [
-        pa.array(
-            scored[name].to_numpy(dtype=object if dtype == "string" else None),
-            type=types[dtype],
-        )
-        for name, dtype in OUTPUT.file_columns()
-    ]
-    return pa.RecordBatch.from_arrays([*batch.columns, *added], names=names)
-
-
-class _ScorePartition:
-    """The function `mapInArrow` runs over each partition's batches."""
-
-    def __init__(self, model_name: str, large_strings: bool, stats: ScoringStats | None) -> None:
-        self.model_name = model_name
-        self.large_strings = large_strings
-        self.loads = None if stats is None else stats.loads
-        self.batches = None if stats is None else stats.batches
-
-    def __call__(self, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        model = None
-        for batch in batches:
-            if model is None:
-                # On the first batch: a partition with no rows loads nothing.
-                model = _worker_model(self.model_name, self.loads)
-            if self.batches is not None:
-                self.batches.add(1)
-            yield score_arrow_batch(model, batch, self.large_strings)
-
-
-# --- driver side ---------------------------------------------------------------------
-
-
-def output_names(columns: list[str]) -> list[str]:
-    """Output column names, as the single-machine job names them: input columns (one that
-    shares an added column's name becomes `input_<name>`), then the added columns."""
-    return [*(f"input_{c}" if c in ADDED_COLUMNS else c for c in columns), *ADDED_COLUMNS]
-
-
-def output_schema(schema):
-    """The Spark schema `score_dataframe` returns for an input schema.
-
-    Raises:
-        InputError: If there is no `title` column, or the output names would collide.
-    """
-    from pyspark.sql.types import BooleanType, DoubleType, StringType, StructField, StructType
-
-    names = [f.name for f in schema.fields]
-    if "title" not in names:
-        raise InputError(f"no 'title' column (columns: {', '.join(names)})")
-    out_names = output_names(names)
-    # Spark's writers compare names case-insensitively by default.
-    seen = Counter(n.lower() for n in out_names)
-    clashes = sorted(n for n in out_names if seen[n.lower()] > 1)
-    if clashes:
-        raise InputError(f"output columns would collide: {', '.join(dict.fromkeys(clashes))}")
-    fields = [
-        StructField(name, f.dataType, f.nullable, f.metadata)
-        for name, f in zip(out_names[: len(names)], schema.fields, strict=True)
-    ]
-    types = {"string": StringType(), "float64": DoubleType(), "bool": BooleanType()}
-    fields += [StructField(c, types[dtype], True) for c, dtype in OUTPUT.file_columns()]
-    return StructType(fields)
 
 
 _STAGING: dict[str, Path] = {}
