@@ -520,3 +520,16 @@ def test_ranking_equals_a_full_sort(tiny_model, monkeypatch, k, n_rows) -> None:
     # Both ways of ranking, whatever the call size.
     kept = row[positive], contrib[positive]
     np.testing.assert_array_equal(rank_by_passes(*kept, k), rank_by_sorting(*kept, k))
+
+
+def test_prediction_imports_neither_tracking_nor_mlflow() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, clustercls.predict, clustercls.batch\n"
+        "loaded = [m for m in ('clustercls.tracking', 'mlflow') if m in sys.modules]\n"
+        "assert not loaded, loaded\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr

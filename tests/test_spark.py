@@ -260,8 +260,8 @@ def renamed_copy(model_dir: Path, folder: Path, version: str) -> Path:
 def test_model_failing_on_an_executor_leaves_nothing(spark, tiny_model_dir, tmp_path) -> None:
     from pyspark import SparkFiles
 
-    from clustercls.spark import job as spark_module
     from clustercls.predict import load_model
+    from clustercls.spark import job as spark_module
 
     # Verified on the driver, then spoilt where the workers read it: what an executor
     # with another scikit-learn version would meet. Both the shipped copy and its source

@@ -50,7 +50,12 @@ class WorkerPool:
         """Start scoring each (titles, flags) part in a worker; returns the futures."""
         executor = self._ensure(len(parts))
         key = str(self.model.artifact.path)
-        return [executor.submit(_predict_in_worker, key, values, flags) for values, flags in parts]
+        # The model's class travels with each task (by reference), so this module needs
+        # no import of `predict`, which imports it.
+        kind = type(self.model)
+        return [
+            executor.submit(_predict_in_worker, kind, key, values, flags) for values, flags in parts
+        ]
 
     def _ensure(self, workers: int):
         if self._executor is not None and self._size < workers:
@@ -86,11 +91,11 @@ class WorkerPool:
             del _WORKER_MODELS[key]
 
 
-def _predict_in_worker(model_dir: str, values: list, flags: np.ndarray | None) -> pd.DataFrame:
+def _predict_in_worker(
+    kind: type[Model], model_dir: str, values: list, flags: np.ndarray | None
+) -> pd.DataFrame:
     """Score one part of a large call in a worker process, loading the model once."""
-    from clustercls.predict import Model
-
     model = _WORKER_MODELS.get(model_dir)
     if model is None:
-        model = _WORKER_MODELS[model_dir] = Model(load_artifact(Path(model_dir)))
+        model = _WORKER_MODELS[model_dir] = kind(load_artifact(Path(model_dir)))
     return model._predict_serial(values, flags)

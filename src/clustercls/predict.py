@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +23,7 @@ from clustercls.artifact import Artifact, ArtifactError, latest_model_dir, load_
 from clustercls.explain import NO_EXPLANATION, Explainer
 from clustercls.familiarity import TokenKinds, familiarity, familiarity_of
 from clustercls.parallel import WorkerPool, usable_cores
-from clustercls.policy import ServingRules, decide
+from clustercls.policy import ServingRules, decide, negative_label
 from clustercls.schema import OUTPUT
 from clustercls.text import raw_limit
 
@@ -187,7 +188,7 @@ class Model:
             bounds = np.linspace(0, len(values), jobs + 1).astype(int)
             parts = [
                 (values[a:b], None if flags is None else flags[a:b])
-                for a, b in zip(bounds[:-2], bounds[1:-1], strict=True)
+                for a, b in pairwise(bounds[:-1])
             ]
             futures = self._pool.map_parts(parts)
             start = bounds[-2]
@@ -226,9 +227,7 @@ class Model:
             unique_grams = np.full(len(first), NO_EXPLANATION, dtype=object)
             unique_json = np.full(len(first), "[]", dtype=object)
         else:
-            unique_grams, unique_json = explainer.top_ngram_lists(
-                unique_features, unique_best, k=3
-            )
+            unique_grams, unique_json = explainer.top_ngram_lists(unique_features, unique_best, k=3)
         unique_familiarity = familiarity_of(unique_texts, self._word_kinds())
         proba, best = unique_proba[inverse], unique_best[inverse]
         grams, top_json = unique_grams[inverse], unique_json[inverse]
@@ -278,9 +277,9 @@ class Model:
 
     @property
     def negative(self) -> str:
-        """The label of titles outside every protected cluster (what an empty title
-        gets): the one label that is not protected."""
-        return next(label for label in self.labels if label not in self.protected)
+        """The policy's negative label (what an empty title gets), as recorded at
+        training time; see `policy.negative_label`."""
+        return negative_label(self.metadata)
 
     def _word_kinds(self) -> TokenKinds | None:
         """The token kinds familiarity looks up (built on first use)."""
@@ -465,7 +464,7 @@ def load_model(
     if path_or_uri is None:
         return Model(load_artifact(latest_model_dir(models_dir)), n_jobs)
     if str(path_or_uri).startswith("models:/"):
-        from clustercls.tracking import download_registered_model
+        from clustercls.registry import download_registered_model
 
         return Model(load_artifact(download_registered_model(str(path_or_uri))), n_jobs)
     return Model(load_artifact(Path(path_or_uri)), n_jobs)

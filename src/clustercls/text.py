@@ -263,6 +263,7 @@ _DOTTED_SEP_RE = re.compile(r"[.\-]")
 _DOTTED_HINT_RE = re.compile(r"[.\-][a-z][.\-]")
 _SPACED_RE = re.compile(r"(?<![a-z0-9])[a-z](?: [a-z]){2,}(?![a-z0-9])")
 
+
 @dataclass(frozen=True)
 class NoisePhrases:
     """Promo and marketplace boilerplate removed from titles (`resources/noise_phrases.csv`).
@@ -288,8 +289,10 @@ class NoisePhrases:
 @functools.cache
 def load_noise_phrases() -> NoisePhrases:
     """Read the noise phrases shipped with the package (once per process)."""
-    text = resources.files("clustercls").joinpath("resources", "noise_phrases.csv").read_text(
-        encoding="utf-8"
+    text = (
+        resources.files("clustercls")
+        .joinpath("resources", "noise_phrases.csv")
+        .read_text(encoding="utf-8")
     )
     rows = tuple(csv.DictReader(io.StringIO(text)))
     alternatives = "|".join(row["pattern"] for row in rows)

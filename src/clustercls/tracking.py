@@ -2,14 +2,12 @@
 
 Default store: a local SQLite file (`mlflow.db` in the project root); `--tracking-uri` or
 `$MLFLOW_TRACKING_URI` points at a team server. Importing it sets nothing: the tracking URI
-is set only when a function is called. Prediction never needs this module unless a
-`models:/` URI is asked for.
+is set only when a function is called. Prediction never needs this module: a
+`models:/` URI is resolved by `registry`.
 """
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,16 +16,12 @@ import mlflow.pyfunc
 import pandas as pd
 
 from clustercls.config import TrainConfig
+from clustercls.registry import download_registered_model, resolve_tracking_uri
+
+__all__ = ["download_registered_model", "resolve_tracking_uri"]  # re-exported for callers
 
 CHAMPION = "champion"
 ARTIFACT_PATH = "model"
-
-
-def resolve_tracking_uri(uri: str | None = None) -> str:
-    """The tracking URI: the argument, else `$MLFLOW_TRACKING_URI`, else local SQLite."""
-    return (
-        uri or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path('mlflow.db').resolve()}"
-    )
 
 
 def _mlflow(uri: str | None):
@@ -139,23 +133,6 @@ def _requirements() -> list[str]:
 
     versions = library_versions()
     return [f"scikit-learn=={versions['scikit-learn']}", "clustercls", "pandas", "numpy", "scipy"]
-
-
-def download_registered_model(uri: str, tracking_uri: str | None = None) -> Path:
-    """Download a registered model's clustercls folder (`models:/name@alias` or `/version`).
-
-    Returns:
-        A local model folder, ready for `artifact.load_artifact` (which verifies it).
-    """
-    mlflow = _mlflow(tracking_uri)
-    target = Path(tempfile.mkdtemp(prefix="clustercls-model-"))
-    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(target)))
-    candidates = [p.parent for p in local.rglob("metadata.json")]
-    if not candidates:
-        from clustercls.artifact import ArtifactError
-
-        raise ArtifactError(f"{uri}: no clustercls model folder inside the registered model")
-    return candidates[0]
 
 
 @dataclass(frozen=True)

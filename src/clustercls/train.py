@@ -26,10 +26,10 @@ from clustercls.evaluate import (
     out_of_source_scores,
     plot_confusion,
 )
+from clustercls.familiarity import familiarity
 from clustercls.features import build_features
 from clustercls.lexicon import load_lexicon
 from clustercls.policy import Policy, choose_thresholds, decision_rates, load_policy
-from clustercls.familiarity import familiarity
 from clustercls.text import TextNormalizer
 
 Progress = Callable[[str], None]
