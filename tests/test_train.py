@@ -117,3 +117,20 @@ def test_training_stores_a_reference_for_batch_runs(tiny_model_dir) -> None:
     decided = reference["out_of_source"]["decision_share"]
     assert sum(decided.values()) == pytest.approx(1.0, abs=2e-4)
     assert decided["review"] == meta["policy"]["achieved"]["out_of_source"]["pooled"]["review_rate"]
+
+
+def test_training_refuses_a_lexicon_naming_clusters_outside_the_policy(
+    tmp_path, tiny_sources, monkeypatch
+) -> None:
+    import clustercls.train as train_module
+    from clustercls.lexicon import Lexicon
+
+    config = tiny_config(tmp_path, tiny_sources, None)
+    write_dataset(build_dataset(config.data), config.data.processed_dir)
+    real = train_module.load_lexicon()
+    rows = real.rows.copy()
+    rows.loc[0, "cluster"] = "gadgets"
+    monkeypatch.setattr(train_module, "load_lexicon", lambda: Lexicon(rows=rows, sha256="x"))
+    with pytest.raises(ValueError, match="outside the policy \\(gadgets\\)"):
+        train_module.train(config)
+    assert not (tmp_path / "models").exists()

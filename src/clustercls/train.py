@@ -146,6 +146,15 @@ def train(
     data_report = json.loads(report_path.read_text()) if report_path.is_file() else {}
     policy = load_policy(config.policy)
     check_labels(dataset, policy.clusters, dataset_path)
+    if config.model.lexicon_documents or config.features.lexicon:
+        # A lexicon cluster outside the policy would become a class of its own through the
+        # lexicon documents, or a feature naming a cluster the model cannot predict.
+        unknown = sorted(set(load_lexicon().rows["cluster"]) - set(policy.clusters))
+        if unknown:
+            raise ValueError(
+                f"the lexicon names clusters outside the policy ({', '.join(unknown)}): "
+                f"relabel its rows or add the clusters to {config.policy}"
+            )
     groups = {
         s.name: s.group for s in load_source_config(config.data.source_config).sources.values()
     }
