@@ -72,7 +72,11 @@ class OutputSchema:
 
 OUTPUT = OutputSchema(
     (
-        Column("cluster", "string", "predicted (top) cluster; the policy's negative label for an empty title"),
+        Column(
+            "cluster",
+            "string",
+            "predicted (top) cluster; the policy's negative label for an empty title",
+        ),
         Column("confidence", "float64", "calibrated probability of `cluster`, 4 decimals"),
         Column(
             "p_{label}",
