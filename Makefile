@@ -8,7 +8,7 @@ OUT    := data/processed
 # MLflow draws a progress bar per artifact download; the logs do not need them.
 export MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR := false
 
-.PHONY: setup data train evaluate predict promote review report demo test test-slow fuzz lint format clean
+.PHONY: setup data train evaluate predict promote review report demo test test-slow test-code test-data test-model fuzz lint format clean
 
 setup: $(VENV)/.installed
 
@@ -54,6 +54,10 @@ test: setup
 
 test-slow: setup
 	$(BIN)/python -m pytest -m slow
+
+# One layer at a time (markers in pyproject.toml): code, data or model.
+test-code test-data test-model: test-%: setup
+	$(BIN)/python -m pytest -m "$* and not slow"
 
 # The C parts read Python's buffers and write into numpy's: a bug there corrupts memory
 # silently or differs from the Python twin only on odd input. This rebuilds both with

@@ -15,6 +15,26 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+LAYERS = ("code", "data", "model")
+"""Test layers: `code` (units, CLI end to end on tiny data), `data` (the project's data and
+resource files), `model` (a model trained on the real data)."""
+
+# A module's layer when its tests name none; a test in another layer says so itself.
+_MODULE_LAYERS = {"test_mapping": "data", "test_model_behaviour": "model"}
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` selects by marker
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Give every test exactly one layer, so `-m <layer>` runs each layer alone."""
+    for item in items:
+        own = [m.name for m in item.iter_markers() if m.name in LAYERS]
+        if len(own) > 1:
+            raise pytest.UsageError(f"{item.nodeid}: more than one layer marker ({own})")
+        if not own:
+            module = item.module.__name__.rsplit(".", 1)[-1] if item.module else ""
+            item.add_marker(_MODULE_LAYERS.get(module, "code"))
+
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("CLUSTERCLS_SHARED", REPO.parent / "shared"))
 SHARED_SOURCES = SHARED / "data" / "sources"

@@ -214,11 +214,13 @@ def test_bad_correction_is_refused(tmp_path, tiny_sources) -> None:
         build_dataset(config.data)
 
 
+@pytest.mark.data
 def test_committed_corrections_file_has_the_header() -> None:
     header = (REPO / "data/corrections.csv").read_text().splitlines()[0]
     assert header == "id,title,given_label,verdict,corrected_label,reviewer,date,note"
 
 
+@pytest.mark.data
 @needs_shared()
 def test_real_dataset_checks(real_dataset) -> None:
     """Schema, label set and split leakage on the dataset built from the shared sources."""

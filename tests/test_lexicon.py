@@ -114,6 +114,7 @@ def test_missing_column_is_refused(tmp_path) -> None:
 # --- the shipped lexicon (data layer)
 
 
+@pytest.mark.data
 def test_shipped_lexicon_follows_the_policy() -> None:
     rows = load_lexicon().rows
     # Lexicon terms are training documents of their cluster: a name outside the policy
@@ -125,12 +126,14 @@ def test_shipped_lexicon_follows_the_policy() -> None:
     assert (rows.groupby("concept")["cluster"].nunique() == 1).all()
 
 
+@pytest.mark.data
 def test_shipped_terms_are_in_normalised_form() -> None:
     rows = load_lexicon().rows
     changed = [t for t in rows["term"] if normalize(t) != t]
     assert changed == []
 
 
+@pytest.mark.data
 def test_shipped_lexicon_decides_the_policy_hard_cases() -> None:
     features = LexiconFeatures().fit()
     cluster_of = {t: hit[2] for t, hit in features.terms_.items()}

@@ -700,6 +700,7 @@ def test_transformer_in_pipeline() -> None:
     assert math.isclose(matrix[2].sum(), 0)
 
 
+@pytest.mark.data
 def test_every_noise_phrase_matches_its_examples_from_a_listed_first_token() -> None:
     from clustercls.text import load_noise_phrases
 
