@@ -23,7 +23,9 @@ from pathlib import Path
 import pandas as pd
 
 from clustercls.config import default_sources_dir
-from clustercls.text import UNIT_COUNT, UNIT_LEN, UNIT_MASS, UNIT_SIZE, UNIT_VOL, _fold, _settle_any
+from clustercls.text import UNIT_COUNT, UNIT_LEN, UNIT_MASS, UNIT_SIZE, UNIT_VOL
+from clustercls.text.fold import _fold
+from clustercls.text.native import _settle_any
 
 MIN_TITLES = 3
 MIN_LENGTH = 3

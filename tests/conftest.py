@@ -252,9 +252,10 @@ def tiny_model(tiny_model_dir: Path, tmp_path: Path):
 def reset_compiled_parts() -> None:
     """Forget which compiled parts this process picked, so the next call looks again
     (after the pure-Python switch is set or cleared)."""
-    from clustercls import features, text
+    from clustercls import features
+    from clustercls.text import native
 
-    text._native_settle.cache_clear()
+    native._native_settle.cache_clear()
     features._compiled_char_counter.cache_clear()
 
 

@@ -21,13 +21,7 @@ from sklearn.base import clone
 from sklearn.feature_extraction.text import CountVectorizer
 from sklearn.pipeline import make_pipeline
 
-from clustercls.text import (
-    TextNormalizer,
-    detect_lang,
-    load_stopwords,
-    normalize,
-    tokenize,
-)
+from clustercls.text import TextNormalizer, detect_lang, load_stopwords, normalize, tokenize
 from tests.conftest import SHARED_SOURCES, make_titles, needs_shared, reset_compiled_parts
 
 # The documented output alphabet: lowercase ASCII letters, digits, single spaces.
@@ -109,7 +103,7 @@ def test_model_codes_and_sizes_untouched(code: str) -> None:
 
 
 def test_leet_rule_needs_letters_on_both_sides() -> None:
-    from clustercls.text import _settle
+    from clustercls.text.clean import _settle
 
     # The cleaning passes' own rule reads a digit only between letters...
     assert _settle("k0p1", 300) == "k0p1"  # trailing digit: not flanked
@@ -189,7 +183,7 @@ WORDS = {"kopi": 1000, "kop": 20, "mio": 5, "kit": 900, "kita": 8, "art": 5000, 
     ],
 )
 def test_read_leet_token_rules(token: str, expected: str) -> None:
-    from clustercls.text import _read_leet_token
+    from clustercls.text.leet import _read_leet_token
 
     assert _read_leet_token(token, WORDS) == expected
 
@@ -198,7 +192,8 @@ def test_leet_reading_keeps_what_the_cleaning_passes_join() -> None:
     """normalize skips the reading for text without a letter beside a digit, "@" or "$":
     the cleaning passes make such a pair only by joining a number with "in" or a spec unit,
     and those tokens must stay whatever the word list holds."""
-    from clustercls.text import _TECH_UNIT_RE, _leet_readings, _read_leet_token
+    from clustercls.text.clean import _TECH_UNIT_RE
+    from clustercls.text.leet import _leet_readings, _read_leet_token
 
     units = re.search(r"\((gb\|[^)]*)\)", _TECH_UNIT_RE.pattern).group(1).split("|")
     for joined in [f"{n}{u}" for n in ("1", "10", "105") for u in units] + ["3in1", "1in1"]:
@@ -207,7 +202,7 @@ def test_leet_reading_keeps_what_the_cleaning_passes_join() -> None:
 
 
 def test_leet_reading_skips_text_without_a_letter_digit_pair() -> None:
-    from clustercls.text import _read_leet_words
+    from clustercls.text.leet import _read_leet_words
 
     clean = "kemeja batik pria 250 gr, (isi 2) !"
     assert _read_leet_words(clean) is clean
@@ -235,7 +230,7 @@ def test_known_words_resource() -> None:
 def test_leet_reading_same_with_compiled_and_python_passes(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from clustercls import text as T
+    from clustercls.text import native as T
 
     rng = random.Random(3)
     leet = {"a": "4", "e": "3", "i": "1", "o": "0", "s": "5"}
@@ -258,7 +253,8 @@ def test_leet_reading_same_with_compiled_and_python_passes(
 @needs_shared()
 def test_leet_reading_changes_few_source_titles() -> None:
     """Real leetspeak is rare in the sources: nearly every title keeps its output."""
-    from clustercls.text import _fold, _settle_any
+    from clustercls.text.fold import _fold
+    from clustercls.text.native import _settle_any
 
     titles = [
         t
@@ -579,7 +575,7 @@ leet_text = token_soup(
 @PROPERTY_SETTINGS
 @given(text=leet_text, max_length=st.sampled_from([3, 9, 300]))
 def test_properties_leet_text(text: str, max_length: int) -> None:
-    from clustercls.text import _MIX_HINT_RE
+    from clustercls.text.leet import _MIX_HINT_RE
 
     out = normalize(text, max_length=max_length)
     assert len(out) <= max_length
@@ -733,7 +729,8 @@ noise_like = token_soup(
 @PROPERTY_SETTINGS
 @given(text=noise_like)
 def test_noise_and_spaced_letter_shortcuts_never_skip_a_match(text: str) -> None:
-    from clustercls.text import _SPACED_HINT_RE, _SPACED_RE, is_normalised, load_noise_phrases
+    from clustercls.text import is_normalised, load_noise_phrases
+    from clustercls.text.clean import _SPACED_HINT_RE, _SPACED_RE
 
     noise = load_noise_phrases()
 
@@ -758,7 +755,7 @@ number_like = token_soup(
 @PROPERTY_SETTINGS
 @given(text=number_like)
 def test_number_shortcut_never_skips_a_date_spec_or_unit(text: str) -> None:
-    from clustercls.text import (
+    from clustercls.text.clean import (
         _IN_ONE_RE,
         _NUMBER_HINT_RE,
         _TECH_UNIT_RE,
@@ -778,12 +775,7 @@ def test_number_shortcut_never_skips_a_date_spec_or_unit(text: str) -> None:
 @PROPERTY_SETTINGS
 @given(text=number_like)
 def test_word_led_unit_and_dotted_shortcuts_never_change_a_result(text: str) -> None:
-    from clustercls.text import (
-        _DOTTED_HINT_RE,
-        _DOTTED_RE,
-        _UNIT_RULES,
-        _UNIT_WORD_SHORTCUTS,
-    )
+    from clustercls.text.clean import _DOTTED_HINT_RE, _DOTTED_RE, _UNIT_RULES, _UNIT_WORD_SHORTCUTS
 
     for pattern, placeholder in _UNIT_RULES:
         if placeholder not in _UNIT_WORD_SHORTCUTS:
@@ -811,7 +803,7 @@ def test_unit_shortcuts_apply_on_examples() -> None:
 
 
 def _native():
-    from clustercls.text import _native_settle
+    from clustercls.text.native import _native_settle
 
     settle = _native_settle()
     if settle is None:
@@ -835,7 +827,7 @@ cleaner_soup = token_soup(
 @PROPERTY_SETTINGS
 @given(text=cleaner_soup, limit=st.sampled_from([1, 7, 30, 300]))
 def test_compiled_cleaning_equals_python_on_generated_text(text: str, limit: int) -> None:
-    from clustercls.text import _settle
+    from clustercls.text.clean import _settle
 
     settled = _native()(text, limit)
     assert settled is None or settled == _settle(text, limit)
@@ -847,7 +839,8 @@ def test_compiled_cleaning_equals_python_on_generated_text(text: str, limit: int
 
 @needs_shared()
 def test_compiled_cleaning_equals_python_on_every_source_title() -> None:
-    from clustercls.text import _fold, _settle
+    from clustercls.text.clean import _settle
+    from clustercls.text.fold import _fold
 
     settle = _native()
     titles = [
@@ -863,7 +856,7 @@ def test_compiled_cleaning_equals_python_on_every_source_title() -> None:
 
 
 def test_compiled_cleaning_hands_back_what_it_cannot_vouch_for() -> None:
-    from clustercls.text import _settle
+    from clustercls.text.clean import _settle
 
     settle = _native()
     long_leet = "a" * 300 + "0" + "b" * 300  # one de-leet candidate of 601 characters
@@ -876,7 +869,7 @@ def test_compiled_cleaning_hands_back_what_it_cannot_vouch_for() -> None:
 def test_pure_python_switch_turns_the_compiled_passes_off(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from clustercls import text as T
+    from clustercls.text import native as T
 
     _native()
     monkeypatch.setenv(T.PURE_PYTHON_ENV, "1")
@@ -891,7 +884,7 @@ def test_pure_python_switch_turns_the_compiled_passes_off(
 
 
 def test_patterns_translate_to_pcre2() -> None:
-    from clustercls import text as T
+    from clustercls.text import native as T
 
     # `_pcre2` rewrites \s outside character classes only; one inside a class would be
     # rewritten into a nested class, which PCRE2 reads differently.
@@ -914,7 +907,8 @@ def test_compiled_cleaning_takes_any_limit_and_empty_text() -> None:
 def test_readable_token_filter_only_skips_titles_nothing_would_change() -> None:
     """The quick filter in front of the leet reading: a title it rejects has no token the
     reading could rewrite, so the step's result is the title itself."""
-    from clustercls.text import _READABLE_TOKEN_RE, _fold, _read_leet_words
+    from clustercls.text.fold import _fold
+    from clustercls.text.leet import _READABLE_TOKEN_RE, _read_leet_words
 
     rejected = ["laptop x123 16gb", "rtx3060 ip68 2in1", "ab1c2 ram"]
     accepted = ["k3meja batik", "pr14 m4nis", "kop1 bubuk", "5epatu", "@pple"]

@@ -1,5 +1,5 @@
 /*
- * Compiled form of `clustercls.text._settle`: the cleaning passes of `normalize`, run to
+ * Compiled form of `clustercls.text.clean._settle`: the cleaning passes of `normalize`, run to
  * their fixed point, on text already folded to lowercase ASCII.
  *
  * Why: those passes are a dozen regex substitutions per title, and in Python each costs
@@ -11,7 +11,7 @@
  * None when it cannot vouch for that (non-ASCII input, a PCRE2 error such as its match
  * limit, an empty match, no fixed point after many passes); the caller then runs the
  * Python version. Tests compare both on every source title and on generated text.
- * Each step below mirrors a line of `text._clean_pass`, in the same order.
+ * Each step below mirrors a line of `text.clean._clean_pass`, in the same order.
  */
 #define PY_SSIZE_T_CLEAN
 #define _GNU_SOURCE
@@ -138,7 +138,7 @@ static char leet_plain(char c)
     }
 }
 
-/* `text._deleet_token`: append the token, de-leeted when it passes every test. <0 error. */
+/* `text.clean._deleet_token`: append the token, de-leeted when it passes every test. <0 error. */
 static int deleet(const char *tok, size_t n, Buf *out)
 {
     char plain[256];
@@ -304,7 +304,7 @@ static int has_noise_token(const Buf *s)
     return 0;
 }
 
-/* `text._clean_pass`, step for step. */
+/* `text.clean._clean_pass`, step for step. */
 static int clean_pass(Buf *s, Buf *tmp)
 {
     int rc;
@@ -372,7 +372,7 @@ static int clean_pass(Buf *s, Buf *tmp)
     return collapse(s, tmp);
 }
 
-/* `text._truncate` */
+/* `text.clean._truncate` */
 static void truncate_to(Buf *s, size_t limit)
 {
     if (s->len <= limit)

@@ -8,14 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from clustercls.text import (
-    UNIT_COUNT,
-    UNIT_LEN,
-    UNIT_MASS,
-    UNIT_SIZE,
-    UNIT_VOL,
-    load_stopwords,
-)
+from clustercls.text import UNIT_COUNT, UNIT_LEN, UNIT_MASS, UNIT_SIZE, UNIT_VOL, load_stopwords
 
 UNIT_PLACEHOLDERS = frozenset({UNIT_MASS, UNIT_VOL, UNIT_LEN, UNIT_COUNT, UNIT_SIZE})
 """Tokens `normalize` puts in place of quantities: they say nothing of what the product is."""

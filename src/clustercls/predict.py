@@ -74,7 +74,7 @@ def compiled_parts() -> dict[str, bool]:
         ``{"normaliser": bool, "char n-grams": bool}``.
     """
     from clustercls.features import _compiled_char_counter
-    from clustercls.text import _native_settle
+    from clustercls.text.native import _native_settle
 
     return {
         "normaliser": _native_settle() is not None,

@@ -11,7 +11,7 @@ then reruns itself with the sanitizer runtime preloaded and, until the time is u
 compares on generated and hostile text:
 
 - `text.normalize` with the compiled cleaning passes and with the Python ones, and
-  `_cleaner.settle` with `text._settle` on raw ASCII (its documented contract);
+  `_cleaner.settle` with `text.clean._settle` on raw ASCII (its documented contract);
 - `FastTfidfVectorizer` count matrices from the compiled counter and from the Python
   paths (entry for entry), and the counter's guards (too small output arrays, tables of
   a larger vocabulary) under the sanitizers.
@@ -326,7 +326,8 @@ class Fuzz:
     def use_compiled(self, on: bool) -> None:
         from tests.conftest import reset_compiled_parts
 
-        from clustercls import features, text
+        from clustercls import features
+        from clustercls.text import native as text
 
         if on:
             os.environ.pop(text.PURE_PYTHON_ENV, None)
@@ -410,7 +411,7 @@ class Fuzz:
 
     def check_settle(self, titles) -> None:
         """settle's own contract, on any ASCII: `_settle`'s answer, or None."""
-        from clustercls.text import _settle
+        from clustercls.text.clean import _settle
 
         for title in titles:
             if not isinstance(title, str):
@@ -430,7 +431,7 @@ class Fuzz:
                 )
 
     def settle_differs(self, s: str, limit: int) -> bool:
-        from clustercls.text import _settle
+        from clustercls.text.clean import _settle
 
         return self.settle(s, limit) not in (None, _settle(s, limit))
 
