@@ -107,3 +107,23 @@ def test_out_of_source_scores_hold_out_only_the_chosen_groups(tmp_path, tiny_sou
         scores["predicted"].to_numpy()
         == np.array(sorted(set(dataset["cluster"])))[proba.argmax(axis=1)]
     ).all()
+
+
+def test_macro_f1_supported_leaves_out_clusters_of_a_few_titles() -> None:
+    from clustercls.evaluate import MIN_CLUSTER_TITLES, classification_metrics
+
+    labels = ["craft", "food_beverage", "other"]
+    n = MIN_CLUSTER_TITLES
+    # Food and other are read well; one craft title, and five food titles called craft.
+    y_true = ["food_beverage"] * (2 * n) + ["other"] * (2 * n) + ["craft"]
+    y_pred = ["food_beverage"] * (2 * n - 5) + ["craft"] * 5 + ["other"] * (2 * n) + ["craft"]
+    out = classification_metrics(y_true, y_pred, labels=labels, protected=["craft", "food"])
+    f1 = {c: m["f1"] for c, m in out["per_cluster"].items()}
+    assert f1["craft"] < 0.3 < f1["food_beverage"]
+    assert out["macro_f1"] == pytest.approx(sum(f1.values()) / 3, abs=1e-4)
+    assert out["macro_f1_supported"] == pytest.approx(
+        (f1["food_beverage"] + f1["other"]) / 2, abs=1e-4
+    )
+    # With no cluster that large there is nothing to average.
+    small = classification_metrics(["craft"], ["craft"], labels=labels, protected=["craft"])
+    assert small["macro_f1_supported"] is None
