@@ -533,3 +533,17 @@ def test_prediction_imports_neither_tracking_nor_mlflow() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+def test_rounded_reprs_equal_repr_of_numpy_rounding() -> None:
+    from clustercls.explain import rounded_reprs
+
+    rng = np.random.default_rng(11)
+    values = np.concatenate(
+        [rng.random(50_000) * 3, rng.random(1_000) * 1e-3, [0.0, 5e-5, 1.5e-4, 9.99995, 1.23455]]
+    )
+    expected = [repr(v) for v in np.round(values, 4).tolist()]
+    assert rounded_reprs(values) == expected
+    # Past the table it formats them itself.
+    large = np.array([12.345678, 0.1, 250.0])
+    assert rounded_reprs(large) == ["12.3457", "0.1", "250.0"]

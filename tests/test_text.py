@@ -918,3 +918,12 @@ def test_readable_token_filter_only_skips_titles_nothing_would_change() -> None:
         assert _read_leet_words(folded) == folded
     assert all(_READABLE_TOKEN_RE.search(_fold(t, 300)) for t in accepted)
     assert _read_leet_words(_fold("k3meja batik", 300)) == "kemeja batik"
+
+
+@PROPERTY_SETTINGS
+@given(texts=st.lists(st.text(alphabet="ab0 \n-", max_size=6), max_size=5))
+def test_all_normalised_agrees_with_checking_each_text(texts: list[str]) -> None:
+    from clustercls.text import all_normalised, is_normalised
+
+    assert all_normalised(texts) == all(map(is_normalised, texts))
+    assert all_normalised([*texts, None]) is False

@@ -7,6 +7,7 @@ explanation is available.
 
 from __future__ import annotations
 
+from functools import cache
 from itertools import pairwise
 from json.encoder import encode_basestring_ascii
 
@@ -17,6 +18,8 @@ from clustercls.familiarity import WORD_BLOCK
 
 NO_EXPLANATION = "no n-gram explanation available (the model has no linear weights)"
 _FEW_TITLES = 16
+_DECIMALS = 4
+_TABLED = 100_000  # weights below 10 (10**_DECIMALS * 10): nearly every contribution
 
 
 class Explainer:
@@ -37,9 +40,10 @@ class Explainer:
         self.names = names
         self.columns = columns
         self.weights = weights * readable
-        # JSON strings of the names, quoted once per model (before workers fork, so
-        # they share them).
+        # The names as JSON strings and as the reason quotes them, made once per model
+        # (before workers fork, so they share them).
         self.quoted = np.array(list(map(encode_basestring_ascii, names.tolist())), dtype=object)
+        self.in_reason = np.array([f"'{name}'" for name in names.tolist()], dtype=object)
 
     @classmethod
     def of(cls, pipeline) -> Explainer | None:
@@ -93,15 +97,12 @@ class Explainer:
         'kemeja', 'batik'", or "none") and as the `top_ngrams` JSON, [ngram, weight]
         pairs (as `schema.format_top_ngrams` writes them)."""
         rows, cols, contrib = self.ranked(features, best, k)
-        picked = self.names[cols].tolist()
-        quoted = [f"'{name}'" for name in picked]
+        quoted = self.in_reason[cols].tolist()
         # JSON text by formatting: json.dumps per row costs more than the scoring. A
         # Python float's repr is valid JSON, and names are quoted once per model.
         pairs = [
-            f"[{name}, {weight!r}]"
-            for name, weight in zip(
-                self.quoted[cols].tolist(), np.round(contrib, 4).tolist(), strict=True
-            )
+            f"[{name}, {weight}]"
+            for name, weight in zip(self.quoted[cols].tolist(), rounded_reprs(contrib), strict=True)
         ]
         bounds = np.searchsorted(rows, np.arange(features.shape[0] + 1)).tolist()
         grams = np.empty(features.shape[0], dtype=object)
@@ -111,6 +112,25 @@ class Explainer:
         top = np.empty(features.shape[0], dtype=object)
         top[:] = ["[" + ", ".join(pairs[a:b]) + "]" for a, b in pairwise(bounds)]
         return grams, top
+
+
+@cache
+def _repr_table() -> np.ndarray:
+    """`repr(k / 10**4)` for every k below `_TABLED` (built on first use, about 6 MB)."""
+    scale = 10**_DECIMALS
+    return np.array([repr(k / scale) for k in range(_TABLED)], dtype=object)
+
+
+def rounded_reprs(values: np.ndarray) -> list[str]:
+    """`repr(v)` of each value of `np.round(values, 4)`, looked up instead of formatted:
+    numpy rounds by `rint(x * 10**4) / 10**4`, so a non-negative value below 10 is the
+    table's entry `rint(x * 10**4)`. Formatting floats one by one cost more than the rest
+    of an explanation."""
+    steps = np.rint(np.asarray(values, dtype=np.float64) * 10**_DECIMALS)
+    inside = (steps >= 0) & (steps < _TABLED)
+    if inside.all():
+        return _repr_table()[steps.astype(np.int64)].tolist()
+    return [repr(v) for v in np.round(values, _DECIMALS).tolist()]
 
 
 def linear_weights(classifier, n_classes: int) -> np.ndarray | None:

@@ -13,7 +13,7 @@ from sklearn.pipeline import FeatureUnion
 
 from clustercls.config import FeatureConfig
 from clustercls.lexicon import LexiconFeatures
-from clustercls.text import compiled_module, is_normalised, load_stopwords, tokenize
+from clustercls.text import all_normalised, compiled_module, load_stopwords, tokenize
 
 
 def char_wb_ngrams(text: str, ngram_range: tuple[int, int]) -> list[str]:
@@ -297,7 +297,7 @@ class FastTfidfVectorizer(TfidfVectorizer):
         # char_wb, which splits on whitespace) and stands aside for anything else.
         if fast and self._fast_chars() and (counts := self._count_chars_compiled(docs)) is not None:
             return self.vocabulary_, counts
-        if not fast or not all(map(is_normalised, docs)):
+        if not fast or not all_normalised(docs):
             return super()._count_vocab(docs, fixed_vocab)
         if len(docs) <= _FEW_DOCS:
             # A title has a dozen word n-grams and ~150 character ones: dict lookups beat

@@ -23,6 +23,7 @@ from clustercls.text.clean import (
     UNIT_SIZE,
     UNIT_VOL,
     NoisePhrases,
+    all_normalised,
     is_normalised,
     load_noise_phrases,
 )
@@ -41,6 +42,7 @@ __all__ = [
     "UNIT_VOL",
     "NoisePhrases",
     "TextNormalizer",
+    "all_normalised",
     "compiled_module",
     "detect_lang",
     "is_normalised",

@@ -202,6 +202,27 @@ def is_normalised(text: object) -> bool:
     )
 
 
+_NOT_ALPHABET_OR_BREAK_RE = re.compile(r"[^a-z0-9 \n]")
+
+
+def all_normalised(texts: list) -> bool:
+    """`all(map(is_normalised, texts))`, checked on the texts joined by newlines (outside
+    the alphabet, so a text holding one fails the count): one scan instead of one call
+    per text, which serving does for every block of titles."""
+    if not all(type(text) is str for text in texts):
+        return all(map(is_normalised, texts))
+    joined = "\n".join(texts)
+    return (
+        _NOT_ALPHABET_OR_BREAK_RE.search(joined) is None
+        and joined.count("\n") == max(len(texts) - 1, 0)
+        and "  " not in joined
+        and " \n" not in joined
+        and "\n " not in joined
+        and joined[:1] != " "
+        and joined[-1:] != " "
+    )
+
+
 def _deleet_token(match: re.Match[str]) -> str:
     token = match.group()
     # A token is read as leetspeak only if every digit/@/$ sits between letters,
