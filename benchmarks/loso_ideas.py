@@ -8,7 +8,8 @@ while an idea is still being shaped.
     .venv/bin/python benchmarks/loso_ideas.py --ideas default,no_lexicon --markdown docs/loso_ideas.md
 
 Ideas are named in `IDEAS`; each maps to `TrainConfig` overrides, so whatever is kept is
-what `clustercls train` then runs.
+what `clustercls train` then runs. Ideas that are not a setting (self-training, vocabularies
+kept to n-grams several sources share) are fit functions in `cross_domain_ideas.py`.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ import json
 import time
 from functools import partial
 from pathlib import Path
+
+from cross_domain_ideas import FIT_IDEAS
 
 from clustercls.config import TrainConfig
 from clustercls.data import load_dataset, load_source_config
@@ -71,7 +74,11 @@ def _summary(loso: dict) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--ideas", default=",".join(IDEAS), help="comma-separated idea names")
+    parser.add_argument(
+        "--ideas",
+        default=",".join(IDEAS),
+        help=f"comma-separated: {', '.join([*IDEAS, *FIT_IDEAS])}",
+    )
     parser.add_argument("--dataset", default="data/processed/dataset.parquet")
     parser.add_argument("--groups", default="", help="only these held-out groups (comma list)")
     parser.add_argument("--n-jobs", type=int, default=2)
@@ -88,10 +95,14 @@ def main() -> None:
     holdout = args.groups.split(",") if args.groups else None
     table = {}
     for name in args.ideas.split(","):
-        config = _config(IDEAS[name])
+        config = _config(IDEAS.get(name, {}))
+        if name in FIT_IDEAS:
+            fit = FIT_IDEAS[name](dataset, groups)
+        else:
+            fit = partial(fit_pipeline, features=config.features, model=config.model)
         start = time.perf_counter()
         scores = out_of_source_scores(
-            partial(fit_pipeline, features=config.features, model=config.model),
+            fit,
             dataset,
             groups,
             n_jobs=args.n_jobs,

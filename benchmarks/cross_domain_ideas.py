@@ -1,0 +1,112 @@
+"""Cross-domain ideas that are not a training setting: fit functions for
+`clustercls.evaluate.out_of_source_scores`, run by `loso_ideas.py` under the names in
+`FIT_IDEAS`.
+
+Each takes the training rows of one fold (`title`, `cluster`, `source`) and returns a fitted
+pipeline with `predict_proba` and `classes_`; everything else is the project's default
+pipeline. They are measured here and kept out of the package until the leave-one-source-out
+table rewards them and production can run them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from sklearn.base import clone
+
+from clustercls.config import FeatureConfig, ModelConfig
+from clustercls.train import build_pipeline, fit_pipeline, sample_weights, with_lexicon_documents
+
+
+def _fit(pipeline, rows: pd.DataFrame, model: ModelConfig, scale) -> object:
+    return pipeline.fit(
+        rows["title"].to_numpy(),
+        rows["cluster"].to_numpy(),
+        classifier__sample_weight=sample_weights(rows, model) * scale,
+    )
+
+
+def _sources_per_column(X: sp.spmatrix, sources: np.ndarray) -> np.ndarray:
+    """Per column of X, how many distinct sources have a document containing it."""
+    codes, _ = pd.factorize(sources)
+    member = sp.csr_matrix(
+        (np.ones(len(codes), dtype=np.float32), (codes, np.arange(len(codes)))),
+        shape=(codes.max() + 1, len(codes)),
+    )
+    present = (member @ (X != 0).astype(np.float32)).tocsc()
+    return np.diff(present.indptr)
+
+
+class CrossSourceVocabulary:
+    """Word and char vocabularies restricted to n-grams found in at least `min_sources`
+    training sources, so that one shop's brand names and codes carry no weight."""
+
+    def __init__(self, min_sources: int, features=None, model=None) -> None:
+        self.min_sources = min_sources
+        self.features = features or FeatureConfig()
+        self.model = model or ModelConfig()
+
+    def __call__(self, frame: pd.DataFrame):
+        pipeline = build_pipeline(self.features, self.model)
+        scale = 1.0
+        if self.model.lexicon_documents:
+            frame, scale = with_lexicon_documents(frame, self.model.lexicon_documents)
+        texts = list(pipeline.steps[0][1].fit_transform(list(frame["title"])))
+        sources = frame["source"].to_numpy()
+        blocks = dict(pipeline.steps[1][1].transformer_list)
+        params = {}
+        for name in ("word", "char"):
+            vectoriser = clone(blocks[name]).fit(texts)
+            counts = _sources_per_column(vectoriser.transform(texts), sources)
+            terms = np.array(sorted(vectoriser.vocabulary_, key=vectoriser.vocabulary_.get))
+            kept = terms[counts >= self.min_sources]
+            params[f"features__{name}__vocabulary"] = {t: i for i, t in enumerate(kept)}
+        pipeline.set_params(**params)
+        return _fit(pipeline, frame, self.model, scale)
+
+
+class SelfTraining:
+    """Transductive self-training on the held-out group's own (unlabelled) titles.
+
+    The default fit scores the held-out titles; those whose top probability reaches
+    `threshold` join the training rows with their predicted cluster, as a source of their
+    own (balanced like any source) weighted `weight`, and the pipeline is fitted once more.
+    It needs the unseen marketplace's titles at training time.
+    """
+
+    def __init__(self, dataset: pd.DataFrame, groups: dict, threshold=0.9, weight=0.5) -> None:
+        self.titles = dataset.assign(group_=dataset["source"].map(groups))[["title", "group_"]]
+        self.threshold, self.weight = threshold, weight
+        self.features, self.model = FeatureConfig(), ModelConfig()
+
+    def __call__(self, frame: pd.DataFrame):
+        trained = set(self.titles.loc[self.titles.index.isin(frame.index), "group_"])
+        held_out = sorted(set(self.titles["group_"]) - trained)
+        if len(held_out) != 1:
+            raise ValueError(f"expected one held-out group, found {held_out}")
+        unlabelled = self.titles.loc[self.titles["group_"] == held_out[0], "title"].tolist()
+        first = fit_pipeline(frame, self.features, self.model)
+        proba = first.predict_proba(unlabelled)
+        pick = proba.max(axis=1) >= self.threshold
+        pseudo = pd.DataFrame(
+            {
+                "title": np.asarray(unlabelled, dtype=object)[pick],
+                "cluster": np.asarray(first.classes_, dtype=object)[proba.argmax(axis=1)][pick],
+                "source": "pseudo",
+            }
+        )
+        rows = pd.concat([frame[["title", "cluster", "source"]], pseudo], ignore_index=True)
+        scale = np.ones(len(rows))
+        if self.model.lexicon_documents:
+            rows, scale = with_lexicon_documents(rows, self.model.lexicon_documents)
+        scale = scale * np.where(rows["source"].to_numpy() == "pseudo", self.weight, 1.0)
+        return _fit(build_pipeline(self.features, self.model), rows, self.model, scale)
+
+
+FIT_IDEAS = {
+    "vocab_k2": lambda dataset, groups: CrossSourceVocabulary(2),
+    "selftrain_0.9": lambda dataset, groups: SelfTraining(dataset, groups, threshold=0.9),
+    "selftrain_0.97": lambda dataset, groups: SelfTraining(dataset, groups, threshold=0.97),
+}
+"""Idea name -> factory of its fit function, given the dataset and the source groups."""
