@@ -384,6 +384,11 @@ def test_title_features_stack_blocks_as_feature_union(tiny_model) -> None:
     assert (ours[:, word] != blocks[0]).nnz == 0
     assert union.block_columns("nope") is None
     assert (hstack_csr(blocks[:1]) != blocks[0]).nnz == 0
+    # One title at a time (its own path) gives each row of the whole.
+    for i, title in enumerate(titles):
+        one = union.transform([title])
+        assert one.format == "csr" and one.dtype == scikit.dtype and one.has_sorted_indices
+        assert (one != scikit[i]).nnz == 0
 
 
 @pytest.mark.parametrize(

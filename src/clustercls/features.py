@@ -466,14 +466,15 @@ def _word_ngrams(doc: str, stop: frozenset[str], ngram_range: tuple[int, int]) -
     return grams
 
 
-class TitleFeatures(FeatureUnion):
+class TitleFeatures(FeatureUnion, auto_wrap_output_keys=None):
     """`FeatureUnion` of the title's feature blocks, stacked without per-call overhead.
 
     scikit-learn's `transform` dispatches each block through joblib and stacks the
     blocks through COO: for one title that costs more than computing the features.
     Without transformer weights this transform calls the blocks in turn and stacks their
     CSR output directly; the matrix is the same (a test checks it). Fitting, feature
-    names and every other setting are scikit-learn's.
+    names and every other setting are scikit-learn's, except `set_output`: the output is
+    always sparse, and scikit-learn's per-call output wrapping is left out.
     """
 
     def transform(self, X, **params):
@@ -481,7 +482,8 @@ class TitleFeatures(FeatureUnion):
         steps = [step for _, step in self.transformer_list]
         if params or self.transformer_weights is not None or any(isinstance(s, str) for s in steps):
             return super().transform(X, **params)
-        return hstack_csr([sp.csr_matrix(step.transform(X)) for step in steps])
+        blocks = [step.transform(X) for step in steps]
+        return hstack_csr([b if type(b) is sp.csr_matrix else sp.csr_matrix(b) for b in blocks])
 
     def block_columns(self, name: str) -> slice | None:
         """The columns of block `name` in the output, or None if it has no such block."""
@@ -506,6 +508,17 @@ def hstack_csr(blocks: list[sp.csr_matrix]) -> sp.csr_matrix:
     first = blocks[0]
     if len(blocks) == 1:
         return first
+    n_columns = sum(b.shape[1] for b in blocks)
+    if first.shape[0] == 1:
+        # One title (a single-title call): the rows are the blocks' data, one after another.
+        offsets = np.cumsum([0, *(b.shape[1] for b in blocks[:-1])])
+        data = np.concatenate([b.data for b in blocks])
+        indices = np.concatenate([b.indices + o for b, o in zip(blocks, offsets, strict=True)])
+        index_dtype = _index_dtype(len(data), n_columns)
+        return sp.csr_matrix(
+            (data, indices.astype(index_dtype), np.array([0, len(data)], dtype=index_dtype)),
+            shape=(1, n_columns),
+        )
     counts = np.stack([np.diff(b.indptr) for b in blocks])
     indptr = np.concatenate([[0], np.cumsum(counts.sum(axis=0))])
     data = np.empty(indptr[-1], dtype=np.result_type(*(b.dtype for b in blocks)))
