@@ -69,7 +69,8 @@ class Explainer:
         """Per row, the k word n-grams with the largest positive contribution to its
         cluster: their rows (ascending), word indices and contributions (descending per
         row)."""
-        features = sp.csr_matrix(features)
+        if type(features) is not sp.csr_matrix:
+            features = sp.csr_matrix(features)
         row = np.repeat(np.arange(features.shape[0]), np.diff(features.indptr))
         word = (features.indices >= self.columns.start) & (features.indices < self.columns.stop)
         row, cols = row[word], features.indices[word] - self.columns.start
