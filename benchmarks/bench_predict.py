@@ -46,8 +46,9 @@ from clustercls.artifact import latest_model_dir
 from clustercls.config import DataConfig
 from clustercls.data import load_dataset, load_source_config
 from clustercls.evaluate import classification_metrics
+from clustercls.parallel import usable_cores
 from clustercls.policy import load_policy
-from clustercls.predict import compiled_parts, load_model, usable_cores
+from clustercls.predict import compiled_parts, load_model
 
 
 def fasttext_line(title: str) -> str:

@@ -125,7 +125,7 @@ def test_a_model_without_linear_weights_predicts_without_ngrams(tiny_model) -> N
 
 
 def test_familiarity_counts_known_words(tiny_model) -> None:
-    from clustercls.predict import familiarity
+    from clustercls.familiarity import familiarity
 
     titles = [
         "Kopi Asli Bali",  # every word known

@@ -460,7 +460,7 @@ def review(
         return
     from clustercls.artifact import latest_model_dir
     from clustercls.data import load_dataset
-    from clustercls.predict import usable_cores
+    from clustercls.parallel import usable_cores
     from clustercls.review import build_review
 
     model_dir = model or latest_model_dir(Path("models"))

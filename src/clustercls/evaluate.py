@@ -183,7 +183,7 @@ def evaluate_artifact(
 def _fit_score(
     fit: Callable[[pd.DataFrame], Pipeline], train: pd.DataFrame, test: pd.DataFrame
 ) -> tuple[list[str], np.ndarray, np.ndarray]:
-    from clustercls.predict import familiarity
+    from clustercls.familiarity import familiarity
 
     pipeline = fit(train)
     titles = test["title"].tolist()
@@ -225,7 +225,7 @@ def out_of_source_scores(
     Returns:
         One row per title of a held-out group, in dataset order: `group`, `source`,
         `cluster` (the label), `lang`, `predicted`, `familiarity` (share of the title's
-        words the fold's model knows, see `clustercls.predict.familiarity`) and one
+        words the fold's model knows, see `clustercls.familiarity.familiarity`) and one
         `p_<label>` column per label.
     """
     frame = dataset.assign(group_=dataset["source"].map(groups))

@@ -522,7 +522,7 @@ def hstack_csr(blocks: list[sp.csr_matrix]) -> sp.csr_matrix:
     counts = np.stack([np.diff(b.indptr) for b in blocks])
     indptr = np.concatenate([[0], np.cumsum(counts.sum(axis=0))])
     data = np.empty(indptr[-1], dtype=np.result_type(*(b.dtype for b in blocks)))
-    indices = np.empty(indptr[-1], dtype=_index_dtype(indptr[-1], sum(b.shape[1] for b in blocks)))
+    indices = np.empty(indptr[-1], dtype=_index_dtype(indptr[-1], n_columns))
     before = np.zeros(first.shape[0], dtype=np.int64)  # entries already placed per row
     offset = 0
     for block, count in zip(blocks, counts, strict=True):

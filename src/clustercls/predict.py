@@ -21,13 +21,13 @@ import scipy.sparse as sp
 
 from clustercls.artifact import Artifact, ArtifactError, latest_model_dir, load_artifact
 from clustercls.explain import NO_EXPLANATION, Explainer
-from clustercls.familiarity import TokenKinds, familiarity, familiarity_of
+from clustercls.familiarity import TokenKinds, familiarity_of
 from clustercls.parallel import WorkerPool, usable_cores
 from clustercls.policy import ServingRules, decide, negative_label
 from clustercls.schema import OUTPUT
 from clustercls.text import raw_limit
 
-__all__ = ["Model", "compiled_parts", "familiarity", "load_model", "usable_cores"]
+__all__ = ["Model", "compiled_parts", "load_model"]
 
 PARALLEL_MIN_ROWS = 10_000
 """A call splits its titles over worker processes only when each part gets this many."""
@@ -123,6 +123,8 @@ class Model:
         self._protected_columns = [self.labels.index(c) for c in self.protected]
         self.version: str = self.metadata["version"]
         self.policy_version: str = self.metadata["policy_version"]
+        # What an empty title gets, as recorded at training time (`policy.negative_label`).
+        self.negative: str = negative_label(self.metadata)
         self._normalizer = self.pipeline.steps[0][1]
         self._feature_steps = [step for _, step in self.pipeline.steps[1:-1]]
         self._classifier = self.pipeline.steps[-1][1]
@@ -288,12 +290,6 @@ class Model:
         # Ordered by the schema: a column it names that is not computed here fails loudly.
         columns = {name: data[name] for name in self._columns}
         return _frame(columns, self._columns, self._text_columns)
-
-    @property
-    def negative(self) -> str:
-        """The policy's negative label (what an empty title gets), as recorded at
-        training time; see `policy.negative_label`."""
-        return negative_label(self.metadata)
 
     def _word_kinds(self) -> TokenKinds | None:
         """The token kinds familiarity looks up (built on first use)."""

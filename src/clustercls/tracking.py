@@ -16,9 +16,7 @@ import mlflow.pyfunc
 import pandas as pd
 
 from clustercls.config import TrainConfig
-from clustercls.registry import download_registered_model, resolve_tracking_uri
-
-__all__ = ["download_registered_model", "resolve_tracking_uri"]  # re-exported for callers
+from clustercls.registry import resolve_tracking_uri
 
 CHAMPION = "champion"
 ARTIFACT_PATH = "model"
