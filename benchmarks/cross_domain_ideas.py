@@ -16,7 +16,7 @@ import scipy.sparse as sp
 from sklearn.base import clone
 
 from clustercls.config import FeatureConfig, ModelConfig
-from clustercls.train import build_pipeline, fit_pipeline, sample_weights, with_lexicon_documents
+from clustercls.fit import build_pipeline, fit_pipeline, sample_weights, with_lexicon_documents
 
 
 def _fit(pipeline, rows: pd.DataFrame, model: ModelConfig, scale) -> object:

@@ -25,8 +25,8 @@ from cross_domain_ideas import FIT_IDEAS
 from clustercls.config import TrainConfig
 from clustercls.data import load_dataset, load_source_config
 from clustercls.evaluate import loso_metrics, out_of_source_scores
+from clustercls.fit import fit_pipeline
 from clustercls.policy import load_policy
-from clustercls.train import fit_pipeline
 
 _NO_LEXICON = {"features": {"lexicon": False}, "model": {"lexicon_documents": 0.0}}
 IDEAS: dict[str, dict] = {

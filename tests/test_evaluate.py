@@ -15,8 +15,8 @@ from clustercls.evaluate import (
     out_of_source_scores,
     protected_vs_other,
 )
+from clustercls.fit import fit_pipeline
 from clustercls.policy import load_policy
-from clustercls.train import fit_pipeline
 from tests.conftest import POLICY_FILE, REPO, tiny_config
 
 POLICY = load_policy(POLICY_FILE)

@@ -10,7 +10,8 @@ import pytest
 
 from clustercls.config import ModelConfig
 from clustercls.data import build_dataset, write_dataset
-from clustercls.train import choose_candidate, sample_weights, select_model
+from clustercls.fit import sample_weights
+from clustercls.train import choose_candidate, select_model
 from tests.conftest import tiny_config
 
 

@@ -250,6 +250,67 @@ def train(
 
 @app.command()
 @handles_errors
+def adapt(
+    titles: Annotated[
+        Path,
+        typer.Argument(
+            help="The marketplace's titles: CSV, Parquet or JSON Lines with a `title` column."
+        ),
+    ],
+    model: Annotated[
+        Path | None, typer.Option(help="Model folder to adapt [default: newest under models/].")
+    ] = None,
+    dataset: Annotated[
+        Path, typer.Option(help="Processed dataset the model was trained on.")
+    ] = Path("data/processed/dataset.parquet"),
+    name: Annotated[
+        str | None,
+        typer.Option(help="Marketplace name recorded with the model [default: file name]."),
+    ] = None,
+    min_confidence: Annotated[
+        float | None,
+        typer.Option(help="Top probability a title needs to be adopted [default: the model's]."),
+    ] = None,
+    weight: Annotated[
+        float | None,
+        typer.Option(help="Weight of the adopted titles as one source [default: the model's]."),
+    ] = None,
+    hand_labelled: Annotated[
+        Path | None, typer.Option(help="Hand-labelled titles to check the adapted model on.")
+    ] = None,
+) -> None:
+    """Adapt a model to a marketplace it never saw (self-training on its unlabelled titles);
+    saves a new model version beside it."""
+    from clustercls.adapt import adapt_model
+    from clustercls.artifact import latest_model_dir, read_metadata
+    from clustercls.config import AdaptConfig, TrainConfig
+    from clustercls.evaluate import format_summary
+
+    base = model or latest_model_dir(Path("models"))
+    settings = TrainConfig.model_validate(read_metadata(base)["config"]).adapt.model_dump()
+    given = {"min_confidence": min_confidence, "weight": weight}
+    settings.update({k: v for k, v in given.items() if v is not None})
+    result = adapt_model(
+        base,
+        titles,
+        dataset,
+        settings=AdaptConfig.model_validate(settings),
+        hand_labelled=_data_config(None, hand_labelled=hand_labelled).hand_labelled,
+        name=name,
+        progress=_say,
+    )
+    typer.echo(format_summary(result.evaluation))
+    done = result.evaluation["adaptation"]
+    typer.echo(
+        f"adapted {done['base_version']} to {done['name']}: {done['adopted']} of "
+        f"{done['titles']} titles adopted (top probability >= {done['min_confidence']}, "
+        f"weight {done['weight']}); thresholds kept"
+    )
+    typer.echo(str(result.model_dir))
+
+
+@app.command()
+@handles_errors
 def select(
     dataset: Annotated[Path | None, typer.Option(help="Processed dataset.")] = None,
     candidate: Annotated[

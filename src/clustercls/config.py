@@ -139,12 +139,35 @@ class EvalConfig(_Frozen):
 
     leave_one_source_out: bool = True
     n_jobs: int = Field(2, ge=1, description="parallel folds for leave-one-source-out")
+    adaptation: bool = Field(
+        False,
+        description="also adapt each leave-one-source-out fold to its held-out titles "
+        "(`adapt` settings) and report both: about twice the leave-one-source-out time",
+    )
     cross_source_floor: float = Field(
         0.85,
         ge=0,
         le=1,
         description="mean leave-one-source-out protected-vs-other F1 a model must reach "
         "before model selection compares anything else",
+    )
+
+
+class AdaptConfig(_Frozen):
+    """Self-training on a new marketplace's own titles (`clustercls adapt`, and
+    leave-one-source-out with `evaluation.adaptation`)."""
+
+    min_confidence: float = Field(
+        0.9,
+        gt=0,
+        le=1,
+        description="a title joins the training rows when its top probability reaches this",
+    )
+    weight: float = Field(
+        0.5,
+        gt=0,
+        le=1,
+        description="weight of the adopted titles, as one more source, relative to a labelled one",
     )
 
 
@@ -164,6 +187,7 @@ class TrainConfig(_Frozen):
     features: FeatureConfig = Field(default_factory=FeatureConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     evaluation: EvalConfig = Field(default_factory=EvalConfig)
+    adapt: AdaptConfig = Field(default_factory=AdaptConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
     policy: Path = Path("data/policy.toml")
     models_dir: Path = Path("models")

@@ -181,13 +181,17 @@ def evaluate_artifact(
 
 
 def _fit_score(
-    fit: Callable[[pd.DataFrame], Pipeline], train: pd.DataFrame, test: pd.DataFrame
-) -> tuple[list[str], np.ndarray, np.ndarray]:
+    fit: Callable[[pd.DataFrame], Pipeline],
+    train: pd.DataFrame,
+    test: pd.DataFrame,
+    adapt: Callable[[pd.DataFrame, Pipeline, list], Pipeline] | None = None,
+) -> list[tuple[list[str], np.ndarray, np.ndarray]]:
     from clustercls.familiarity import familiarity
 
     pipeline = fit(train)
     titles = test["title"].tolist()
-    return list(pipeline.classes_), pipeline.predict_proba(titles), familiarity(pipeline, titles)
+    fitted = [pipeline] if adapt is None else [pipeline, adapt(train, pipeline, titles)]
+    return [(list(p.classes_), p.predict_proba(titles), familiarity(p, titles)) for p in fitted]
 
 
 def _holdout(frame: pd.DataFrame, name: str) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -228,32 +232,61 @@ def out_of_source_scores(
         words the fold's model knows, see `clustercls.familiarity.familiarity`) and one
         `p_<label>` column per label.
     """
+    return _scores(fit, None, dataset, groups, n_jobs, progress, holdout)[0]
+
+
+def out_of_source_scores_adapted(
+    fit: Callable[[pd.DataFrame], Pipeline],
+    adapt: Callable[[pd.DataFrame, Pipeline, list], Pipeline],
+    dataset: pd.DataFrame,
+    groups: dict[str, str],
+    n_jobs: int = 2,
+    progress: Callable[[str], None] | None = None,
+    holdout: list[str] | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """`out_of_source_scores`, and the same titles scored by each fold's model adapted to
+    them: `adapt(train rows, fold model, held-out titles)` (labels unseen) returns it.
+
+    Returns:
+        The out-of-source scores and the adapted ones, both as `out_of_source_scores`.
+    """
+    base, adapted = _scores(fit, adapt, dataset, groups, n_jobs, progress, holdout)
+    return base, adapted
+
+
+def _scores(fit, adapt, dataset, groups, n_jobs, progress, holdout) -> list[pd.DataFrame]:
     frame = dataset.assign(group_=dataset["source"].map(groups))
     names = sorted(frame["group_"].dropna().unique())
     if holdout is not None:
         names = [g for g in names if g in set(holdout)]
     if progress:
         progress(f"leave-one-source-out over {len(names)} groups")
-    results = Parallel(n_jobs=n_jobs)(delayed(_fit_score)(fit, *_holdout(frame, g)) for g in names)
-    parts = []
-    for name, (classes, proba, known) in zip(names, results, strict=True):
-        test = frame[frame["group_"] == name]
-        part = pd.DataFrame(
-            {
-                "group": name,
-                "source": test["source"].to_numpy(),
-                "cluster": test["cluster"].to_numpy(),
-                "lang": test["lang"].to_numpy(),
-                "predicted": np.asarray(classes, dtype=object)[proba.argmax(axis=1)],
-                "familiarity": known,
-            },
-            index=test.index,
-        )
-        for i, label in enumerate(classes):
-            part[f"p_{label}"] = proba[:, i]
-        parts.append(part)
-    scored = pd.concat(parts)
-    return scored.loc[frame.index[frame.index.isin(scored.index)]]
+    results = Parallel(n_jobs=n_jobs)(
+        delayed(_fit_score)(fit, *_holdout(frame, g), adapt) for g in names
+    )
+    outputs = []
+    for k in range(1 if adapt is None else 2):
+        parts = []
+        for name, fitted in zip(names, results, strict=True):
+            classes, proba, known = fitted[k]
+            test = frame[frame["group_"] == name]
+            part = pd.DataFrame(
+                {
+                    "group": name,
+                    "source": test["source"].to_numpy(),
+                    "cluster": test["cluster"].to_numpy(),
+                    "lang": test["lang"].to_numpy(),
+                    "predicted": np.asarray(classes, dtype=object)[proba.argmax(axis=1)],
+                    "familiarity": known,
+                },
+                index=test.index,
+            )
+            for i, label in enumerate(classes):
+                part[f"p_{label}"] = proba[:, i]
+            parts.append(part)
+        scored = pd.concat(parts)
+        outputs.append(scored.loc[frame.index[frame.index.isin(scored.index)]])
+    return outputs
 
 
 def loso_metrics(scores: pd.DataFrame, labels: Sequence[str], protected: Sequence[str]) -> dict:
@@ -377,35 +410,16 @@ def format_summary(evaluation: dict) -> str:
             f"hand-labelled     macro-F1 {hand['all']['macro_f1']:.4f}  protected-vs-other F1 "
             f"{hand['all']['protected_vs_other']['f1']:.4f}  (n={hand['all']['n']})"
         )
-    loso = evaluation.get("leave_one_source_out")
-    if loso:
-        lines.append("leave-one-source-out (train without the group, test on it):")
-        lines.append(
-            f"  {'group':<22}{'n':>7}{'macro-F1':>10}{'prot-F1':>9}{'prot-P':>8}{'prot-R':>8}"
-            f"{f'macro>={MIN_CLUSTER_TITLES}':>11}"
-        )
-        for name, m in loso["per_group"].items():
-            pvo = m["protected_vs_other"]
-            lines.append(
-                f"  {name:<22}{m['n']:>7}{m['macro_f1']:>10.4f}{pvo['f1']:>9.4f}"
-                f"{pvo['precision']:>8.4f}{pvo['recall']:>8.4f}"
-                f"{_fmt(m.get('macro_f1_supported')):>11}"
-            )
-        lines.append(
-            f"  {'mean':<22}{'':>7}{loso['mean_macro_f1']:>10.4f}"
-            f"{loso['mean_protected_vs_other_f1'] or float('nan'):>9.4f}{'':>16}"
-            f"{_fmt(loso.get('mean_macro_f1_supported')):>11}"
-        )
-        lines.append(
-            f"  (macro>={MIN_CLUSTER_TITLES}: macro-F1 over the clusters with at least "
-            f"{MIN_CLUSTER_TITLES} titles in the group)"
-        )
-        worst = loso.get("worst_group")
-        if worst:
-            lines.append(
-                f"  worst group: {worst['group']} (protected-vs-other F1 "
-                f"{worst['protected_vs_other_f1']:.4f}, macro-F1 {worst['macro_f1']:.4f})"
-            )
+    for key, heading in (
+        ("leave_one_source_out", "leave-one-source-out (train without the group, test on it):"),
+        (
+            "leave_one_source_out_adapted",
+            "leave-one-source-out, each fold adapted to the group's unlabelled titles "
+            "(clustercls adapt):",
+        ),
+    ):
+        if evaluation.get(key):
+            lines += _loso_lines(evaluation[key], heading)
     decisions = evaluation.get("decisions")
     thresholds = evaluation.get("thresholds")
     if decisions and thresholds:
@@ -425,6 +439,37 @@ def format_summary(evaluation: dict) -> str:
                 f"{_fmt(r.block_recall):>9}{_fmt(r.caught):>8}{_fmt(r.review_rate):>8}"
             )
     return "\n".join(lines)
+
+
+def _loso_lines(loso: dict, heading: str) -> list[str]:
+    lines = [
+        heading,
+        f"  {'group':<22}{'n':>7}{'macro-F1':>10}{'prot-F1':>9}{'prot-P':>8}{'prot-R':>8}"
+        f"{f'macro>={MIN_CLUSTER_TITLES}':>11}",
+    ]
+    for name, m in loso["per_group"].items():
+        pvo = m["protected_vs_other"]
+        lines.append(
+            f"  {name:<22}{m['n']:>7}{m['macro_f1']:>10.4f}{pvo['f1']:>9.4f}"
+            f"{pvo['precision']:>8.4f}{pvo['recall']:>8.4f}"
+            f"{_fmt(m.get('macro_f1_supported')):>11}"
+        )
+    lines.append(
+        f"  {'mean':<22}{'':>7}{loso['mean_macro_f1']:>10.4f}"
+        f"{loso['mean_protected_vs_other_f1'] or float('nan'):>9.4f}{'':>16}"
+        f"{_fmt(loso.get('mean_macro_f1_supported')):>11}"
+    )
+    lines.append(
+        f"  (macro>={MIN_CLUSTER_TITLES}: macro-F1 over the clusters with at least "
+        f"{MIN_CLUSTER_TITLES} titles in the group)"
+    )
+    worst = loso.get("worst_group")
+    if worst:
+        lines.append(
+            f"  worst group: {worst['group']} (protected-vs-other F1 "
+            f"{worst['protected_vs_other_f1']:.4f}, macro-F1 {worst['macro_f1']:.4f})"
+        )
+    return lines
 
 
 def _fmt(value: float | None) -> str:
@@ -508,10 +553,17 @@ def plot_precision_recall(
 
 def decisions_table(evaluation: dict) -> pd.DataFrame:
     """What the enforcement decisions achieved, pooled and per group, one row each: out of
-    source (the basis of the thresholds) and on the hand-labelled titles (the check)."""
+    source (the basis of the thresholds), out of source with each fold adapted to its
+    held-out titles (when measured), and on the hand-labelled titles (the check)."""
     rows = []
-    for kind, label in (("out_of_source", "out-of-source"), ("hand_labelled", "hand-labelled")):
-        part = evaluation.get("decisions", {}).get(kind)
+    decisions = evaluation.get("decisions", {})
+    sets = [
+        ("out-of-source", decisions.get("out_of_source")),
+        # With `evaluation.adaptation`: the same thresholds on adapted folds' scores.
+        ("adapted", evaluation.get("decisions_adapted")),
+        ("hand-labelled", decisions.get("hand_labelled")),
+    ]
+    for label, part in sets:
         if not part:
             continue
         named = [("pooled", part["pooled"]), *part.get("per_group", {}).items()]
@@ -595,3 +647,27 @@ def loso_table(evaluation: dict) -> pd.DataFrame:
         ],
         columns=["held-out group", "n", "macro-F1", "protected-vs-other F1", "precision", "recall"],
     )
+
+
+def summary_metrics(evaluation: dict) -> dict[str, float]:
+    """The headline numbers of an evaluation, flat, for metadata and MLflow."""
+    out = {
+        "random_macro_f1": evaluation["random_split"]["macro_f1"],
+        "random_protected_vs_other_f1": evaluation["random_split"]["protected_vs_other"]["f1"],
+    }
+    if "hand_labelled" in evaluation:
+        out["hand_macro_f1"] = evaluation["hand_labelled"]["all"]["macro_f1"]
+        out["hand_protected_vs_other_f1"] = evaluation["hand_labelled"]["all"][
+            "protected_vs_other"
+        ]["f1"]
+    loso = evaluation.get("leave_one_source_out")
+    if loso:
+        out["loso_mean_macro_f1"] = loso["mean_macro_f1"]
+        out["loso_mean_protected_vs_other_f1"] = loso["mean_protected_vs_other_f1"]
+        if loso.get("worst_group"):
+            out["loso_worst_protected_vs_other_f1"] = loso["worst_group"]["protected_vs_other_f1"]
+        out["loso_worst_macro_f1"] = loso["worst_macro_f1"]
+        for name, metrics in loso["per_group"].items():
+            out[f"loso_{name}_macro_f1"] = metrics["macro_f1"]
+            out[f"loso_{name}_protected_vs_other_f1"] = metrics["protected_vs_other"]["f1"]
+    return out

@@ -112,7 +112,7 @@ def _fold_proba(
     model: ModelConfig,
     labels: list[str],
 ) -> np.ndarray:
-    from clustercls.train import fit_pipeline
+    from clustercls.fit import fit_pipeline
 
     fitted = fit_pipeline(train, features, model)
     proba = fitted.predict_proba(test["title"])

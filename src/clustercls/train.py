@@ -12,11 +12,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.pipeline import Pipeline
 
+from clustercls.adapt import FoldAdapter
 from clustercls.artifact import save_artifact
-from clustercls.classifier import make_classifier
-from clustercls.config import FeatureConfig, ModelConfig, TrainConfig
+from clustercls.config import ModelConfig, TrainConfig
 from clustercls.data import check_labels, load_dataset, load_hand_labelled, load_source_config
 from clustercls.evaluate import (
     classification_metrics,
@@ -24,89 +23,16 @@ from clustercls.evaluate import (
     leave_one_source_out,
     loso_metrics,
     out_of_source_scores,
+    out_of_source_scores_adapted,
     plot_confusion,
+    summary_metrics,
 )
 from clustercls.familiarity import familiarity
-from clustercls.features import build_features
+from clustercls.fit import fit_pipeline
 from clustercls.lexicon import load_lexicon
 from clustercls.policy import Policy, choose_thresholds, decision_rates, load_policy
-from clustercls.text import TextNormalizer
 
 Progress = Callable[[str], None]
-
-
-def build_pipeline(features: FeatureConfig, model: ModelConfig) -> Pipeline:
-    """The full model: normalisation, TF-IDF features, calibrated classifier.
-
-    Normalisation lives inside the pipeline so training and serving cannot drift apart.
-
-    Args:
-        features: Feature settings.
-        model: Classifier settings.
-
-    Returns:
-        An unfitted pipeline taking raw titles.
-    """
-    return Pipeline(
-        [
-            ("normalize", TextNormalizer(max_length=features.max_length)),
-            ("features", build_features(features)),
-            ("classifier", make_classifier(model)),
-        ]
-    )
-
-
-def sample_weights(frame: pd.DataFrame, config: ModelConfig) -> np.ndarray:
-    """Row weights that balance clusters and/or sources, normalised to mean 1.
-
-    Source balance keeps one huge single-topic source (22,000 air conditioners and DJ
-    controllers) from defining what `other` looks like for every marketplace.
-
-    Args:
-        frame: Training rows with `cluster` and `source` columns.
-        config: Which balancing to apply.
-
-    Returns:
-        One weight per row.
-    """
-    weight = np.ones(len(frame))
-    if config.class_weight == "balanced":
-        weight /= frame.groupby("cluster")["cluster"].transform("size").to_numpy()
-    if config.source_weight:
-        size = frame.groupby("source")["source"].transform("size").to_numpy()
-        weight /= size.astype(float) ** config.source_weight
-    return weight / weight.mean()
-
-
-def with_lexicon_documents(frame: pd.DataFrame, factor: float) -> tuple[pd.DataFrame, np.ndarray]:
-    """Training rows plus each lexicon term as a one-term title of its cluster.
-
-    The terms form one more source (`lexicon`), balanced like the others, then scaled by
-    `factor`: words the marketplaces barely use get a weight of their own.
-
-    Returns:
-        The rows and a per-row multiplier for their sample weights.
-    """
-    terms = load_lexicon().rows
-    extra = pd.DataFrame({"title": terms["term"], "cluster": terms["cluster"], "source": "lexicon"})
-    rows = pd.concat([frame[["title", "cluster", "source"]], extra], ignore_index=True)
-    scale = np.where(rows["source"].to_numpy() == "lexicon", factor, 1.0)
-    return rows, scale
-
-
-def fit_pipeline(frame: pd.DataFrame, features: FeatureConfig, model: ModelConfig) -> Pipeline:
-    """Build and fit the pipeline on training rows (`title`, `cluster`, `source`)."""
-    pipeline = build_pipeline(features, model)
-    scale = 1.0
-    if model.lexicon_documents:
-        frame, scale = with_lexicon_documents(frame, model.lexicon_documents)
-    # Plain arrays: scikit-learn's cross-validated calibration indexes y by position, and
-    # a subset frame's index is not 0..n-1.
-    return pipeline.fit(
-        frame["title"].to_numpy(),
-        frame["cluster"].to_numpy(),
-        classifier__sample_weight=sample_weights(frame, model) * scale,
-    )
 
 
 @dataclass
@@ -187,17 +113,29 @@ def train(
         )
     timings["evaluate_seconds"] = round(time.perf_counter() - start, 1)
 
-    scores = None
+    scores = adapted = None
     if config.evaluation.leave_one_source_out:
         start = time.perf_counter()
-        scores = out_of_source_scores(
-            partial(fit_pipeline, features=config.features, model=config.model),
-            dataset,
-            groups,
-            n_jobs=config.evaluation.n_jobs,
-            progress=say,
-        )
+        fit = partial(fit_pipeline, features=config.features, model=config.model)
+        if config.evaluation.adaptation:
+            say("each fold also adapted to its held-out titles")
+            scores, adapted = out_of_source_scores_adapted(
+                fit,
+                FoldAdapter(config.features, config.model, config.adapt),
+                dataset,
+                groups,
+                n_jobs=config.evaluation.n_jobs,
+                progress=say,
+            )
+        else:
+            scores = out_of_source_scores(
+                fit, dataset, groups, n_jobs=config.evaluation.n_jobs, progress=say
+            )
         evaluation["leave_one_source_out"] = loso_metrics(scores, classes, policy.protected)
+        if adapted is not None:
+            evaluation["leave_one_source_out_adapted"] = loso_metrics(
+                adapted, classes, policy.protected
+            )
         timings["loso_seconds"] = round(time.perf_counter() - start, 1)
 
     hand_familiarity = familiarity(pipeline, hand["title"]) if hand is not None else None
@@ -206,6 +144,18 @@ def train(
     )
     evaluation["thresholds"] = thresholds
     evaluation["decisions"] = achieved
+    if adapted is not None:
+        # An adapted model serves with its base model's thresholds: this is what they
+        # achieve on titles each fold's model was adapted to.
+        evaluation["decisions_adapted"] = decision_rates(
+            adapted["cluster"].to_numpy(),
+            adapted[[f"p_{c}" for c in classes]].to_numpy(),
+            classes,
+            thresholds,
+            policy.protected,
+            adapted["group"].to_numpy(),
+            blockable=adapted["familiarity"].to_numpy() >= policy.serving.min_familiarity,
+        )
     reference = _reference(
         familiarity(pipeline, test_set["title"]), scores, classes, achieved, train_set, policy
     )
@@ -244,6 +194,8 @@ def train(
     if scores is not None:
         # The report plots precision against the block threshold from these.
         scores.to_parquet(model_dir / "out_of_source_scores.parquet", index=False)
+    if adapted is not None:
+        adapted.to_parquet(model_dir / "adapted_out_of_source_scores.parquet", index=False)
     if hand is not None:
         hand_scores = hand[["title", "source", "cluster", "unsure"]].assign(
             familiarity=hand_familiarity,
@@ -371,30 +323,6 @@ def _reference(
             "unfamiliar_share": round(float((scores["familiarity"] < low).mean()), 4),
         }
     return reference
-
-
-def summary_metrics(evaluation: dict) -> dict[str, float]:
-    """The headline numbers of an evaluation, flat, for metadata and MLflow."""
-    out = {
-        "random_macro_f1": evaluation["random_split"]["macro_f1"],
-        "random_protected_vs_other_f1": evaluation["random_split"]["protected_vs_other"]["f1"],
-    }
-    if "hand_labelled" in evaluation:
-        out["hand_macro_f1"] = evaluation["hand_labelled"]["all"]["macro_f1"]
-        out["hand_protected_vs_other_f1"] = evaluation["hand_labelled"]["all"][
-            "protected_vs_other"
-        ]["f1"]
-    loso = evaluation.get("leave_one_source_out")
-    if loso:
-        out["loso_mean_macro_f1"] = loso["mean_macro_f1"]
-        out["loso_mean_protected_vs_other_f1"] = loso["mean_protected_vs_other_f1"]
-        if loso.get("worst_group"):
-            out["loso_worst_protected_vs_other_f1"] = loso["worst_group"]["protected_vs_other_f1"]
-        out["loso_worst_macro_f1"] = loso["worst_macro_f1"]
-        for name, metrics in loso["per_group"].items():
-            out[f"loso_{name}_macro_f1"] = metrics["macro_f1"]
-            out[f"loso_{name}_protected_vs_other_f1"] = metrics["protected_vs_other"]["f1"]
-    return out
 
 
 _TEMPERATURE = {"calibration": "temperature", "calibration_ensemble": False}

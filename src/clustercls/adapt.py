@@ -1,0 +1,218 @@
+"""Adaptation to a marketplace the model never saw: self-training on its own titles.
+
+A new marketplace names products its own way (its brands, its sellers' habits, its mix of
+languages), and no label for it exists. The model scores the marketplace's titles; those
+it is sure of (top probability >= `AdaptConfig.min_confidence`) join the training rows
+with the cluster it gave them, as one more source weighted `AdaptConfig.weight`, and the
+pipeline is fitted again. The marketplace's own words then get weights from the titles the
+model already reads well, which settles many of its doubtful titles.
+
+Leave-one-source-out measures it the same way (`evaluation.adaptation`): each held-out
+group's own titles, labels unseen, adapt the fold's model. An adapted model serves with
+its base model's thresholds; that measurement is what says they keep their promise
+(docs/training.md, "Adapting to a new marketplace").
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.pipeline import Pipeline
+
+from clustercls.artifact import load_artifact, save_artifact
+from clustercls.config import AdaptConfig, FeatureConfig, ModelConfig, TrainConfig
+from clustercls.data import DataError, load_dataset, load_hand_labelled
+from clustercls.evaluate import classification_metrics, evaluate_hand_labelled, summary_metrics
+from clustercls.fit import fit_pipeline
+
+# The source name of adopted titles: not a valid source name (sources.toml names are
+# identifiers), so it never merges with a real source when rows are balanced by source.
+ADAPTED_SOURCE = "(adapted)"
+
+
+class AdaptError(DataError):
+    """The adaptation cannot run: no titles, or a base model that does not match the data."""
+
+
+def adopted_titles(
+    pipeline: Pipeline, titles: Sequence[object], min_confidence: float
+) -> pd.DataFrame:
+    """The titles the model is sure of, with the cluster it gives them.
+
+    Args:
+        pipeline: A fitted pipeline (raw titles in).
+        titles: Unlabelled titles of the marketplace.
+        min_confidence: Top probability a title needs to be adopted.
+
+    Returns:
+        `title`, `cluster` and `source` (`ADAPTED_SOURCE`) of the adopted titles, in
+        input order.
+    """
+    values = np.asarray(list(titles), dtype=object)
+    if not len(values):
+        return pd.DataFrame({"title": [], "cluster": [], "source": []})
+    proba = pipeline.predict_proba(values)
+    pick = proba.max(axis=1) >= min_confidence
+    return pd.DataFrame(
+        {
+            "title": values[pick],
+            "cluster": np.asarray(pipeline.classes_, dtype=object)[proba.argmax(axis=1)][pick],
+            "source": ADAPTED_SOURCE,
+        }
+    )
+
+
+def fit_adapted(
+    train: pd.DataFrame,
+    pipeline: Pipeline,
+    titles: Sequence[object],
+    features: FeatureConfig,
+    model: ModelConfig,
+    settings: AdaptConfig,
+) -> tuple[Pipeline, pd.DataFrame]:
+    """Fit a fresh pipeline on the training rows plus the titles `pipeline` adopts.
+
+    Returns:
+        The adapted pipeline and the adopted rows.
+    """
+    adopted = adopted_titles(pipeline, titles, settings.min_confidence)
+    rows = pd.concat([train[["title", "cluster", "source"]], adopted], ignore_index=True)
+    fitted = fit_pipeline(rows, features, model, source_scale={ADAPTED_SOURCE: settings.weight})
+    return fitted, adopted
+
+
+@dataclass(frozen=True)
+class FoldAdapter:
+    """`fit_adapted` for leave-one-source-out folds: (train rows, fold model, held-out
+    titles) -> adapted model. A class, not a closure, so folds can run in worker processes."""
+
+    features: FeatureConfig
+    model: ModelConfig
+    settings: AdaptConfig
+
+    def __call__(self, train: pd.DataFrame, pipeline: Pipeline, titles: list) -> Pipeline:
+        return fit_adapted(train, pipeline, titles, self.features, self.model, self.settings)[0]
+
+
+@dataclass
+class AdaptResult:
+    """What an adaptation produced."""
+
+    model_dir: Path
+    metadata: dict
+    evaluation: dict
+
+
+def read_titles(path: Path) -> list:
+    """The distinct non-empty titles of an input file (any format `predict` reads)."""
+    from clustercls.batch import read_chunks
+
+    seen: dict = {}
+    for chunk in read_chunks(Path(path), 200_000):
+        for title in chunk["title"].tolist():
+            if isinstance(title, str) and title.strip():
+                seen.setdefault(title, None)
+    return list(seen)
+
+
+def adapt_model(
+    base_dir: Path,
+    titles_path: Path,
+    dataset_path: Path,
+    settings: AdaptConfig | None = None,
+    models_dir: Path | None = None,
+    hand_labelled: Path | None = None,
+    name: str | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> AdaptResult:
+    """Adapt a trained model to a marketplace's titles and save it as a new version.
+
+    The adapted model is the base model's pipeline fitted again on the same training rows
+    plus the marketplace titles the base model is sure of. It keeps the base model's
+    policy, thresholds and reference, and records where it came from.
+
+    Args:
+        base_dir: The trained model to adapt (verified like any model that is loaded).
+        titles_path: The marketplace's titles (a `title` column; CSV, Parquet or JSONL).
+        dataset_path: The processed dataset the base model was trained on.
+        settings: Adoption threshold and weight; default the base model's `adapt` settings.
+        models_dir: Where the new version goes; default the base model's parent folder.
+        hand_labelled: Hand-labelled titles to check the adapted model on, or None.
+        name: A name for the marketplace, recorded in the metadata.
+        progress: Optional callback for progress messages.
+
+    Raises:
+        AdaptError: When the titles file holds no title, or the dataset is not the one the
+            base model was trained on.
+    """
+    say = progress or (lambda _msg: None)
+    base = load_artifact(Path(base_dir))
+    config = TrainConfig.model_validate(base.metadata["config"])
+    settings = settings or config.adapt
+    titles = read_titles(titles_path)
+    if not titles:
+        raise AdaptError(f"{titles_path}: no non-empty title to adapt to")
+    dataset = load_dataset(Path(dataset_path))
+    report = Path(dataset_path).with_name("data_report.json")
+    fingerprint = json.loads(report.read_text()).get("fingerprint") if report.is_file() else None
+    expected = base.metadata.get("data", {}).get("fingerprint")
+    if expected and fingerprint != expected:
+        raise AdaptError(
+            f"{dataset_path} is not the dataset model {base.version} was trained on "
+            f"(fingerprint {fingerprint} vs {expected}): rebuild it with the model's source "
+            "config, or adapt a model trained on this dataset"
+        )
+    train_set = dataset[dataset["split"] == "train"]
+    test_set = dataset[dataset["split"] == "test"]
+    say(f"scoring {len(titles)} distinct titles with {base.version}")
+    start = time.perf_counter()
+    pipeline, adopted = fit_adapted(
+        train_set, base.pipeline, titles, config.features, config.model, settings
+    )
+    say(f"adopted {len(adopted)} of them; fitted in {time.perf_counter() - start:.0f} s")
+
+    protected = base.metadata["protected"]
+    labels = list(pipeline.classes_)
+    evaluation: dict = {
+        "random_split": classification_metrics(
+            test_set["cluster"],
+            pipeline.predict(test_set["title"]),
+            test_set["lang"],
+            labels=labels,
+            protected=protected,
+        )
+    }
+    hand = load_hand_labelled(hand_labelled, labels) if hand_labelled else None
+    if hand is not None:
+        evaluation["hand_labelled"], _ = evaluate_hand_labelled(pipeline, hand, protected)
+    digest = hashlib.sha256("\n".join(map(str, titles)).encode("utf-8", "replace")).hexdigest()
+    adaptation = {
+        "base_version": base.version,
+        "name": name or Path(titles_path).stem,
+        "titles": len(titles),
+        "titles_sha256": digest,
+        "adopted": len(adopted),
+        "adopted_per_cluster": {c: int((adopted["cluster"] == c).sum()) for c in labels},
+        **settings.model_dump(mode="json"),
+    }
+    evaluation["adaptation"] = adaptation
+    metadata = {
+        key: value
+        for key, value in base.metadata.items()
+        if key not in {"version", "created", "libraries", "code", "model_file", "sha256"}
+    }
+    # The base model's out-of-source numbers stay: they are what its thresholds were chosen
+    # on. Random-split and hand-labelled numbers are the adapted model's own.
+    metadata["metrics"] = {**base.metadata.get("metrics", {}), **summary_metrics(evaluation)}
+    metadata["adaptation"] = adaptation
+    model_dir = save_artifact(pipeline, metadata, Path(models_dir or Path(base_dir).parent))
+    (model_dir / "evaluation.json").write_text(json.dumps(evaluation, indent=2, default=str))
+    say(f"saved {model_dir}")
+    return AdaptResult(model_dir=model_dir, metadata=metadata, evaluation=evaluation)

@@ -1,0 +1,156 @@
+"""Adaptation to a marketplace the model never saw: adoption, refit, the command, and
+leave-one-source-out with adapted folds, on tiny data."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from clustercls.adapt import ADAPTED_SOURCE, adopted_titles, fit_adapted
+from clustercls.artifact import load_artifact, read_metadata
+from clustercls.cli import EXIT_DATA, app
+from clustercls.config import AdaptConfig, FeatureConfig, ModelConfig
+from clustercls.data import load_dataset
+from clustercls.familiarity import familiarity, word_vocabulary
+from tests.conftest import make_titles, tiny_config, write_tiny_sources
+
+runner = CliRunner()
+
+# A marketplace whose sellers put their own word ("zorblat") beside products the model
+# knows: a word no training title has.
+_NEW_WORD = "Zorblat"
+
+
+def _marketplace_titles() -> list[str]:
+    return [
+        f"{title} {_NEW_WORD}"
+        for cluster in ("fashion_textile", "food_beverage")
+        for title in make_titles(cluster, 15, seed=31)
+    ]
+
+
+def test_adopts_only_the_titles_the_model_is_sure_of(tiny_model_dir: Path) -> None:
+    pipeline = load_artifact(tiny_model_dir).pipeline
+    titles = _marketplace_titles() + ["xq zv 123"]
+    proba = pipeline.predict_proba(titles)
+    cut = float(np.median(proba.max(axis=1)))
+    adopted = adopted_titles(pipeline, titles, cut)
+    sure = proba.max(axis=1) >= cut
+    assert adopted["title"].tolist() == [t for t, s in zip(titles, sure, strict=True) if s]
+    best = np.asarray(pipeline.classes_)[proba.argmax(axis=1)][sure]
+    assert adopted["cluster"].tolist() == best.tolist()
+    assert set(adopted["source"]) == {ADAPTED_SOURCE}
+    assert adopted_titles(pipeline, titles, 1.0).empty or proba.max() >= 1.0
+    assert adopted_titles(pipeline, [], 0.5).empty
+
+
+def test_adapted_model_learns_the_marketplace_word(tiny_model_dir: Path) -> None:
+    artifact = load_artifact(tiny_model_dir)
+    dataset = load_dataset(tiny_model_dir.parent.parent / "processed" / "dataset.parquet")
+    train = dataset[dataset["split"] == "train"]
+    features = FeatureConfig.model_validate(artifact.metadata["config"]["features"])
+    model = ModelConfig.model_validate(artifact.metadata["config"]["model"])
+    titles = [t for t in _marketplace_titles() if "Kemeja" in t or "Kaos" in t]
+    assert titles, "the marketplace must hold garments"
+    adapted, adopted = fit_adapted(
+        train, artifact.pipeline, titles, features, model, AdaptConfig(min_confidence=0.5)
+    )
+    assert len(adopted) > 0 and set(adopted["cluster"]) == {"fashion_textile"}
+    # The marketplace's own word is now one the model knows: its titles are no longer
+    # unfamiliar, and the word carries weight.
+    assert familiarity(artifact.pipeline, [_NEW_WORD]).tolist() == [0.0]
+    assert familiarity(adapted, [_NEW_WORD]).tolist() == [1.0]
+    assert _NEW_WORD.lower() in word_vocabulary(adapted)
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A scratch project with a dataset built and a model trained (no LOSO)."""
+    from clustercls.data import build_dataset, write_dataset
+    from clustercls.train import train
+
+    root = tmp_path / "project"
+    root.mkdir()
+    config = tiny_config(root, write_tiny_sources(root / "sources"), None)
+    write_dataset(build_dataset(config.data), config.data.processed_dir)
+    config = config.model_copy(
+        update={"evaluation": config.evaluation.model_copy(update={"leave_one_source_out": False})}
+    )
+    train(config)
+    monkeypatch.chdir(root)
+    return root
+
+
+def test_adapt_command_saves_a_new_version_that_keeps_the_thresholds(project: Path) -> None:
+    base = next((project / "models").iterdir())
+    titles = _marketplace_titles()
+    pd.DataFrame({"title": [*titles, titles[0], "", None]}).to_parquet(project / "new.parquet")
+    result = runner.invoke(
+        app,
+        ["adapt", "new.parquet", "--model", str(base), "--dataset", "processed/dataset.parquet"],
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 0, result.output
+    adapted = Path(result.stdout.strip().splitlines()[-1])
+    assert adapted != base and adapted.parent == base.parent
+    meta, base_meta = read_metadata(adapted), read_metadata(base)
+    done = meta["adaptation"]
+    assert done["base_version"] == base.name and done["name"] == "new"
+    # Repeated and empty titles are not counted twice nor adopted.
+    assert done["titles"] == len(set(titles))
+    assert 0 < done["adopted"] <= done["titles"]
+    assert sum(done["adopted_per_cluster"].values()) == done["adopted"]
+    assert meta["policy"]["chosen_thresholds"] == base_meta["policy"]["chosen_thresholds"]
+    assert meta["labels"] == base_meta["labels"]
+    assert meta["sha256"] != base_meta["sha256"]
+    assert load_artifact(adapted).pipeline.predict(titles[:3]).shape == (3,)
+
+
+def test_adapt_refuses_another_dataset_and_empty_input(project: Path) -> None:
+    base = next((project / "models").iterdir())
+    pd.DataFrame({"title": _marketplace_titles()}).to_csv(project / "new.csv", index=False)
+    other = project / "other"
+    shutil.copytree(project / "processed", other)
+    report = json.loads((other / "data_report.json").read_text())
+    (other / "data_report.json").write_text(json.dumps({**report, "fingerprint": "else"}))
+    result = runner.invoke(
+        app, ["adapt", "new.csv", "--model", str(base), "--dataset", str(other / "dataset.parquet")]
+    )
+    assert result.exit_code == EXIT_DATA
+    assert "not the dataset" in result.output
+    pd.DataFrame({"title": ["", " "]}).to_csv(project / "empty.csv", index=False)
+    result = runner.invoke(
+        app, ["adapt", "empty.csv", "--model", str(base), "--dataset", "processed/dataset.parquet"]
+    )
+    assert result.exit_code == EXIT_DATA
+    assert "no non-empty title" in result.output
+
+
+def test_training_measures_adapted_folds_beside_the_plain_ones(tmp_path: Path) -> None:
+    from clustercls.data import build_dataset, write_dataset
+    from clustercls.evaluate import format_summary
+    from clustercls.train import train
+
+    config = tiny_config(tmp_path, write_tiny_sources(tmp_path / "sources"), None)
+    write_dataset(build_dataset(config.data), config.data.processed_dir)
+    config = config.model_copy(
+        update={"evaluation": config.evaluation.model_copy(update={"adaptation": True})}
+    )
+    result = train(config)
+    evaluation = result.evaluation
+    plain, adapted = evaluation["leave_one_source_out"], evaluation["leave_one_source_out_adapted"]
+    assert plain["per_group"].keys() == adapted["per_group"].keys()
+    assert evaluation["decisions_adapted"]["pooled"]["n"] == sum(
+        g["n"] for g in plain["per_group"].values()
+    )
+    scores = pd.read_parquet(result.model_dir / "out_of_source_scores.parquet")
+    adapted_scores = pd.read_parquet(result.model_dir / "adapted_out_of_source_scores.parquet")
+    assert scores[["group", "cluster"]].equals(adapted_scores[["group", "cluster"]])
+    printed = format_summary(evaluation)
+    assert "each fold adapted" in printed and "\n  adapted " in printed
