@@ -37,7 +37,7 @@ def _marketplace_titles() -> list[str]:
 
 def test_adopts_only_the_titles_the_model_is_sure_of(tiny_model_dir: Path) -> None:
     pipeline = load_artifact(tiny_model_dir).pipeline
-    titles = _marketplace_titles() + ["xq zv 123"]
+    titles = [*_marketplace_titles(), "xq zv 123"]
     proba = pipeline.predict_proba(titles)
     cut = float(np.median(proba.max(axis=1)))
     adopted = adopted_titles(pipeline, titles, cut)
@@ -152,5 +152,9 @@ def test_training_measures_adapted_folds_beside_the_plain_ones(tmp_path: Path) -
     scores = pd.read_parquet(result.model_dir / "out_of_source_scores.parquet")
     adapted_scores = pd.read_parquet(result.model_dir / "adapted_out_of_source_scores.parquet")
     assert scores[["group", "cluster"]].equals(adapted_scores[["group", "cluster"]])
+    assert (
+        result.metadata["metrics"]["loso_adapted_mean_protected_vs_other_f1"]
+        == (adapted["mean_protected_vs_other_f1"])
+    )
     printed = format_summary(evaluation)
     assert "each fold adapted" in printed and "\n  adapted " in printed

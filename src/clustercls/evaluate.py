@@ -670,4 +670,12 @@ def summary_metrics(evaluation: dict) -> dict[str, float]:
         for name, metrics in loso["per_group"].items():
             out[f"loso_{name}_macro_f1"] = metrics["macro_f1"]
             out[f"loso_{name}_protected_vs_other_f1"] = metrics["protected_vs_other"]["f1"]
+    adapted = evaluation.get("leave_one_source_out_adapted")
+    if adapted:
+        out["loso_adapted_mean_macro_f1"] = adapted["mean_macro_f1"]
+        out["loso_adapted_mean_protected_vs_other_f1"] = adapted["mean_protected_vs_other_f1"]
+        if adapted.get("worst_group"):
+            out["loso_adapted_worst_protected_vs_other_f1"] = adapted["worst_group"][
+                "protected_vs_other_f1"
+            ]
     return out
