@@ -83,31 +83,6 @@ def test_transform_shape_weight_and_no_state_change(small) -> None:
     assert set(heavy.data.tolist()) == {0.5}
 
 
-def test_large_calls_find_the_terms_each_title_finds_alone(small) -> None:
-    # Above a few titles the whole call is scanned as one word list: a term must not run
-    # on from one title into the next, and odd spacing or the separator itself must not
-    # change what is found.
-    titles = [
-        "beli rak",
-        "sepatu anak",
-        "tas  bekal\tmerah",
-        " kopi ",
-        "",
-        "rak | sepatu",
-        "tas bekal",
-        "kopi tas rak sepatu",
-        "rak",
-    ] * 3
-    alone = [small.matches(t) for t in titles]
-    assert alone[0] == [] and alone[1] == ["sepatu"]
-    assert alone[5] == ["sepatu"]
-    call = small.transform(titles).toarray()
-    assert call.tolist() == [small.transform([t]).toarray()[0].tolist() for t in titles]
-    without_separator = [t for t in titles if "|" not in t]
-    assert small._found_in_call(without_separator) == [small.matches(t) for t in without_separator]
-    assert small._found_in_call(titles) is None
-
-
 def test_follows_the_estimator_contract(small) -> None:
     fresh = clone(small)
     assert not hasattr(fresh, "terms_")

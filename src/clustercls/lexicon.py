@@ -26,11 +26,6 @@ from sklearn.utils.validation import check_is_fitted
 
 LEXICON_COLUMNS = ("term", "lang", "concept", "cluster", "note")
 MAX_TERM_WORDS = 4
-# Calls above this many titles are scanned as one word list (`_found_in_call`).
-_FEW_TITLES = 16
-# Separates titles in that list: outside the normalised alphabet, so in no term.
-_BREAK_TOKEN = "|"
-_BREAK_SPAN = 255
 
 
 @dataclass(frozen=True)
@@ -184,20 +179,17 @@ class LexiconFeatures(TransformerMixin, BaseEstimator):
             A CSR matrix, one row per title, `len(get_feature_names_out())` columns, float32.
         """
         check_is_fitted(self, "terms_")
-        texts = X if isinstance(X, list) else list(X)
-        found = self._found_in_call(texts) if len(texts) > _FEW_TITLES else None
-        if found is None:
-            found = [self._terms_in(text.split()) for text in texts]
         columns, head_columns = self.columns_, self.head_columns_
         indptr = [0]
         indices: list[int] = []
-        for terms in found:
-            if terms:
+        for text in X:
+            found = self._terms_in(text.split())
+            if found:
                 row: set[int] = set()
-                for term in terms:
+                for term in found:
                     row.update(columns[term][0])
                 if head_columns:
-                    row.add(head_columns[columns[terms[0]][1]])
+                    row.add(head_columns[columns[found[0]][1]])
                 indices.extend(sorted(row))
             indptr.append(len(indices))
         return sp.csr_matrix(
@@ -208,57 +200,3 @@ class LexiconFeatures(TransformerMixin, BaseEstimator):
             ),
             shape=(len(indptr) - 1, len(self.feature_names_)),
         )
-
-    def _found_in_call(self, texts: list[str]) -> list[list[str]] | None:
-        """`_terms_in` of every title, scanning the whole call's words at once: one dict
-        lookup per word (gathered in C by bytes()), then Python only at the few words that
-        start a term. Split on any whitespace like `_terms_in`, so any text gives the same
-        terms. None when a title holds the separator as a word (never normalised text)."""
-        words = f" {_BREAK_TOKEN} ".join(texts).split()
-        span = np.frombuffer(bytes(map(self._spans().__getitem__, words)), dtype=np.uint8)
-        breaks = np.flatnonzero(span == _BREAK_SPAN)
-        if len(breaks) != len(texts) - 1:
-            return None
-        # Title of each word, and where each title's words end: a term never runs on into
-        # the next title (the separator is in no term, and the end bounds the sizes tried).
-        ends = np.r_[breaks, len(words)]
-        starts = np.flatnonzero((span > 0) & (span != _BREAK_SPAN))
-        rows = np.searchsorted(breaks, starts)
-        terms = self.terms_
-        found: list[list[str]] = [[] for _ in texts]
-        after = 0
-        for i, row, longest in zip(
-            starts.tolist(), rows.tolist(), span[starts].tolist(), strict=True
-        ):
-            if i < after:
-                continue
-            for size in range(min(longest, int(ends[row]) - i), 0, -1):
-                term = words[i] if size == 1 else " ".join(words[i : i + size])
-                if term in terms:
-                    found[row].append(term)
-                    after = i + size
-                    break
-        return found
-
-    def _spans(self) -> _Spans:
-        """Word -> longest term length starting with it (0 for most words), built once."""
-        cache = getattr(self, "_spans_cache", None)
-        if cache is None or cache[0] is not self.first_words_:
-            spans = _Spans(self.first_words_)
-            spans[_BREAK_TOKEN] = _BREAK_SPAN
-            cache = self._spans_cache = (self.first_words_, spans)
-        return cache[1]
-
-    def __getstate__(self) -> dict:
-        # The lookup cache is derived from fitted state: never pickled with the model.
-        state = self.__dict__.copy()
-        state.pop("_spans_cache", None)
-        return state
-
-
-class _Spans(dict):
-    """Word -> longest term length starting with it; a word it does not hold starts no
-    term. Looked up with `__getitem__`, whose misses alone reach Python."""
-
-    def __missing__(self, key: str) -> int:
-        return 0
