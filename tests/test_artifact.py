@@ -108,3 +108,20 @@ def test_latest_model_dir_picks_newest(tmp_path) -> None:
         (tmp_path / name).mkdir()
         (tmp_path / name / "metadata.json").write_text("{}")
     assert latest_model_dir(tmp_path).name == "v20261231-235959"
+
+
+def test_models_saved_within_one_second_get_their_own_folders(
+    tiny_model_dir, tmp_path, monkeypatch
+) -> None:
+    import clustercls.artifact as artifact
+
+    pipeline = load_artifact(tiny_model_dir).pipeline
+    monkeypatch.setattr(artifact, "new_version", lambda: "v20261130-120000")
+    saved = [artifact.save_artifact(pipeline, {"labels": ["x"]}, tmp_path) for _ in range(3)]
+    assert [p.name for p in saved] == [
+        "v20261130-120000",
+        "v20261130-120000-02",
+        "v20261130-120000-03",
+    ]
+    assert latest_model_dir(tmp_path) == saved[-1]
+    assert len({read_metadata(p)["sha256"] for p in saved}) == 1

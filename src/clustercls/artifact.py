@@ -100,7 +100,15 @@ def save_artifact(
     Returns:
         The model's folder.
     """
-    version = version or new_version()
+    Path(models_dir).mkdir(parents=True, exist_ok=True)
+    if version is None:
+        # Two models saved within one second (an adaptation right after its training) must
+        # not share a folder: the second gets a suffix that still sorts after the first.
+        base = version = new_version()
+        for n in range(2, 100):
+            if not (Path(models_dir) / version).exists():
+                break
+            version = f"{base}-{n:02d}"
     out = Path(models_dir) / version
     out.mkdir(parents=True, exist_ok=True)
     model_path = out / MODEL_FILE
