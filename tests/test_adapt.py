@@ -87,7 +87,10 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return root
 
 
-def test_adapt_command_saves_a_new_version_that_keeps_the_thresholds(project: Path) -> None:
+def test_adapt_command_saves_a_new_version_that_keeps_the_thresholds(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{project / 'mlflow.db'}")
     base = next((project / "models").iterdir())
     titles = _marketplace_titles()
     pd.DataFrame({"title": [*titles, titles[0], "", None]}).to_parquet(project / "new.parquet")
@@ -97,6 +100,8 @@ def test_adapt_command_saves_a_new_version_that_keeps_the_thresholds(project: Pa
         catch_exceptions=False,
     )
     assert result.exit_code == 0, result.output
+    # Registered like a trained model, so `promote` can weigh it against the champion.
+    assert "registered clustercls version 1" in result.output
     adapted = Path(result.stdout.strip().splitlines()[-1])
     assert adapted != base and adapted.parent == base.parent
     meta, base_meta = read_metadata(adapted), read_metadata(base)
@@ -120,13 +125,31 @@ def test_adapt_refuses_another_dataset_and_empty_input(project: Path) -> None:
     report = json.loads((other / "data_report.json").read_text())
     (other / "data_report.json").write_text(json.dumps({**report, "fingerprint": "else"}))
     result = runner.invoke(
-        app, ["adapt", "new.csv", "--model", str(base), "--dataset", str(other / "dataset.parquet")]
+        app,
+        [
+            "adapt",
+            "new.csv",
+            "--model",
+            str(base),
+            "--dataset",
+            str(other / "dataset.parquet"),
+            "--no-tracking",
+        ],
     )
     assert result.exit_code == EXIT_DATA
     assert "not the dataset" in result.output
     pd.DataFrame({"title": ["", " "]}).to_csv(project / "empty.csv", index=False)
     result = runner.invoke(
-        app, ["adapt", "empty.csv", "--model", str(base), "--dataset", "processed/dataset.parquet"]
+        app,
+        [
+            "adapt",
+            "empty.csv",
+            "--model",
+            str(base),
+            "--dataset",
+            "processed/dataset.parquet",
+            "--no-tracking",
+        ],
     )
     assert result.exit_code == EXIT_DATA
     assert "no non-empty title" in result.output

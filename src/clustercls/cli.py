@@ -278,9 +278,19 @@ def adapt(
     hand_labelled: Annotated[
         Path | None, typer.Option(help="Hand-labelled titles to check the adapted model on.")
     ] = None,
+    tracking: Annotated[
+        bool,
+        typer.Option(
+            "--tracking/--no-tracking", help="Log the run to MLflow and register the model."
+        ),
+    ] = True,
+    tracking_uri: Annotated[
+        str | None,
+        typer.Option(help="MLflow URI [default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db]."),
+    ] = None,
 ) -> None:
     """Adapt a model to a marketplace it never saw (self-training on its unlabelled titles);
-    saves a new model version beside it."""
+    saves a new model version beside it and registers it like a trained one."""
     from clustercls.adapt import adapt_model
     from clustercls.artifact import latest_model_dir, read_metadata
     from clustercls.config import AdaptConfig, TrainConfig
@@ -299,8 +309,29 @@ def adapt(
         name=name,
         progress=_say,
     )
-    typer.echo(format_summary(result.evaluation))
     done = result.evaluation["adaptation"]
+    if tracking:
+        from clustercls.tracking import log_training_run
+
+        config = TrainConfig.model_validate(result.metadata["config"])
+        if tracking_uri is not None:
+            config = config.model_copy(
+                update={
+                    "tracking": config.tracking.model_copy(update={"tracking_uri": tracking_uri})
+                }
+            )
+        logged = log_training_run(
+            config,
+            result.model_dir,
+            result.evaluation,
+            result.metadata["metrics"],
+            tags={"adapted_from": done["base_version"], "adapted_to": done["name"]},
+        )
+        _say(
+            f"logged run {logged.run_id}; registered {config.tracking.registered_model} "
+            f"version {logged.registered_version} at {logged.tracking_uri}"
+        )
+    typer.echo(format_summary(result.evaluation))
     typer.echo(
         f"adapted {done['base_version']} to {done['name']}: {done['adopted']} of "
         f"{done['titles']} titles adopted (top probability >= {done['min_confidence']}, "

@@ -62,7 +62,11 @@ class LoggedRun:
 
 
 def log_training_run(
-    config: TrainConfig, model_dir: Path, evaluation: dict, metrics: dict
+    config: TrainConfig,
+    model_dir: Path,
+    evaluation: dict,
+    metrics: dict,
+    tags: dict[str, str] | None = None,
 ) -> LoggedRun:
     """Log a training run and register its model as `config.tracking.registered_model`.
 
@@ -71,6 +75,7 @@ def log_training_run(
         model_dir: The saved model folder (logged whole, and as the pyfunc model).
         evaluation: The full evaluation (logged as JSON).
         metrics: Flat headline metrics.
+        tags: More run tags (an adapted model names its base version and marketplace).
 
     Returns:
         Run id, registered version and tracking URI.
@@ -79,6 +84,8 @@ def log_training_run(
     mlflow.set_experiment(config.tracking.experiment)
     with mlflow.start_run(run_name=model_dir.name) as run:
         mlflow.set_tag("model_version", model_dir.name)
+        for key, value in (tags or {}).items():
+            mlflow.set_tag(key, value)
         mlflow.log_params(config.to_flat_dict())
         mlflow.log_metrics({k: float(v) for k, v in metrics.items() if v is not None})
         mlflow.log_dict(config.model_dump(mode="json"), "config.json")
