@@ -3,7 +3,6 @@ leave-one-source-out with adapted folds, on tiny data."""
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
@@ -12,7 +11,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from clustercls.adapt import ADAPTED_SOURCE, adopted_titles, fit_adapted
+from clustercls.adapt import ADAPTED_SOURCE, adapt_model, adopted_titles, fit_adapted
 from clustercls.artifact import load_artifact, read_metadata
 from clustercls.cli import EXIT_DATA, app
 from clustercls.config import AdaptConfig, FeatureConfig, ModelConfig
@@ -35,19 +34,28 @@ def _marketplace_titles() -> list[str]:
     ]
 
 
-def test_adopts_only_the_titles_the_model_is_sure_of(tiny_model_dir: Path) -> None:
-    pipeline = load_artifact(tiny_model_dir).pipeline
-    titles = [*_marketplace_titles(), "xq zv 123"]
-    proba = pipeline.predict_proba(titles)
-    cut = float(np.median(proba.max(axis=1)))
-    adopted = adopted_titles(pipeline, titles, cut)
-    sure = proba.max(axis=1) >= cut
-    assert adopted["title"].tolist() == [t for t, s in zip(titles, sure, strict=True) if s]
-    best = np.asarray(pipeline.classes_)[proba.argmax(axis=1)][sure]
-    assert adopted["cluster"].tolist() == best.tolist()
+class _Scores:
+    """A fitted classifier's face with set probabilities per title."""
+
+    classes_ = np.array(["craft", "other"])
+
+    def __init__(self, table: dict[str, list[float]]) -> None:
+        self.table = table
+
+    def predict_proba(self, titles) -> np.ndarray:
+        return np.array([self.table[t] for t in titles])
+
+
+def test_adopts_only_the_titles_the_model_is_sure_of() -> None:
+    scores = _Scores(
+        {"vase": [0.95, 0.05], "phone": [0.02, 0.98], "lamp": [0.6, 0.4], "edge": [0.9, 0.1]}
+    )
+    adopted = adopted_titles(scores, ["lamp", "vase", "phone", "edge"], 0.9)
+    assert adopted["title"].tolist() == ["vase", "phone", "edge"]
+    assert adopted["cluster"].tolist() == ["craft", "other", "craft"]
     assert set(adopted["source"]) == {ADAPTED_SOURCE}
-    assert adopted_titles(pipeline, titles, 1.0).empty or proba.max() >= 1.0
-    assert adopted_titles(pipeline, [], 0.5).empty
+    assert adopted_titles(scores, ["lamp"], 0.9).empty
+    assert adopted_titles(scores, [], 0.5).empty
 
 
 def test_adapted_model_learns_the_marketplace_word(tiny_model_dir: Path) -> None:
@@ -91,12 +99,23 @@ def test_adapt_command_saves_a_new_version_that_keeps_the_thresholds(
     project: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{project / 'mlflow.db'}")
+    monkeypatch.setenv("CLUSTERCLS_SHARED", str(project / "no-shared"))
     base = next((project / "models").iterdir())
     titles = _marketplace_titles()
     pd.DataFrame({"title": [*titles, titles[0], "", None]}).to_parquet(project / "new.parquet")
     result = runner.invoke(
         app,
-        ["adapt", "new.parquet", "--model", str(base), "--dataset", "processed/dataset.parquet"],
+        [
+            "adapt",
+            "new.parquet",
+            "--model",
+            str(base),
+            "--dataset",
+            "processed/dataset.parquet",
+            "--min-confidence",
+            "0.8",
+            "--tracking",
+        ],
         catch_exceptions=False,
     )
     assert result.exit_code == 0, result.output
@@ -114,6 +133,17 @@ def test_adapt_command_saves_a_new_version_that_keeps_the_thresholds(
     assert meta["policy"]["chosen_thresholds"] == base_meta["policy"]["chosen_thresholds"]
     assert meta["labels"] == base_meta["labels"]
     assert meta["sha256"] != base_meta["sha256"]
+    # The settings used are the ones recorded, in the adaptation and in the config.
+    assert done["min_confidence"] == meta["config"]["adapt"]["min_confidence"] == 0.8
+    assert meta["data"]["rows_adopted"] == done["adopted"]
+    assert meta["base_metrics"] == base_meta["metrics"]
+    assert not any(k.startswith("loso_") for k in meta["metrics"])
+    # An adapted model is not adapted again: its base is.
+    again = runner.invoke(
+        app,
+        ["adapt", "new.parquet", "--model", str(adapted), "--dataset", "processed/dataset.parquet"],
+    )
+    assert again.exit_code == EXIT_DATA and "already adapted" in again.output
     assert load_artifact(adapted).pipeline.predict(titles[:3]).shape == (3,)
 
 
@@ -122,8 +152,11 @@ def test_adapt_refuses_another_dataset_and_empty_input(project: Path) -> None:
     pd.DataFrame({"title": _marketplace_titles()}).to_csv(project / "new.csv", index=False)
     other = project / "other"
     shutil.copytree(project / "processed", other)
-    report = json.loads((other / "data_report.json").read_text())
-    (other / "data_report.json").write_text(json.dumps({**report, "fingerprint": "else"}))
+    changed = pd.read_parquet(other / "dataset.parquet")
+    changed.loc[changed.index[0], "cluster"] = (
+        "other" if changed["cluster"].iloc[0] != "other" else "craft"
+    )
+    changed.to_parquet(other / "dataset.parquet")
     result = runner.invoke(
         app,
         [
@@ -155,6 +188,55 @@ def test_adapt_refuses_another_dataset_and_empty_input(project: Path) -> None:
     assert "no non-empty title" in result.output
 
 
+def test_hand_labelled_titles_are_never_adopted(project: Path) -> None:
+    base = next((project / "models").iterdir())
+    titles = _marketplace_titles()
+    hand = pd.DataFrame(
+        {"title": [titles[0].upper(), titles[1]], "source": "x", "cluster": "fashion_textile"}
+    )
+    hand.to_csv(project / "hand.csv", index=False)
+    pd.DataFrame({"title": titles}).to_csv(project / "new.csv", index=False)
+    result = adapt_model(
+        base,
+        project / "new.csv",
+        project / "processed/dataset.parquet",
+        min_confidence=0.5,
+        hand_labelled=project / "hand.csv",
+    )
+    # Matched on their normal form: a casing change does not let one in.
+    assert result.metadata["adaptation"]["titles"] == len(titles) - 2
+    assert "hand_labelled" in result.evaluation
+
+
+def test_adapted_folds_never_see_the_held_out_labels(tmp_path: Path) -> None:
+    from functools import partial
+
+    from clustercls.adapt import FoldAdapter
+    from clustercls.data import build_dataset, write_dataset
+    from clustercls.evaluate import out_of_source_scores_adapted
+    from clustercls.fit import fit_pipeline
+
+    config = tiny_config(tmp_path, write_tiny_sources(tmp_path / "sources"), None)
+    write_dataset(build_dataset(config.data), config.data.processed_dir)
+    dataset = load_dataset(config.data.processed_dir / "dataset.parquet")
+    groups = {s: s for s in dataset["source"].unique()}
+    fit = partial(fit_pipeline, features=config.features, model=config.model)
+    adapt = FoldAdapter(config.features, config.model, AdaptConfig())
+
+    def adapted_scores(frame: pd.DataFrame) -> pd.DataFrame:
+        return out_of_source_scores_adapted(
+            fit, adapt, frame, groups, n_jobs=1, holdout=["bigbasket"]
+        )[1]
+
+    scrambled = dataset.copy()
+    held = scrambled["source"] == "bigbasket"
+    scrambled.loc[held, "cluster"] = scrambled.loc[held, "cluster"].to_numpy()[::-1]
+    assert not scrambled.loc[held, "cluster"].equals(dataset.loc[held, "cluster"])
+    before, after = adapted_scores(dataset), adapted_scores(scrambled)
+    probabilities = [c for c in before.columns if c.startswith("p_")]
+    assert np.array_equal(before[probabilities].to_numpy(), after[probabilities].to_numpy())
+
+
 def test_training_measures_adapted_folds_beside_the_plain_ones(tmp_path: Path) -> None:
     from clustercls.data import build_dataset, write_dataset
     from clustercls.evaluate import format_summary
@@ -172,9 +254,8 @@ def test_training_measures_adapted_folds_beside_the_plain_ones(tmp_path: Path) -
     assert evaluation["decisions_adapted"]["pooled"]["n"] == sum(
         g["n"] for g in plain["per_group"].values()
     )
-    scores = pd.read_parquet(result.model_dir / "out_of_source_scores.parquet")
     adapted_scores = pd.read_parquet(result.model_dir / "adapted_out_of_source_scores.parquet")
-    assert scores[["group", "cluster"]].equals(adapted_scores[["group", "cluster"]])
+    assert len(adapted_scores) == evaluation["decisions_adapted"]["pooled"]["n"]
     assert (
         result.metadata["metrics"]["loso_adapted_mean_protected_vs_other_f1"]
         == (adapted["mean_protected_vs_other_f1"])

@@ -28,9 +28,16 @@ from sklearn.pipeline import Pipeline
 
 from clustercls.artifact import load_artifact, save_artifact
 from clustercls.config import AdaptConfig, FeatureConfig, ModelConfig, TrainConfig
-from clustercls.data import DataError, load_dataset, load_hand_labelled
-from clustercls.evaluate import classification_metrics, evaluate_hand_labelled, summary_metrics
+from clustercls.data import DataError, fingerprint, load_dataset, load_hand_labelled
+from clustercls.evaluate import (
+    classification_metrics,
+    evaluate_hand_labelled,
+    serving_reference,
+    summary_metrics,
+)
+from clustercls.familiarity import familiarity
 from clustercls.fit import fit_pipeline
+from clustercls.policy import ServingRules
 
 # The source name of adopted titles: not a valid source name (sources.toml names are
 # identifiers), so it never merges with a real source when rows are balanced by source.
@@ -91,14 +98,16 @@ def fit_adapted(
 @dataclass(frozen=True)
 class FoldAdapter:
     """`fit_adapted` for leave-one-source-out folds: (train rows, fold model, held-out
-    titles) -> adapted model. A class, not a closure, so folds can run in worker processes."""
+    titles) -> adapted model, on the distinct titles as the command takes them. A class,
+    not a closure, so folds can run in worker processes."""
 
     features: FeatureConfig
     model: ModelConfig
     settings: AdaptConfig
 
     def __call__(self, train: pd.DataFrame, pipeline: Pipeline, titles: list) -> Pipeline:
-        return fit_adapted(train, pipeline, titles, self.features, self.model, self.settings)[0]
+        distinct = list(dict.fromkeys(titles))
+        return fit_adapted(train, pipeline, distinct, self.features, self.model, self.settings)[0]
 
 
 @dataclass
@@ -126,7 +135,8 @@ def adapt_model(
     base_dir: Path,
     titles_path: Path,
     dataset_path: Path,
-    settings: AdaptConfig | None = None,
+    min_confidence: float | None = None,
+    weight: float | None = None,
     models_dir: Path | None = None,
     hand_labelled: Path | None = None,
     name: str | None = None,
@@ -136,39 +146,57 @@ def adapt_model(
 
     The adapted model is the base model's pipeline fitted again on the same training rows
     plus the marketplace titles the base model is sure of. It keeps the base model's
-    policy, thresholds and reference, and records where it came from.
+    labels, policy and thresholds (chosen on its out-of-source scores, which stay in the
+    metadata as `base_metrics`) and records where it came from.
 
     Args:
-        base_dir: The trained model to adapt (verified like any model that is loaded).
+        base_dir: The trained model to adapt (verified like any model that is loaded); not
+            itself an adapted one.
         titles_path: The marketplace's titles (a `title` column; CSV, Parquet or JSONL).
         dataset_path: The processed dataset the base model was trained on.
-        settings: Adoption threshold and weight; default the base model's `adapt` settings.
+        min_confidence: Adoption threshold; default the base model's `adapt` setting.
+        weight: Weight of the adopted titles; default the base model's `adapt` setting.
         models_dir: Where the new version goes; default the base model's parent folder.
-        hand_labelled: Hand-labelled titles to check the adapted model on, or None.
+        hand_labelled: Hand-labelled titles: never adopted (they stay out of training),
+            and the adapted model is checked on them.
         name: A name for the marketplace, recorded in the metadata.
         progress: Optional callback for progress messages.
 
     Raises:
-        AdaptError: When the titles file holds no title, or the dataset is not the one the
-            base model was trained on.
+        AdaptError: When the base model is itself adapted, the dataset is not the one it
+            was trained on, or no title is there to adopt.
     """
     say = progress or (lambda _msg: None)
     base = load_artifact(Path(base_dir))
+    if "adaptation" in base.metadata:
+        raise AdaptError(
+            f"model {base.version} is already adapted (from "
+            f"{base.metadata['adaptation']['base_version']}): adapt its base model instead"
+        )
     config = TrainConfig.model_validate(base.metadata["config"])
-    settings = settings or config.adapt
-    titles = read_titles(titles_path)
-    if not titles:
-        raise AdaptError(f"{titles_path}: no non-empty title to adapt to")
+    given = {"min_confidence": min_confidence, "weight": weight}
+    settings = config.adapt.model_copy(update={k: v for k, v in given.items() if v is not None})
+    settings = AdaptConfig.model_validate(settings.model_dump())
+    config = config.model_copy(update={"adapt": settings})
+
     dataset = load_dataset(Path(dataset_path))
-    report = Path(dataset_path).with_name("data_report.json")
-    fingerprint = json.loads(report.read_text()).get("fingerprint") if report.is_file() else None
     expected = base.metadata.get("data", {}).get("fingerprint")
-    if expected and fingerprint != expected:
+    if not expected or fingerprint(dataset) != expected:
         raise AdaptError(
             f"{dataset_path} is not the dataset model {base.version} was trained on "
-            f"(fingerprint {fingerprint} vs {expected}): rebuild it with the model's source "
-            "config, or adapt a model trained on this dataset"
+            f"(its content fingerprint differs from the model's {expected}): rebuild it with "
+            "the model's source config, or adapt a model trained on this dataset"
         )
+    labels = list(base.pipeline.classes_)
+    hand = load_hand_labelled(hand_labelled, labels) if hand_labelled else None
+    titles = read_titles(titles_path)
+    if hand is not None:
+        # The yardstick stays out of training, also when a marketplace lists the same title.
+        normalise = base.pipeline.steps[0][1].transform
+        known = set(normalise(hand["title"].tolist()))
+        titles = [t for t, n in zip(titles, normalise(titles), strict=True) if n not in known]
+    if not titles:
+        raise AdaptError(f"{titles_path}: no non-empty title to adapt to")
     train_set = dataset[dataset["split"] == "train"]
     test_set = dataset[dataset["split"] == "test"]
     say(f"scoring {len(titles)} distinct titles with {base.version}")
@@ -176,10 +204,14 @@ def adapt_model(
     pipeline, adopted = fit_adapted(
         train_set, base.pipeline, titles, config.features, config.model, settings
     )
+    if adopted.empty:
+        raise AdaptError(
+            f"{titles_path}: the model is sure of none of its {len(titles)} titles "
+            f"(top probability >= {settings.min_confidence}): nothing to adapt to"
+        )
     say(f"adopted {len(adopted)} of them; fitted in {time.perf_counter() - start:.0f} s")
 
     protected = base.metadata["protected"]
-    labels = list(pipeline.classes_)
     evaluation: dict = {
         "random_split": classification_metrics(
             test_set["cluster"],
@@ -189,7 +221,6 @@ def adapt_model(
             protected=protected,
         )
     }
-    hand = load_hand_labelled(hand_labelled, labels) if hand_labelled else None
     if hand is not None:
         evaluation["hand_labelled"], _ = evaluate_hand_labelled(pipeline, hand, protected)
     digest = hashlib.sha256("\n".join(map(str, titles)).encode("utf-8", "replace")).hexdigest()
@@ -208,9 +239,26 @@ def adapt_model(
         for key, value in base.metadata.items()
         if key not in {"version", "created", "libraries", "code", "model_file", "sha256"}
     }
-    # The base model's out-of-source numbers stay: they are what its thresholds were chosen
-    # on. Random-split and hand-labelled numbers are the adapted model's own.
-    metadata["metrics"] = {**base.metadata.get("metrics", {}), **summary_metrics(evaluation)}
+    metadata["config"] = config.model_dump(mode="json")
+    # Its own numbers; the base model's (out-of-source ones included, which its thresholds
+    # were chosen on) stay beside them.
+    metadata["metrics"] = summary_metrics(evaluation)
+    metadata["base_metrics"] = base.metadata.get("metrics", {})
+    metadata["data"] = {**metadata.get("data", {}), "rows_adopted": len(adopted)}
+    # What a batch run compares its input with: the training side is this model's own
+    # (its vocabulary decides which titles are unfamiliar); the out-of-source side is the
+    # base model's measurement.
+    metadata["reference"] = {
+        **base.metadata.get("reference", {}),
+        "training": serving_reference(
+            familiarity(pipeline, test_set["title"]),
+            None,
+            labels,
+            {},
+            train_set,
+            ServingRules.model_validate(base.metadata["policy"].get("serving", {})).min_familiarity,
+        )["training"],
+    }
     metadata["adaptation"] = adaptation
     model_dir = save_artifact(pipeline, metadata, Path(models_dir or Path(base_dir).parent))
     (model_dir / "evaluation.json").write_text(json.dumps(evaluation, indent=2, default=str))

@@ -104,11 +104,17 @@ def save_artifact(
     if version is None:
         # Two models saved within one second (an adaptation right after its training) must
         # not share a folder: the second gets a suffix that still sorts after the first.
-        base = version = new_version()
-        for n in range(2, 100):
-            if not (Path(models_dir) / version).exists():
+        # mkdir claims the name, so two processes cannot both take it.
+        base = new_version()
+        for n in range(1, 100):
+            version = base if n == 1 else f"{base}-{n:02d}"
+            try:
+                (Path(models_dir) / version).mkdir()
                 break
-            version = f"{base}-{n:02d}"
+            except FileExistsError:
+                continue
+        else:
+            raise ArtifactError(f"{models_dir}: no free version name left for {base}")
     out = Path(models_dir) / version
     out.mkdir(parents=True, exist_ok=True)
     model_path = out / MODEL_FILE

@@ -279,11 +279,12 @@ def adapt(
         Path | None, typer.Option(help="Hand-labelled titles to check the adapted model on.")
     ] = None,
     tracking: Annotated[
-        bool,
+        bool | None,
         typer.Option(
-            "--tracking/--no-tracking", help="Log the run to MLflow and register the model."
+            "--tracking/--no-tracking",
+            help="Log the run to MLflow and register the model [default: as the model was].",
         ),
-    ] = True,
+    ] = None,
     tracking_uri: Annotated[
         str | None,
         typer.Option(help="MLflow URI [default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db]."),
@@ -292,34 +293,33 @@ def adapt(
     """Adapt a model to a marketplace it never saw (self-training on its unlabelled titles);
     saves a new model version beside it and registers it like a trained one."""
     from clustercls.adapt import adapt_model
-    from clustercls.artifact import latest_model_dir, read_metadata
-    from clustercls.config import AdaptConfig, TrainConfig
+    from clustercls.artifact import latest_model_dir
+    from clustercls.config import TrainConfig
     from clustercls.evaluate import format_summary
 
-    base = model or latest_model_dir(Path("models"))
-    settings = TrainConfig.model_validate(read_metadata(base)["config"]).adapt.model_dump()
-    given = {"min_confidence": min_confidence, "weight": weight}
-    settings.update({k: v for k, v in given.items() if v is not None})
     result = adapt_model(
-        base,
+        model or latest_model_dir(Path("models")),
         titles,
         dataset,
-        settings=AdaptConfig.model_validate(settings),
+        min_confidence=min_confidence,
+        weight=weight,
         hand_labelled=_data_config(None, hand_labelled=hand_labelled).hand_labelled,
         name=name,
         progress=_say,
     )
     done = result.evaluation["adaptation"]
-    if tracking:
+    config = TrainConfig.model_validate(result.metadata["config"])
+    given = {"enabled": tracking, "tracking_uri": tracking_uri}
+    config = config.model_copy(
+        update={
+            "tracking": config.tracking.model_copy(
+                update={k: v for k, v in given.items() if v is not None}
+            )
+        }
+    )
+    if config.tracking.enabled:
         from clustercls.tracking import log_training_run
 
-        config = TrainConfig.model_validate(result.metadata["config"])
-        if tracking_uri is not None:
-            config = config.model_copy(
-                update={
-                    "tracking": config.tracking.model_copy(update={"tracking_uri": tracking_uri})
-                }
-            )
         logged = log_training_run(
             config,
             result.model_dir,

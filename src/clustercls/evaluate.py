@@ -679,3 +679,45 @@ def summary_metrics(evaluation: dict) -> dict[str, float]:
                 "protected_vs_other_f1"
             ]
     return out
+
+
+def _shares(values: pd.Series, labels: list[str]) -> dict[str, float]:
+    counts = values.value_counts(normalize=True)
+    return {label: round(float(counts.get(label, 0.0)), 4) for label in labels}
+
+
+def serving_reference(
+    test_familiarity: np.ndarray,
+    scores: pd.DataFrame | None,
+    classes: list[str],
+    achieved: dict,
+    train_set: pd.DataFrame,
+    min_familiarity: float,
+) -> dict:
+    """What inputs looked like in training, for a batch run to compare its input with.
+
+    `training`: the cluster shares of the training labels. `out_of_source`: what the
+    model predicted and decided on marketplaces it never saw (the leave-one-source-out
+    scores), the shares a new marketplace is expected to come near.
+    """
+    low = min_familiarity
+    reference: dict = {
+        "training": {
+            "cluster_share": _shares(train_set["cluster"], classes),
+            # Measured on the random test split: titles like the training data.
+            "unfamiliar_share": round(float((test_familiarity < low).mean()), 4),
+        }
+    }
+    if scores is not None:
+        pooled = achieved["out_of_source"]["pooled"]
+        block = pooled["blocks"] / pooled["n"]
+        reference["out_of_source"] = {
+            "cluster_share": _shares(scores["predicted"], classes),
+            "decision_share": {
+                "block": round(block, 4),
+                "review": pooled["review_rate"],
+                "allow": round(1 - block - pooled["review_rate"], 4),
+            },
+            "unfamiliar_share": round(float((scores["familiarity"] < low).mean()), 4),
+        }
+    return reference

@@ -25,6 +25,7 @@ from clustercls.evaluate import (
     out_of_source_scores,
     out_of_source_scores_adapted,
     plot_confusion,
+    serving_reference,
     summary_metrics,
 )
 from clustercls.familiarity import familiarity
@@ -156,8 +157,13 @@ def train(
             adapted["group"].to_numpy(),
             blockable=adapted["familiarity"].to_numpy() >= policy.serving.min_familiarity,
         )
-    reference = _reference(
-        familiarity(pipeline, test_set["title"]), scores, classes, achieved, train_set, policy
+    reference = serving_reference(
+        familiarity(pipeline, test_set["title"]),
+        scores,
+        classes,
+        achieved,
+        train_set,
+        policy.serving.min_familiarity,
     )
     evaluation["timings"] = timings
 
@@ -281,48 +287,6 @@ def _choose_decisions(
             f"policy's {policy.thresholds.max_review_rate:.0%}"
         )
     return thresholds, achieved
-
-
-def _shares(values: pd.Series, labels: list[str]) -> dict[str, float]:
-    counts = values.value_counts(normalize=True)
-    return {label: round(float(counts.get(label, 0.0)), 4) for label in labels}
-
-
-def _reference(
-    test_familiarity: np.ndarray,
-    scores: pd.DataFrame | None,
-    classes: list[str],
-    achieved: dict,
-    train_set: pd.DataFrame,
-    policy: Policy,
-) -> dict:
-    """What inputs looked like in training, for a batch run to compare its input with.
-
-    `training`: the cluster shares of the training labels. `out_of_source`: what the
-    model predicted and decided on marketplaces it never saw (the leave-one-source-out
-    scores), the shares a new marketplace is expected to come near.
-    """
-    low = policy.serving.min_familiarity
-    reference: dict = {
-        "training": {
-            "cluster_share": _shares(train_set["cluster"], classes),
-            # Measured on the random test split: titles like the training data.
-            "unfamiliar_share": round(float((test_familiarity < low).mean()), 4),
-        }
-    }
-    if scores is not None:
-        pooled = achieved["out_of_source"]["pooled"]
-        block = pooled["blocks"] / pooled["n"]
-        reference["out_of_source"] = {
-            "cluster_share": _shares(scores["predicted"], classes),
-            "decision_share": {
-                "block": round(block, 4),
-                "review": pooled["review_rate"],
-                "allow": round(1 - block - pooled["review_rate"], 4),
-            },
-            "unfamiliar_share": round(float((scores["familiarity"] < low).mean()), 4),
-        }
-    return reference
 
 
 _TEMPERATURE = {"calibration": "temperature", "calibration_ensemble": False}

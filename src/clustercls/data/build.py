@@ -451,7 +451,9 @@ def load_hand_labelled(path: Path | None, clusters: Sequence[str]) -> pd.DataFra
         raise DataError(
             f"{path}:{bad.index[0] + 2}: label '{bad['cluster'].iloc[0]}' not in the policy"
         )
-    frame["unsure"] = frame.get("unsure", "0").astype(str).isin(["1", "true", "True"])
+    # `unsure` is optional: a file without it is all sure.
+    unsure = frame["unsure"] if "unsure" in frame.columns else pd.Series("0", index=frame.index)
+    frame["unsure"] = unsure.astype(str).isin(["1", "true", "True"])
     return frame
 
 
