@@ -37,7 +37,7 @@ from clustercls.evaluate import (
 )
 from clustercls.familiarity import familiarity
 from clustercls.fit import fit_pipeline
-from clustercls.policy import ServingRules
+from clustercls.policy import serving_rules
 
 # The source name of adopted titles: not a valid source name (sources.toml names are
 # identifiers), so it never merges with a real source when rows are balanced by source.
@@ -175,8 +175,9 @@ def adapt_model(
         )
     config = TrainConfig.model_validate(base.metadata["config"])
     given = {"min_confidence": min_confidence, "weight": weight}
-    settings = config.adapt.model_copy(update={k: v for k, v in given.items() if v is not None})
-    settings = AdaptConfig.model_validate(settings.model_dump())
+    settings = AdaptConfig.model_validate(
+        {**config.adapt.model_dump(), **{k: v for k, v in given.items() if v is not None}}
+    )
     config = config.model_copy(update={"adapt": settings})
 
     dataset = load_dataset(Path(dataset_path))
@@ -256,7 +257,7 @@ def adapt_model(
             labels,
             {},
             train_set,
-            ServingRules.model_validate(base.metadata["policy"].get("serving", {})).min_familiarity,
+            serving_rules(base.metadata).min_familiarity,
         )["training"],
     }
     metadata["adaptation"] = adaptation

@@ -25,6 +25,12 @@ import typer
 
 EXIT_USAGE, EXIT_DATA, EXIT_MODEL, EXIT_NOT_PROMOTED = 2, 3, 4, 5
 
+# The --tracking-uri option of the commands that log a run.
+TrackingUri = Annotated[
+    str | None,
+    typer.Option(help="MLflow URI [default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db]."),
+]
+
 # The --model option of the commands that score: a folder or a registry URI.
 ModelOrUri = Annotated[
     str | None,
@@ -80,6 +86,27 @@ def handles_errors(func):
 
 def _say(message: str) -> None:
     typer.echo(message, err=True)
+
+
+def _tracking_overrides(enabled: bool | None, tracking_uri: str | None) -> dict:
+    """The tracking settings given on the command line (the rest keep their value)."""
+    given = {"enabled": enabled, "tracking_uri": tracking_uri}
+    return {k: v for k, v in given.items() if v is not None}
+
+
+def _log_run(config, result, tags: dict[str, str] | None = None) -> None:
+    """Log a saved model's run to MLflow and register it, when tracking is on."""
+    if not config.tracking.enabled:
+        return
+    from clustercls.tracking import log_training_run
+
+    logged = log_training_run(
+        config, result.model_dir, result.evaluation, result.metadata["metrics"], tags
+    )
+    _say(
+        f"logged run {logged.run_id}; registered {config.tracking.registered_model} "
+        f"version {logged.registered_version} at {logged.tracking_uri}"
+    )
 
 
 SourcesOpt = Annotated[
@@ -197,10 +224,7 @@ def train(
         bool | None,
         typer.Option("--tracking/--no-tracking", help="Log the run to MLflow [default: on]."),
     ] = None,
-    tracking_uri: Annotated[
-        str | None,
-        typer.Option(help="MLflow URI [default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db]."),
-    ] = None,
+    tracking_uri: TrackingUri = None,
 ) -> None:
     """Train on the processed dataset, evaluate, save under models/, log to MLflow."""
     from clustercls.config import load_train_config
@@ -214,24 +238,17 @@ def train(
     }
     model_overrides = {k: v for k, v in given.items() if v is not None}
     # Options given on the command line win over the file; the rest keep the file's value.
-    tracking_given = {"enabled": tracking, "tracking_uri": tracking_uri}
     overrides = {
         "model": model_overrides,
         "evaluation": {} if loso is None else {"leave_one_source_out": loso},
-        "tracking": {k: v for k, v in tracking_given.items() if v is not None},
+        "tracking": _tracking_overrides(tracking, tracking_uri),
     }
     if models_dir is not None:
         overrides["models_dir"] = models_dir
     config = load_train_config(config_file, **overrides)
     result = run_training(config, dataset_path=dataset, progress=_say)
     metrics = result.metadata["metrics"]
-    if config.tracking.enabled:
-        from clustercls.tracking import log_training_run
-
-        logged = log_training_run(config, result.model_dir, result.evaluation, metrics)
-        _say(
-            f"logged run {logged.run_id}; registered clustercls version {logged.registered_version} at {logged.tracking_uri}"
-        )
+    _log_run(config, result)
     from clustercls.evaluate import format_summary
 
     typer.echo(format_summary(result.evaluation))
@@ -285,10 +302,7 @@ def adapt(
             help="Log the run to MLflow and register the model [default: as the model was].",
         ),
     ] = None,
-    tracking_uri: Annotated[
-        str | None,
-        typer.Option(help="MLflow URI [default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db]."),
-    ] = None,
+    tracking_uri: TrackingUri = None,
 ) -> None:
     """Adapt a model to a marketplace it never saw (self-training on its unlabelled titles);
     saves a new model version beside it and registers it like a trained one."""
@@ -309,28 +323,11 @@ def adapt(
     )
     done = result.evaluation["adaptation"]
     config = TrainConfig.model_validate(result.metadata["config"])
-    given = {"enabled": tracking, "tracking_uri": tracking_uri}
+    tracking_given = _tracking_overrides(tracking, tracking_uri)
     config = config.model_copy(
-        update={
-            "tracking": config.tracking.model_copy(
-                update={k: v for k, v in given.items() if v is not None}
-            )
-        }
+        update={"tracking": config.tracking.model_copy(update=tracking_given)}
     )
-    if config.tracking.enabled:
-        from clustercls.tracking import log_training_run
-
-        logged = log_training_run(
-            config,
-            result.model_dir,
-            result.evaluation,
-            result.metadata["metrics"],
-            tags={"adapted_from": done["base_version"], "adapted_to": done["name"]},
-        )
-        _say(
-            f"logged run {logged.run_id}; registered {config.tracking.registered_model} "
-            f"version {logged.registered_version} at {logged.tracking_uri}"
-        )
+    _log_run(config, result, {"adapted_from": done["base_version"], "adapted_to": done["name"]})
     typer.echo(format_summary(result.evaluation))
     typer.echo(
         f"adapted {done['base_version']} to {done['name']}: {done['adopted']} of "

@@ -156,6 +156,11 @@ def load_policy(path: Path) -> Policy:
         return Policy.model_validate(tomllib.load(fh))
 
 
+def serving_rules(metadata: Mapping) -> ServingRules:
+    """The serving rules a saved model was trained with (defaults for an older model)."""
+    return ServingRules.model_validate(metadata["policy"].get("serving", {}))
+
+
 def negative_label(metadata: Mapping) -> str:
     """The negative label of a saved model, from its metadata.
 

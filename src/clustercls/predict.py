@@ -23,7 +23,7 @@ from clustercls.artifact import Artifact, ArtifactError, latest_model_dir, load_
 from clustercls.explain import NO_EXPLANATION, Explainer
 from clustercls.familiarity import TokenKinds, familiarity_of
 from clustercls.parallel import WorkerPool, usable_cores
-from clustercls.policy import ServingRules, decide, negative_label
+from clustercls.policy import decide, negative_label, serving_rules
 from clustercls.schema import OUTPUT
 from clustercls.text import raw_limit
 
@@ -135,7 +135,7 @@ class Model:
         )
         # Rules from the model's own copy of the policy (a model trained before they
         # existed gets the defaults), so `policy_version` names what decided.
-        self.serving = ServingRules.model_validate(self.metadata["policy"].get("serving", {}))
+        self.serving = serving_rules(self.metadata)
         self._explanation: Explainer | None = None
         self._explanation_built = False
         self._kinds: TokenKinds | None = None
