@@ -5,12 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sklearn.base import clone
 
 from clustercls.lexicon import LexiconFeatures, load_lexicon
 from clustercls.policy import load_policy
 from clustercls.text import normalize
-from tests.conftest import POLICY_FILE
+from tests.conftest import POLICY_FILE, REPO
 
 
 def _write(tmp_path, rows: list[str]) -> str:
@@ -152,3 +154,45 @@ def test_shipped_lexicon_decides_the_policy_hard_cases() -> None:
     assert got == cases
     frame = pd.DataFrame({"term": list(cases)})
     assert frame["term"].map(features.matches).map(len).eq(1).all()
+
+
+# --- many titles at once (code layer): the block path against the title-by-title scan
+
+_WORDS = ["tas", "bekal", "bag", "kopi", "rak", "sepatu", "anak", "|", "x1", ""]
+
+
+def _one_by_one(features: LexiconFeatures, texts: list[str]):
+    import scipy.sparse as sp
+
+    return sp.vstack([features.transform([t]) for t in texts], format="csr")
+
+
+@settings(
+    database=None,
+    max_examples=200,
+    derandomize=True,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    titles=st.lists(
+        st.lists(st.sampled_from(_WORDS), max_size=7).map(" ".join), min_size=17, max_size=40
+    )
+)
+def test_many_titles_match_as_one_by_one(small, titles: list[str]) -> None:
+    """Overlapping terms ("rak sepatu" then "sepatu"), repeats, empty titles and the
+    block path's own break token inside a title give the same matrix as the scan of
+    each title alone."""
+    many = small.transform(titles)
+    alone = _one_by_one(small, titles)
+    assert many.shape == alone.shape
+    assert (many != alone).nnz == 0
+    assert many.indptr.tolist() == alone.indptr.tolist()
+
+
+def test_shipped_lexicon_matches_many_real_titles_as_one_by_one() -> None:
+    features = LexiconFeatures().fit()
+    titles = pd.read_csv(REPO / "data" / "sample_listings.csv")["title"].map(normalize).tolist()
+    many = features.transform(titles)
+    assert many.nnz > len(titles) // 2  # the sample names products the lexicon knows
+    assert (many != _one_by_one(features, titles)).nnz == 0

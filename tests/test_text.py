@@ -927,3 +927,43 @@ def test_all_normalised_agrees_with_checking_each_text(texts: list[str]) -> None
 
     assert all_normalised(texts) == all(map(is_normalised, texts))
     assert all_normalised([*texts, None]) is False
+
+
+# The titles `normalize_many` takes its own path for, and the ones it must hand on: markup,
+# non-ASCII, leet, every kind of value, limits that cut inside a word.
+many_soup = st.lists(
+    st.one_of(
+        cleaner_soup,
+        token_soup(
+            "kemeja batik &amp; <b>kopi</b> kópi k0pi ＫＯＰＩ 250gr".split(), "ab &<>é1 ", 8
+        ),
+        st.none(),
+        st.floats(allow_nan=True),
+        st.integers(),
+        st.binary(max_size=8),
+    ),
+    max_size=12,
+)
+
+
+@PROPERTY_SETTINGS
+@given(titles=many_soup, limit=st.sampled_from([1, 7, 30, 300]))
+def test_normalize_many_equals_normalize_each(titles: list, limit: int) -> None:
+    from clustercls.text import normalize_many
+
+    assert normalize_many(titles, limit) == [normalize(t, limit) for t in titles]
+
+
+@needs_shared()
+def test_normalize_many_equals_normalize_each_on_every_source_title() -> None:
+    from clustercls.text import normalize_many
+
+    titles = [
+        t
+        for path in sorted(SHARED_SOURCES.glob("*.csv"))
+        for t in pd.read_csv(path, dtype=str, keep_default_na=False)["title"]
+    ]
+    expected = [normalize(t) for t in titles]
+    assert normalize_many(titles) == expected
+    # The pipeline step normalises through it.
+    assert TextNormalizer().transform(titles[::50]).tolist() == expected[::50]

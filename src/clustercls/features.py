@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from functools import cache, partial
+from itertools import repeat
 
 import numpy as np
 import pandas as pd
@@ -415,8 +416,8 @@ class FastTfidfVectorizer(TfidfVectorizer):
     ) -> sp.csr_matrix:
         """Word n-gram counts of clean documents, all at once."""
         tokens = f" {_DOC_BREAK_TOKEN} ".join(docs).split()
-        get = lookup.get
-        ids = np.array([get(t, _UNKNOWN) for t in tokens], dtype=np.int64)
+        # map() with two iterables calls `dict.get(token, default)` without a Python frame.
+        ids = np.fromiter(map(lookup.get, tokens, repeat(_UNKNOWN)), np.int64, len(tokens))
         ids = ids[ids != _STOPWORD]
         row_of = np.cumsum(ids == _DOC_BREAK)
         known = ids >= 0

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from importlib import resources
+from itertools import repeat
 from pathlib import Path
 
 import numpy as np
@@ -138,6 +139,9 @@ class LexiconFeatures(TransformerMixin, BaseEstimator):
             self.first_words_[words[0]] = max(self.first_words_.get(words[0], 0), len(words))
         self.feature_names_ = np.asarray(names, dtype=object)
         self.lexicon_sha256_ = lexicon.sha256
+        # What `transform` looks up when it scans many titles at once (None when the
+        # combined keys of the longest terms would not fit in 64 bits).
+        self.tables_ = _TermTables.of(self)
         return self
 
     def get_feature_names_out(self, input_features=None) -> np.ndarray:
@@ -179,10 +183,15 @@ class LexiconFeatures(TransformerMixin, BaseEstimator):
             A CSR matrix, one row per title, `len(get_feature_names_out())` columns, float32.
         """
         check_is_fitted(self, "terms_")
+        docs = X if isinstance(X, list) else list(X)
+        if len(docs) > _FEW_TITLES:
+            matrix = self._transform_block(docs)
+            if matrix is not None:
+                return matrix
         columns, head_columns = self.columns_, self.head_columns_
         indptr = [0]
         indices: list[int] = []
-        for text in X:
+        for text in docs:
             found = self._terms_in(text.split())
             if found:
                 row: set[int] = set()
@@ -192,11 +201,135 @@ class LexiconFeatures(TransformerMixin, BaseEstimator):
                     row.add(head_columns[columns[found[0]][1]])
                 indices.extend(sorted(row))
             indptr.append(len(indices))
+        return self._matrix(np.asarray(indices, dtype=np.int32), np.asarray(indptr), len(docs))
+
+    def _matrix(self, indices: np.ndarray, indptr: np.ndarray, n_docs: int) -> sp.csr_matrix:
         return sp.csr_matrix(
             (
                 np.full(len(indices), self.weight, dtype=np.float32),
-                np.asarray(indices, dtype=np.int32),
-                np.asarray(indptr, dtype=np.int32),
+                indices.astype(np.int32, copy=False),
+                indptr.astype(np.int32, copy=False),
             ),
-            shape=(len(indptr) - 1, len(self.feature_names_)),
+            shape=(n_docs, len(self.feature_names_)),
         )
+
+    def _transform_block(self, docs: list[str]) -> sp.csr_matrix | None:
+        """`transform` of many titles at once: the same matrix as title by title (a test
+        checks it), with the words of the whole call looked up in one pass and each term
+        length matched as arrays. None when a title holds the break token itself."""
+        # A model fitted before the block path existed has no tables: title by title.
+        tables = getattr(self, "tables_", None)
+        if tables is None:
+            return None
+        try:
+            tokens = f" {_BREAK_TOKEN} ".join(docs).split()
+        except TypeError:
+            return None
+        # map() with two iterables calls `dict.get(word, default)` without a Python frame:
+        # most words are no term's and miss.
+        get = tables.word_ids.get
+        ids = np.fromiter(map(get, tokens, repeat(_NOT_A_TERM_WORD)), np.int64, len(tokens))
+        breaks = ids == _BREAK
+        if int(breaks.sum()) != len(docs) - 1:
+            return None
+        row_of = np.cumsum(breaks)
+        known = ids >= 0
+        # Per start position, the longest term there (-1: none), its length.
+        term = np.full(len(ids), -1, dtype=np.int64)
+        size = np.zeros(len(ids), dtype=np.int64)
+        key, valid = ids, known
+        for n in range(1, tables.max_words + 1):
+            if n > 1:
+                key = key[:-1] * tables.base + ids[n - 1 :]
+                valid = valid[:-1] & known[n - 1 :]
+            index = tables.by_size.get(n)
+            if index is None:
+                continue
+            where = np.flatnonzero(valid)
+            pos = index[0].get_indexer(key[where])
+            hit = pos >= 0
+            term[where[hit]] = index[1][pos[hit]]
+            size[where[hit]] = n
+        starts = np.flatnonzero(term >= 0)
+        ends = starts + size[starts]
+        # A start inside a longer term matched before it is skipped. Overlaps are rare:
+        # only when there are any is the scan walked one match at a time.
+        if len(starts) > 1 and (starts[1:] < np.maximum.accumulate(ends)[:-1]).any():
+            keep, after = [], 0
+            for i, end in zip(starts.tolist(), ends.tolist(), strict=True):
+                if i >= after:
+                    keep.append(i)
+                    after = end
+            starts = np.asarray(keep, dtype=np.int64)
+        matched, rows = term[starts], row_of[starts]
+        row_parts = [np.repeat(rows, tables.columns.shape[1])]
+        col_parts = [tables.columns[matched].ravel()]
+        if self.head_columns_:
+            first = np.ones(len(rows), dtype=bool)
+            np.not_equal(rows[1:], rows[:-1], out=first[1:])
+            row_parts.append(rows[first])
+            col_parts.append(tables.head[matched[first]])
+        width = len(self.feature_names_)
+        cells = np.unique(np.concatenate(row_parts) * width + np.concatenate(col_parts))
+        indptr = np.searchsorted(cells, np.arange(len(docs) + 1) * width)
+        return self._matrix(cells % width, indptr, len(docs))
+
+
+_FEW_TITLES = 16
+"""Calls of at most this many titles are scanned title by title: numpy's per-call setup
+costs more than the scan."""
+_BREAK_TOKEN = "|"  # outside the normalised alphabet, so never a title's word
+_BREAK, _NOT_A_TERM_WORD = -2, -1
+
+
+@dataclass(frozen=True)
+class _TermTables:
+    """What the block path of `LexiconFeatures.transform` looks up.
+
+    Attributes:
+        word_ids: Each word of a term -> id (the break token -> `_BREAK`); any other
+            word is `_NOT_A_TERM_WORD`.
+        base: Ids of an n-word term combine to sum(id_i * base ** (n - 1 - i)).
+        max_words: Words in the longest term.
+        by_size: Term length -> (index of combined keys, term number of each key).
+        columns: Per term number, the columns it sets (concept, and cluster if on).
+        head: Per term number, the `head_cluster=` column of its cluster.
+    """
+
+    word_ids: dict[str, int]
+    base: int
+    max_words: int
+    by_size: dict[int, tuple[pd.Index, np.ndarray]]
+    columns: np.ndarray
+    head: np.ndarray
+
+    @classmethod
+    def of(cls, features: LexiconFeatures) -> _TermTables | None:
+        terms = list(features.terms_)
+        split = [t.split(" ") for t in terms]
+        word_ids: dict[str, int] = {}
+        for words in split:
+            for w in words:
+                word_ids.setdefault(w, len(word_ids))
+        base = len(word_ids) + 1
+        if base ** max(map(len, split), default=1) >= 2**62:
+            return None
+        word_ids[_BREAK_TOKEN] = _BREAK
+        keys: dict[int, tuple[list[int], list[int]]] = {}
+        for number, words in enumerate(split):
+            key = 0
+            for w in words:
+                key = key * base + word_ids[w]
+            sizes = keys.setdefault(len(words), ([], []))
+            sizes[0].append(key)
+            sizes[1].append(number)
+        by_size = {
+            n: (pd.Index(np.asarray(k, dtype=np.int64)), np.asarray(t, dtype=np.int64))
+            for n, (k, t) in keys.items()
+        }
+        columns = np.asarray([features.columns_[t][0] for t in terms], dtype=np.int64)
+        head_of = features.head_columns_
+        head = np.asarray(
+            [head_of.get(features.columns_[t][1], -1) for t in terms], dtype=np.int64
+        )
+        return cls(word_ids, base, max(by_size), by_size, columns, head)

@@ -30,7 +30,7 @@ from clustercls.text.clean import (
 from clustercls.text.fold import raw_limit
 from clustercls.text.leet import load_known_words
 from clustercls.text.native import PURE_PYTHON_ENV, compiled_module
-from clustercls.text.normaliser import TextNormalizer, normalize
+from clustercls.text.normaliser import TextNormalizer, normalize, normalize_many
 from clustercls.text.tokens import detect_lang, load_stopwords, tokenize
 
 __all__ = [
@@ -50,6 +50,7 @@ __all__ = [
     "load_noise_phrases",
     "load_stopwords",
     "normalize",
+    "normalize_many",
     "raw_limit",
     "tokenize",
 ]

