@@ -552,3 +552,29 @@ def test_rounded_reprs_equal_repr_of_numpy_rounding() -> None:
     # Past the table it formats them itself.
     large = np.array([12.345678, 0.1, 250.0])
     assert rounded_reprs(large) == ["12.3457", "0.1", "250.0"]
+
+
+@pytest.mark.parametrize(
+    ("values", "first", "inverse"),
+    [
+        (["a", "b", "c"], [0, 1, 2], [0, 1, 2]),
+        (["a", "b", "a", "a"], [0, 1], [0, 1, 0, 0]),
+        # Equal in Python, not the same input: each is scored (and gets its status) alone.
+        ([1, 1.0, True, 1], [0, 1, 2], [0, 1, 2, 0]),
+        (["x", ["unhashable"], "x"], [0, 1, 2], [0, 1, 2]),
+    ],
+)
+def test_first_occurrences_groups_repeated_inputs_by_value_and_type(values, first, inverse):
+    from clustercls.predict import _first_occurrences
+
+    got_first, got_inverse = _first_occurrences(values, None)
+    assert got_first.tolist() == first
+    assert got_inverse.tolist() == inverse
+
+
+def test_first_occurrences_keeps_a_title_with_two_flags_apart() -> None:
+    from clustercls.predict import _first_occurrences
+
+    first, inverse = _first_occurrences(["a", "a", "a"], np.array([True, False, True]))
+    assert first.tolist() == [0, 1]
+    assert inverse.tolist() == [0, 1, 0]

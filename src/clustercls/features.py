@@ -279,16 +279,19 @@ class FastTfidfVectorizer(TfidfVectorizer):
             np.log(data, out=data)
             data += 1
         if self.use_idf:
-            data *= self.idf_[counts.indices].astype(self.dtype, copy=False)
-        if self.norm == "l2":
-            rows = np.repeat(np.arange(counts.shape[0]), np.diff(counts.indptr))
-            norms = np.sqrt(
-                np.bincount(
-                    rows, weights=np.square(data, dtype=np.float64), minlength=counts.shape[0]
-                )
+            np.multiply(data, self.idf_[counts.indices], out=data, casting="unsafe")
+        if self.norm == "l2" and counts.nnz:
+            # Row sums over the rows' runs of entries; an empty row has no run, keeps
+            # norm 0 and is left alone.
+            per_row = np.diff(counts.indptr)
+            filled = per_row > 0
+            squares = np.zeros(counts.shape[0])
+            squares[filled] = np.add.reduceat(
+                np.square(data, dtype=np.float64), counts.indptr[:-1][filled]
             )
-            norms[norms == 0] = 1.0
-            data /= norms[rows].astype(self.dtype, copy=False)
+            scale = np.ones(counts.shape[0], dtype=self.dtype)
+            np.divide(1.0, np.sqrt(squares), out=scale, where=filled, casting="unsafe")
+            data *= np.repeat(scale, per_row)
         return counts
 
     def _count_vocab(self, raw_documents, fixed_vocab):
