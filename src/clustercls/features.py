@@ -585,6 +585,7 @@ def build_features(config: FeatureConfig) -> TitleFeatures:
                     weight=config.lexicon_weight,
                     head=config.lexicon_head,
                     clusters=config.lexicon_clusters,
+                    noun=config.lexicon_noun,
                 ),
             )
         )

@@ -152,7 +152,10 @@ class Model:
         self._kinds_built = False
         self._pool = WorkerPool(self)
         output = OUTPUT.predict_columns(self.labels)
-        self._columns = pd.Index([name for name, _ in output])
+        # Names as a tuple to iterate (an Index of pandas strings iterates slowly) and as
+        # the Index the frames are given.
+        self._column_names = tuple(name for name, _ in output)
+        self._columns = pd.Index(self._column_names)
         self._text_columns = tuple(name for name, dtype in output if dtype == "string")
 
     def __repr__(self) -> str:
@@ -300,7 +303,7 @@ class Model:
             "status": status,
         }
         # Ordered by the schema: a column it names that is not computed here fails loudly.
-        columns = {name: data[name] for name in self._columns}
+        columns = {name: data[name] for name in self._column_names}
         return _frame(columns, self._columns, self._text_columns)
 
     def _word_kinds(self) -> TokenKinds | None:
