@@ -45,8 +45,6 @@ IDEAS: dict[str, dict] = {
     "lexicon_features_only": {"model": {"lexicon_documents": 0.0}},
     "lexicon_documents_only": {"features": {"lexicon": False}},
     "lexicon_no_head": {"features": {"lexicon_head": False}},
-    "lexicon_noun": {"features": {"lexicon_noun": True}},
-    "lexicon_noun_no_head": {"features": {"lexicon_noun": True, "lexicon_head": False}},
     "concepts_only_and_documents": {"features": {"lexicon_clusters": False, "lexicon_head": False}},
     "lexicon_half_weight": {
         "features": {"lexicon_weight": 0.5},

@@ -67,33 +67,6 @@ def test_head_marks_the_first_term_only(small) -> None:
     assert {"cluster=food_beverage", "cluster=fashion_textile"} <= active
 
 
-def test_noun_is_the_head_of_the_first_run_of_terms(tmp_path) -> None:
-    path = _write(
-        tmp_path,
-        [
-            "rice,en,rice,food_beverage,food",
-            "nasi,id,rice,food_beverage,food",
-            "bowl,en,bowl,other,kitchen goods",
-            "mangkok,id,bowl,other,kitchen goods",
-            "batik,id,batik,fashion_textile,batik cloth",
-            "cushion cover,en,pillowcase,other,home textiles",
-        ],
-    )
-    features = LexiconFeatures(path=path, noun=True).fit()
-
-    def noun(text: str) -> set[str]:
-        return {n for n in _active(features, text) if n.startswith("noun_")}
-
-    # English compounds end with their head, Indonesian ones start with it.
-    assert noun("rice bowl") == {"noun_cluster=other"}
-    assert noun("mangkok nasi") == {"noun_cluster=other"}
-    assert noun("batik cushion cover motif") == {"noun_cluster=other"}
-    # Only the first run counts: a later term after a gap is not the product.
-    assert noun("bowl for rice") == {"noun_cluster=other"}
-    assert noun("nasi goreng mangkok") == {"noun_cluster=food_beverage"}
-    assert "head_cluster=food_beverage" in _active(features, "rice bowl")
-
-
 def test_options_drop_cluster_and_head_columns(tmp_path, small) -> None:
     concepts = LexiconFeatures(path=small.path, clusters=False, head=False).fit()
     assert _active(concepts, "kopi dan tas") == {"concept=coffee", "concept=bag"}
@@ -210,17 +183,15 @@ def test_many_titles_match_as_one_by_one(small, titles: list[str]) -> None:
     """Overlapping terms ("rak sepatu" then "sepatu"), repeats, empty titles and the
     block path's own break token inside a title give the same matrix as the scan of
     each title alone."""
-    for features in (small, LexiconFeatures(path=small.path, noun=True).fit()):
-        many = features.transform(titles)
-        alone = _one_by_one(features, titles)
-        assert many.shape == alone.shape
-        assert (many != alone).nnz == 0
-        assert many.indptr.tolist() == alone.indptr.tolist()
+    many = small.transform(titles)
+    alone = _one_by_one(small, titles)
+    assert many.shape == alone.shape
+    assert (many != alone).nnz == 0
+    assert many.indptr.tolist() == alone.indptr.tolist()
 
 
-@pytest.mark.parametrize("noun", [False, True])
-def test_shipped_lexicon_matches_many_real_titles_as_one_by_one(noun: bool) -> None:
-    features = LexiconFeatures(noun=noun).fit()
+def test_shipped_lexicon_matches_many_real_titles_as_one_by_one() -> None:
+    features = LexiconFeatures().fit()
     titles = pd.read_csv(REPO / "data" / "sample_listings.csv")["title"].map(normalize).tolist()
     many = features.transform(titles)
     assert many.nnz > len(titles) // 2  # the sample names products the lexicon knows

@@ -88,11 +88,6 @@ class FeatureConfig(_Frozen):
     lexicon_head: bool = Field(
         True, description="with lexicon: also mark the cluster of the title's first term"
     )
-    lexicon_noun: bool = Field(
-        False,
-        description="with lexicon: also mark the cluster of the term read as the product "
-        "noun (the end of the title's first run of terms when English, else its start)",
-    )
     lexicon_weight: float = Field(1.0, gt=0, description="value of each lexicon indicator")
     lexicon_clusters: bool = Field(
         True, description="with lexicon: also a cluster indicator per term (else concepts only)"

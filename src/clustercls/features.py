@@ -585,7 +585,6 @@ def build_features(config: FeatureConfig) -> TitleFeatures:
                     weight=config.lexicon_weight,
                     head=config.lexicon_head,
                     clusters=config.lexicon_clusters,
-                    noun=config.lexicon_noun,
                 ),
             )
         )

@@ -92,26 +92,15 @@ class LexiconFeatures(TransformerMixin, BaseEstimator):
             at this scale).
         head: Add the `head_cluster=` indicators.
         clusters: Add the `cluster=` indicators (off: concepts only).
-        noun: Add `noun_cluster=<cluster>` for the term read as the product noun, in
-            the run of adjacent terms the title's first term starts: its last term when
-            that is an English one (English compounds end with the head: "rice bowl",
-            "batik cushion cover"), else its first (Indonesian puts the head first:
-            "mangkok nasi" is a bowl).
     """
 
     def __init__(
-        self,
-        path: str | None = None,
-        weight: float = 1.0,
-        head: bool = True,
-        clusters: bool = True,
-        noun: bool = False,
+        self, path: str | None = None, weight: float = 1.0, head: bool = True, clusters: bool = True
     ) -> None:
         self.path = path
         self.weight = weight
         self.head = head
         self.clusters = clusters
-        self.noun = noun
 
     def fit(self, X=None, y=None) -> LexiconFeatures:
         """Read the lexicon and fix the feature columns.
@@ -130,8 +119,6 @@ class LexiconFeatures(TransformerMixin, BaseEstimator):
         names = [f"concept={c}" for c in concepts] + [f"cluster={c}" for c in clusters]
         if self.head:
             names += [f"head_cluster={c}" for c in clusters]
-        if getattr(self, "noun", False):
-            names += [f"noun_cluster={c}" for c in clusters]
         column = {name: i for i, name in enumerate(names)}
         self.terms_ = {
             term: (column[f"concept={concept}"], column[f"cluster={cluster}"], cluster)
@@ -140,12 +127,6 @@ class LexiconFeatures(TransformerMixin, BaseEstimator):
             )
         }
         self.head_columns_ = {c: column[f"head_cluster={c}"] for c in clusters} if self.head else {}
-        self.noun_columns_ = (
-            {c: column[f"noun_cluster={c}"] for c in clusters}
-            if getattr(self, "noun", False)
-            else {}
-        )
-        self.english_terms_ = frozenset(rows.loc[rows["lang"] == "en", "term"])
         # Per term, the columns it sets and its cluster: what `transform` looks up.
         self.columns_ = {
             term: ((c, k) if self.clusters else (c,), name)
@@ -176,14 +157,10 @@ class LexiconFeatures(TransformerMixin, BaseEstimator):
     def _terms_in(self, words: list[str]) -> list[str]:
         """The terms among `words`: at each word the longest term starting there, then
         on after it (this runs for every title served, beside the compiled counts)."""
-        return [term for _, _, term in self._scan(words)]
-
-    def _scan(self, words: list[str]) -> list[tuple[int, int, str]]:
-        """(start, end, term) of each term `_terms_in` finds, in order."""
         first_words, terms = self.first_words_, self.terms_
         # Most words start no term: find the few that do in one pass.
         starts = [i for i, word in enumerate(words) if word in first_words]
-        found: list[tuple[int, int, str]] = []
+        found: list[str] = []
         n, after = len(words), 0
         for i in starts:
             if i < after:
@@ -191,20 +168,10 @@ class LexiconFeatures(TransformerMixin, BaseEstimator):
             for size in range(min(first_words[words[i]], n - i), 0, -1):
                 term = words[i] if size == 1 else " ".join(words[i : i + size])
                 if term in terms:
-                    found.append((i, i + size, term))
+                    found.append(term)
                     after = i + size
                     break
         return found
-
-    def _noun(self, found: list[tuple[int, int, str]]) -> str:
-        """The term read as the product noun (see the `noun` parameter)."""
-        run = found[:1]
-        for start, end, term in found[1:]:
-            if start != run[-1][1]:
-                break
-            run.append((start, end, term))
-        last = run[-1][2]
-        return last if last in self.english_terms_ else run[0][2]
 
     def transform(self, X) -> sp.csr_matrix:
         """Indicator matrix of normalised titles.
@@ -222,19 +189,16 @@ class LexiconFeatures(TransformerMixin, BaseEstimator):
             if matrix is not None:
                 return matrix
         columns, head_columns = self.columns_, self.head_columns_
-        noun_columns = getattr(self, "noun_columns_", {})
         indptr = [0]
         indices: list[int] = []
         for text in docs:
-            found = self._scan(text.split())
+            found = self._terms_in(text.split())
             if found:
                 row: set[int] = set()
-                for _, _, term in found:
+                for term in found:
                     row.update(columns[term][0])
                 if head_columns:
-                    row.add(head_columns[columns[found[0][2]][1]])
-                if noun_columns:
-                    row.add(noun_columns[columns[self._noun(found)][1]])
+                    row.add(head_columns[columns[found[0]][1]])
                 indices.extend(sorted(row))
             indptr.append(len(indices))
         return self._matrix(np.asarray(indices, dtype=np.int32), np.asarray(indptr), len(docs))
@@ -297,41 +261,18 @@ class LexiconFeatures(TransformerMixin, BaseEstimator):
                     keep.append(i)
                     after = end
             starts = np.asarray(keep, dtype=np.int64)
-            ends = starts + size[starts]
         matched, rows = term[starts], row_of[starts]
         row_parts = [np.repeat(rows, tables.columns.shape[1])]
         col_parts = [tables.columns[matched].ravel()]
-        first = np.ones(len(rows), dtype=bool)
-        np.not_equal(rows[1:], rows[:-1], out=first[1:])
         if self.head_columns_:
+            first = np.ones(len(rows), dtype=bool)
+            np.not_equal(rows[1:], rows[:-1], out=first[1:])
             row_parts.append(rows[first])
             col_parts.append(tables.head[matched[first]])
-        if getattr(self, "noun_columns_", None):
-            row_parts.append(rows[first])
-            col_parts.append(tables.noun[_nouns(matched, starts, ends, first, tables.english)])
         width = len(self.feature_names_)
         cells = np.unique(np.concatenate(row_parts) * width + np.concatenate(col_parts))
         indptr = np.searchsorted(cells, np.arange(len(docs) + 1) * width)
         return self._matrix(cells % width, indptr, len(docs))
-
-
-def _nouns(
-    matched: np.ndarray, starts: np.ndarray, ends: np.ndarray, first: np.ndarray, english
-) -> np.ndarray:
-    """`LexiconFeatures._noun` of every title with a match, as arrays: the matches are in
-    order, `first` marks each title's first."""
-    # A match continues a run when it starts where the one before it ended (a title's
-    # first match never does: the break token lies between titles).
-    follows = np.zeros(len(matched), dtype=bool)
-    np.equal(starts[1:], ends[:-1], out=follows[1:])
-    follows &= ~first
-    run = np.cumsum(~follows)
-    first_run = np.maximum.accumulate(np.where(first, run, 0))
-    # The last match of each title's first run: in that run, and the next one is not.
-    ends_run = np.ones(len(matched), dtype=bool)
-    ends_run[:-1] = ~follows[1:]
-    last = matched[ends_run & (run == first_run)]
-    return np.where(english[last], last, matched[first])
 
 
 _FEW_TITLES = 16
@@ -353,8 +294,6 @@ class _TermTables:
         by_size: Term length -> (index of combined keys, term number of each key).
         columns: Per term number, the columns it sets (concept, and cluster if on).
         head: Per term number, the `head_cluster=` column of its cluster.
-        noun: Per term number, the `noun_cluster=` column of its cluster.
-        english: Per term number, whether it is an English term.
     """
 
     word_ids: dict[str, int]
@@ -363,8 +302,6 @@ class _TermTables:
     by_size: dict[int, tuple[pd.Index, np.ndarray]]
     columns: np.ndarray
     head: np.ndarray
-    noun: np.ndarray
-    english: np.ndarray
 
     @classmethod
     def of(cls, features: LexiconFeatures) -> _TermTables | None:
@@ -395,9 +332,4 @@ class _TermTables:
         head = np.asarray(
             [head_of.get(features.columns_[t][1], -1) for t in terms], dtype=np.int64
         )
-        noun_of = features.noun_columns_
-        noun = np.asarray(
-            [noun_of.get(features.columns_[t][1], -1) for t in terms], dtype=np.int64
-        )
-        english = np.asarray([t in features.english_terms_ for t in terms], dtype=bool)
-        return cls(word_ids, base, max(by_size), by_size, columns, head, noun, english)
+        return cls(word_ids, base, max(by_size), by_size, columns, head)
