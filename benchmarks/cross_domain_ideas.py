@@ -13,8 +13,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from sklearn.base import clone
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.cluster import MiniBatchKMeans
 
+from clustercls.classifier import make_classifier
 from clustercls.config import FeatureConfig, ModelConfig
 from clustercls.fit import build_pipeline, fit_pipeline, sample_weights, with_lexicon_documents
 
@@ -104,7 +106,71 @@ class SelfTraining:
         return _fit(build_pipeline(self.features, self.model), rows, self.model, scale)
 
 
+class SubLabelClassifier(ClassifierMixin, BaseEstimator):
+    """Fine-grained sub-labels trained, their probabilities summed back to clusters.
+
+    Each cluster's training rows are split into `k` sub-labels by k-means on their
+    features (what a linear model finds hard is a class of many kinds of product, and
+    `other` holds phones, cosmetics and car parts alike); `base` is fitted on the
+    sub-labels and each cluster's probability is the sum of its sub-labels'. Rows keep the
+    weight `base` would give them by cluster (balanced as `class_weight="balanced"`).
+    """
+
+    def __init__(self, base, k: int = 4, random_state: int = 0) -> None:
+        self.base = base
+        self.k = k
+        self.random_state = random_state
+
+    def fit(self, X, y, sample_weight=None):
+        y = np.asarray(y, dtype=object)
+        self.classes_ = np.unique(y)
+        sub = np.empty(len(y), dtype=object)
+        for c in self.classes_:
+            rows = np.flatnonzero(y == c)
+            k = min(self.k, len(rows))
+            parts = (
+                MiniBatchKMeans(k, random_state=self.random_state, n_init=3, batch_size=4096)
+                .fit_predict(X[rows])
+                if k > 1
+                else np.zeros(len(rows), dtype=int)
+            )
+            sub[rows] = [f"{c}#{j}" for j in parts]
+        counts = pd.Series(y).value_counts()
+        balance = len(y) / (len(self.classes_) * counts[y].to_numpy())
+        weight = balance if sample_weight is None else np.asarray(sample_weight) * balance
+        self.estimator_ = clone(self.base).fit(X, sub, sample_weight=weight)
+        parent = [list(self.classes_).index(s.split("#")[0]) for s in self.estimator_.classes_]
+        self.sum_ = np.zeros((len(parent), len(self.classes_)))
+        self.sum_[np.arange(len(parent)), parent] = 1.0
+        return self
+
+    def predict_proba(self, X) -> np.ndarray:
+        return self.estimator_.predict_proba(X) @ self.sum_
+
+    def predict(self, X) -> np.ndarray:
+        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+
+
+class SubLabels:
+    """The default pipeline with `SubLabelClassifier(k)` as its classifier."""
+
+    def __init__(self, k: int) -> None:
+        self.k = k
+        self.features, self.model = FeatureConfig(), ModelConfig()
+
+    def __call__(self, frame: pd.DataFrame):
+        pipeline = build_pipeline(self.features, self.model)
+        base = make_classifier(self.model.model_copy(update={"class_weight": None}))
+        pipeline.set_params(classifier=SubLabelClassifier(base, self.k))
+        scale = 1.0
+        if self.model.lexicon_documents:
+            frame, scale = with_lexicon_documents(frame, self.model.lexicon_documents)
+        return _fit(pipeline, frame, self.model, scale)
+
+
 FIT_IDEAS = {
+    "sublabels_3": lambda dataset, groups: SubLabels(3),
+    "sublabels_6": lambda dataset, groups: SubLabels(6),
     "vocab_k2": lambda dataset, groups: CrossSourceVocabulary(2),
     "selftrain_0.9": lambda dataset, groups: SelfTraining(dataset, groups, threshold=0.9),
     "selftrain_0.97": lambda dataset, groups: SelfTraining(dataset, groups, threshold=0.97),
