@@ -127,12 +127,19 @@ def test_one_title_and_many_titles_take_different_paths_to_the_same_rows(analyze
         if analyzer == "char_wb"
         else dict(analyzer="word", tokenizer=tokenize, token_pattern=None, ngram_range=(1, 3))
     )
-    fast = FastTfidfVectorizer(lowercase=False, min_df=1, sublinear_tf=True, **kwargs)
-    fast.fit(titles)
-    many = fast.transform(titles + EDGE)
-    for i, title in enumerate(titles[:10] + EDGE):
-        row = i if i < 10 else len(titles) + i - 10
-        assert abs(fast.transform([title]) - many[row]).max() <= 1e-6
+    for dtype in (np.float64, np.float32):
+        fast = FastTfidfVectorizer(
+            lowercase=False, min_df=1, sublinear_tf=True, dtype=dtype, **kwargs
+        )
+        fast.fit(titles)
+        many = fast.transform(titles + EDGE)
+        for i, title in enumerate(titles[:10] + EDGE):
+            row = i if i < 10 else len(titles) + i - 10
+            # The same arithmetic on every path: a title's weights do not depend on
+            # the call it came in, to the last bit.
+            alone = fast.transform([title])
+            assert alone.dtype == dtype
+            assert (alone != many[row]).nnz == 0
 
 
 def test_lookup_tables_are_not_pickled_and_rebuild_after_loading(counting) -> None:

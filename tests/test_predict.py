@@ -525,6 +525,11 @@ def test_ranking_equals_a_full_sort(tiny_model, monkeypatch, k, n_rows) -> None:
     # Both ways of ranking, whatever the call size.
     kept = row[positive], contrib[positive]
     np.testing.assert_array_equal(rank_by_passes(*kept, k), rank_by_sorting(*kept, k))
+    # A title alone (its own, Python path) reads as it does inside the call.
+    grams, top = explainer.top_ngram_lists(features, best, k)
+    for i in range(min(n_rows, 40)):
+        alone_grams, alone_top = explainer.top_ngram_lists(features[i], best[i : i + 1], k)
+        assert (alone_grams[0], alone_top[0]) == (grams[i], top[i])
 
 
 def test_prediction_imports_neither_tracking_nor_mlflow() -> None:

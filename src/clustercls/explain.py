@@ -97,6 +97,8 @@ class Explainer:
         """Per row, the k strongest word n-grams twice: for the reason ("top n-grams:
         'kemeja', 'batik'", or "none") and as the `top_ngrams` JSON, [ngram, weight]
         pairs (as `schema.format_top_ngrams` writes them)."""
+        if features.shape[0] == 1 and type(features) is sp.csr_matrix:
+            return self._top_ngram_lists_one(features, int(best[0]), k)
         rows, cols, contrib = self.ranked(features, best, k)
         quoted = self.in_reason[cols].tolist()
         # JSON text by formatting: json.dumps per row costs more than the scoring. A
@@ -113,6 +115,47 @@ class Explainer:
         top = np.empty(features.shape[0], dtype=object)
         top[:] = ["[" + ", ".join(pairs[a:b]) + "]" for a, b in pairwise(bounds)]
         return grams, top
+
+
+    def _top_ngram_lists_one(
+        self, features: sp.csr_matrix, best: int, k: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """`top_ngram_lists` of a single title (a single-title call): the same
+        contributions, order and text (a test checks it), ranked and written in Python,
+        where numpy's per-call cost outweighs a dozen n-grams."""
+        indices = features.indices
+        word = (indices >= self.columns.start) & (indices < self.columns.stop)
+        cols = indices[word] - self.columns.start
+        values = (features.data[word] * self.weights[best, cols]).tolist()
+        cols = cols.tolist()
+        # Largest first, exact ties in position order, as `rank_by_sorting` keeps them.
+        order = sorted((i for i, v in enumerate(values) if v > 0), key=lambda i: -values[i])[:k]
+        in_reason, quoted = self.in_reason, self.quoted
+        grams = np.empty(1, dtype=object)
+        grams[0] = "top n-grams: " + (", ".join([in_reason[cols[i]] for i in order]) or "none")
+        weights = _rounded_repr_list([values[i] for i in order])
+        top = np.empty(1, dtype=object)
+        top[0] = (
+            "["
+            + ", ".join(
+                [f"[{quoted[cols[i]]}, {w}]" for i, w in zip(order, weights, strict=True)]
+            )
+            + "]"
+        )
+        return grams, top
+
+
+def _rounded_repr_list(values: list[float]) -> list[str]:
+    """`rounded_reprs` of a few Python floats, without numpy: `round` rounds half to even
+    like numpy's `rint`, and the product and quotient are the same IEEE operations."""
+    scale = 10**_DECIMALS
+    try:
+        steps = [round(v * scale) for v in values]
+    except (OverflowError, ValueError):  # inf or nan: numpy says what it says
+        steps = [-1]
+    if all(0 <= step < _TABLED for step in steps):
+        return [repr(step / scale) for step in steps]
+    return rounded_reprs(np.asarray(values, dtype=np.float64))
 
 
 @cache

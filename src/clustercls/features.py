@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from functools import cache, partial
 from itertools import repeat
@@ -56,6 +57,7 @@ _CODES[np.frombuffer(_ALPHABET.encode(), dtype=np.uint8)] = np.arange(len(_ALPHA
 # n-grams up to this length are looked up in a dense table indexed by their key.
 _DENSE_MAX_N = 4
 _MAX_N = 9  # 38**9 < 2**63
+_FIRST = np.zeros(1, dtype=np.intp)  # `reduceat` over one run from the start
 _FEW_DOCS = 16
 # Words whose char n-gram columns small calls keep, first come first kept: about 280
 # bytes each for a word of ordinary length, so at most about 20 MB. Longer words (junk,
@@ -280,7 +282,13 @@ class FastTfidfVectorizer(TfidfVectorizer):
             data += 1
         if self.use_idf:
             np.multiply(data, self.idf_[counts.indices], out=data, casting="unsafe")
-        if self.norm == "l2" and counts.nnz:
+        if self.norm == "l2" and len(data) and counts.shape[0] == 1:
+            # One title (a single-title call): the arithmetic below for one row, without
+            # the per-row bookkeeping that costs more than the row itself.
+            total = np.add.reduceat(np.square(data, dtype=np.float64), _FIRST)[0]
+            if total > 0:  # idf >= 1, so only weights of 0 could make it 0
+                data *= np.dtype(self.dtype).type(1.0 / math.sqrt(total))
+        elif self.norm == "l2" and len(data):
             # Row sums over the rows' runs of entries; an empty row has no run, keeps
             # norm 0 and is left alone.
             per_row = np.diff(counts.indptr)
