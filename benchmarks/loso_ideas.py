@@ -50,6 +50,10 @@ IDEAS: dict[str, dict] = {
         "features": {"lexicon_weight": 0.5},
         "model": {"lexicon_documents": 0.5},
     },
+    "lexicon_double_weight": {
+        "features": {"lexicon_weight": 2.0},
+        "model": {"lexicon_documents": 2.0},
+    },
     "sources_equal": {"model": {"source_weight": 1.0}},
     # Regularisation of the default linear SVM (C=0.4).
     "C_0.2": {"model": {"C": 0.2}},
