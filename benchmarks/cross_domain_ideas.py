@@ -129,8 +129,9 @@ class SubLabelClassifier(ClassifierMixin, BaseEstimator):
             rows = np.flatnonzero(y == c)
             k = min(self.k, len(rows))
             parts = (
-                MiniBatchKMeans(k, random_state=self.random_state, n_init=3, batch_size=4096)
-                .fit_predict(X[rows])
+                MiniBatchKMeans(
+                    k, random_state=self.random_state, n_init=3, batch_size=4096
+                ).fit_predict(X[rows])
                 if k > 1
                 else np.zeros(len(rows), dtype=int)
             )

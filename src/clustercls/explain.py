@@ -116,7 +116,6 @@ class Explainer:
         top[:] = ["[" + ", ".join(pairs[a:b]) + "]" for a, b in pairwise(bounds)]
         return grams, top
 
-
     def _top_ngram_lists_one(
         self, features: sp.csr_matrix, best: int, k: int
     ) -> tuple[np.ndarray, np.ndarray]:
@@ -137,9 +136,7 @@ class Explainer:
         top = np.empty(1, dtype=object)
         top[0] = (
             "["
-            + ", ".join(
-                [f"[{quoted[cols[i]]}, {w}]" for i, w in zip(order, weights, strict=True)]
-            )
+            + ", ".join([f"[{quoted[cols[i]]}, {w}]" for i, w in zip(order, weights, strict=True)])
             + "]"
         )
         return grams, top

@@ -329,7 +329,5 @@ class _TermTables:
         }
         columns = np.asarray([features.columns_[t][0] for t in terms], dtype=np.int64)
         head_of = features.head_columns_
-        head = np.asarray(
-            [head_of.get(features.columns_[t][1], -1) for t in terms], dtype=np.int64
-        )
+        head = np.asarray([head_of.get(features.columns_[t][1], -1) for t in terms], dtype=np.int64)
         return cls(word_ids, base, max(by_size), by_size, columns, head)

@@ -358,8 +358,10 @@ class Model:
         block = block_at.get(cluster)
         if decision == "block":
             rule = f"{cluster} p={p:.2f} >= block threshold {block}"
-        elif block is not None and p >= self.thresholds["block"][cluster] and (
-            familiarity < self.serving.min_familiarity
+        elif (
+            block is not None
+            and p >= self.thresholds["block"][cluster]
+            and (familiarity < self.serving.min_familiarity)
         ):
             least = self.serving.min_familiarity
             rule = (
