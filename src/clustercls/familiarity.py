@@ -8,7 +8,15 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from clustercls.text import UNIT_COUNT, UNIT_LEN, UNIT_MASS, UNIT_SIZE, UNIT_VOL, load_stopwords
+from clustercls.text import (
+    TITLE_BREAK,
+    UNIT_COUNT,
+    UNIT_LEN,
+    UNIT_MASS,
+    UNIT_SIZE,
+    UNIT_VOL,
+    load_stopwords,
+)
 
 UNIT_PLACEHOLDERS = frozenset({UNIT_MASS, UNIT_VOL, UNIT_LEN, UNIT_COUNT, UNIT_SIZE})
 """Tokens `normalize` puts in place of quantities: they say nothing of what the product is."""
@@ -20,7 +28,6 @@ WORD_BLOCK = "word"
 # that does not count (stopword, unit placeholder), the break between two titles.
 _UNKNOWN_WORD, _KNOWN_WORD, _NOT_COUNTED, _TITLE_BREAK = 0, 1, 2, 3
 _KINDS = 4
-_BREAK_TOKEN = "|"  # outside the normalised alphabet, so never a title's token
 _FEW_TITLES = 16
 
 
@@ -69,7 +76,7 @@ class TokenKinds(dict):
         # normalised text has no other): an empty title, or a stray double space, gives
         # empty tokens.
         kinds[""] = _NOT_COUNTED
-        kinds[_BREAK_TOKEN] = _TITLE_BREAK
+        kinds[TITLE_BREAK] = _TITLE_BREAK
         return kinds
 
 
@@ -91,7 +98,7 @@ def familiarity_of(normalised: list[str], kinds: TokenKinds | None) -> np.ndarra
     if n > _FEW_TITLES:
         # One dict lookup per token of the whole call (bytes() gathers the small ints in
         # C), then one count per (title, kind).
-        tokens = f" {_BREAK_TOKEN} ".join(normalised).split(" ")
+        tokens = f" {TITLE_BREAK} ".join(normalised).split(" ")
         found = np.frombuffer(bytes(map(kind, tokens)), dtype=np.int8)
         breaks = found == _TITLE_BREAK
         # A title holding the break token itself (never normalised text) would shift the

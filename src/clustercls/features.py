@@ -15,7 +15,7 @@ from sklearn.pipeline import FeatureUnion
 
 from clustercls.config import FeatureConfig
 from clustercls.lexicon import LexiconFeatures
-from clustercls.text import all_normalised, compiled_module, load_stopwords, tokenize
+from clustercls.text import TITLE_BREAK, all_normalised, compiled_module, load_stopwords, tokenize
 
 
 def char_wb_ngrams(text: str, ngram_range: tuple[int, int]) -> list[str]:
@@ -263,7 +263,7 @@ class FastTfidfVectorizer(TfidfVectorizer):
         # document separator breaks every n-gram.
         lookup = dict(token_ids)
         lookup.update(dict.fromkeys(load_stopwords(), _STOPWORD))
-        lookup[_DOC_BREAK_TOKEN] = _DOC_BREAK
+        lookup[TITLE_BREAK] = _DOC_BREAK
         return lookup, unigram, index
 
     def transform(self, raw_documents):
@@ -426,7 +426,7 @@ class FastTfidfVectorizer(TfidfVectorizer):
         self, docs: list[str], lookup: dict, unigram: np.ndarray, index: dict
     ) -> sp.csr_matrix:
         """Word n-gram counts of clean documents, all at once."""
-        tokens = f" {_DOC_BREAK_TOKEN} ".join(docs).split()
+        tokens = f" {TITLE_BREAK} ".join(docs).split()
         # map() with two iterables calls `dict.get(token, default)` without a Python frame.
         ids = np.fromiter(map(lookup.get, tokens, repeat(_UNKNOWN)), np.int64, len(tokens))
         ids = ids[ids != _STOPWORD]
@@ -464,7 +464,6 @@ def _compiled_char_counter():  # type: ignore[no-untyped-def]
 # Token ids below zero: a stopword (dropped), a token outside the vocabulary, the break
 # between two documents.
 _STOPWORD, _UNKNOWN, _DOC_BREAK = -2, -1, -3
-_DOC_BREAK_TOKEN = "|"
 _NOT_ALPHABET = re.compile(r"[^a-z0-9 ]")
 
 

@@ -25,6 +25,8 @@ import scipy.sparse as sp
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
+from clustercls.text import TITLE_BREAK
+
 LEXICON_COLUMNS = ("term", "lang", "concept", "cluster", "note")
 MAX_TERM_WORDS = 4
 
@@ -222,7 +224,7 @@ class LexiconFeatures(TransformerMixin, BaseEstimator):
         if tables is None:
             return None
         try:
-            tokens = f" {_BREAK_TOKEN} ".join(docs).split()
+            tokens = f" {TITLE_BREAK} ".join(docs).split()
         except TypeError:
             return None
         # map() with two iterables calls `dict.get(word, default)` without a Python frame:
@@ -278,7 +280,6 @@ class LexiconFeatures(TransformerMixin, BaseEstimator):
 _FEW_TITLES = 16
 """Calls of at most this many titles are scanned title by title: numpy's per-call setup
 costs more than the scan."""
-_BREAK_TOKEN = "|"  # outside the normalised alphabet, so never a title's word
 _BREAK, _NOT_A_TERM_WORD = -2, -1
 
 
@@ -314,7 +315,7 @@ class _TermTables:
         base = len(word_ids) + 1
         if base ** max(map(len, split), default=1) >= 2**62:
             return None
-        word_ids[_BREAK_TOKEN] = _BREAK
+        word_ids[TITLE_BREAK] = _BREAK
         keys: dict[int, tuple[list[int], list[int]]] = {}
         for number, words in enumerate(split):
             key = 0

@@ -17,6 +17,7 @@ order a title meets them: ``fold`` (characters), ``leet`` (leetspeak read as wor
 """
 
 from clustercls.text.clean import (
+    TITLE_BREAK,
     UNIT_COUNT,
     UNIT_LEN,
     UNIT_MASS,
@@ -35,6 +36,7 @@ from clustercls.text.tokens import detect_lang, load_stopwords, tokenize
 
 __all__ = [
     "PURE_PYTHON_ENV",
+    "TITLE_BREAK",
     "UNIT_COUNT",
     "UNIT_LEN",
     "UNIT_MASS",

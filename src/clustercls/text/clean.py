@@ -182,6 +182,11 @@ _SPACED_HINT_RE = re.compile(r" [a-z] ")
 _BARE_NUMBER_RE = re.compile(r"\d(?<![a-z0-9]\d)\d*(?![a-z0-9])")
 _NOT_ALPHABET_RE = re.compile(r"[^a-z0-9 ]")
 
+TITLE_BREAK = "|"
+"""A token outside the normalised alphabet, so never a normalised title's word: the block
+paths (word counts, lexicon, familiarity) join a call's titles with it, look every word up
+in one pass and tell the titles apart again where it falls."""
+
 
 def is_normalised(text: object) -> bool:
     """Whether `text` looks like output of :func:`normalize`.
