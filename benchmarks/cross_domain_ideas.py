@@ -10,14 +10,18 @@ table rewards them and production can run them.
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.cluster import MiniBatchKMeans
+from sklearn.feature_extraction.text import TfidfVectorizer
 
 from clustercls.classifier import make_classifier
 from clustercls.config import FeatureConfig, ModelConfig
+from clustercls.features import tokenize
 from clustercls.fit import build_pipeline, fit_pipeline, sample_weights, with_lexicon_documents
 
 
@@ -169,7 +173,117 @@ class SubLabels:
         return _fit(pipeline, frame, self.model, scale)
 
 
+class SourceCopiesClassifier(ClassifierMixin, BaseEstimator):
+    """Daume's feature augmentation ("frustratingly easy" domain adaptation).
+
+    At fit, every row gets a shared copy of its features and a second copy in a block of
+    its own source, so what only one shop's titles share (its brands, codes, category
+    boilerplate) can be learnt by that shop's block instead of the shared one. At predict
+    only the shared copy is filled: a marketplace no source covers is scored by what the
+    sources have in common. Rows of the sources in `shared_only` (the lexicon documents,
+    which carry the policy rather than a shop) get no copy of their own.
+    """
+
+    def __init__(self, base, shared_only: tuple = ("lexicon",)) -> None:
+        self.base = base
+        self.shared_only = shared_only
+
+    def _augment(self, X, codes: np.ndarray, n_blocks: int):
+        X = sp.csr_matrix(X)
+        width = X.shape[1]
+        own = X.copy()
+        rows = np.repeat(np.arange(X.shape[0]), np.diff(X.indptr))
+        own.indices = (X.indices + (codes[rows] + 1) * width).astype(np.int64)
+        own = sp.csr_matrix(
+            (own.data * (codes[rows] >= 0), own.indices, own.indptr),
+            shape=(X.shape[0], width * (n_blocks + 1)),
+        )
+        shared = sp.csr_matrix(
+            (X.data, X.indices, X.indptr), shape=(X.shape[0], width * (n_blocks + 1))
+        )
+        return (shared + own).tocsr()
+
+    def fit(self, X, y, sample_weight=None, sources=None):
+        sources = np.asarray(sources, dtype=object)
+        names = sorted(set(sources) - set(self.shared_only))
+        index = {s: i for i, s in enumerate(names)}
+        codes = np.array([index.get(s, -1) for s in sources])
+        self.n_blocks_ = len(names)
+        self.estimator_ = clone(self.base).fit(
+            self._augment(X, codes, self.n_blocks_), y, sample_weight=sample_weight
+        )
+        self.classes_ = self.estimator_.classes_
+        return self
+
+    def predict_proba(self, X) -> np.ndarray:
+        X = sp.csr_matrix(X)
+        wide = sp.csr_matrix(
+            (X.data, X.indices, X.indptr), shape=(X.shape[0], X.shape[1] * (self.n_blocks_ + 1))
+        )
+        return self.estimator_.predict_proba(wide)
+
+    def predict(self, X) -> np.ndarray:
+        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+
+
+class SourceCopies:
+    """The default pipeline with `SourceCopiesClassifier` around its classifier."""
+
+    def __init__(self) -> None:
+        self.features, self.model = FeatureConfig(), ModelConfig()
+
+    def __call__(self, frame: pd.DataFrame):
+        pipeline = build_pipeline(self.features, self.model)
+        pipeline.set_params(classifier=SourceCopiesClassifier(make_classifier(self.model)))
+        scale = 1.0
+        if self.model.lexicon_documents:
+            frame, scale = with_lexicon_documents(frame, self.model.lexicon_documents)
+        return pipeline.fit(
+            frame["title"].to_numpy(),
+            frame["cluster"].to_numpy(),
+            classifier__sample_weight=sample_weights(frame, self.model) * scale,
+            classifier__sources=frame["source"].to_numpy(),
+        )
+
+
+def _first_words(text: str, n: int = 3) -> str:
+    return " ".join(text.split(" ")[:n])
+
+
+class HeadWords:
+    """The default pipeline plus a word TF-IDF block of the title's first three words.
+
+    Indonesian titles usually start with the product noun, and a keyword-stuffed Etsy
+    title starts with what it sells: a separate copy of those words lets the classifier
+    weigh them apart from words met later in the title (colours, materials, uses).
+    """
+
+    def __init__(self, n: int = 3) -> None:
+        self.n = n
+        self.features, self.model = FeatureConfig(), ModelConfig()
+
+    def __call__(self, frame: pd.DataFrame):
+        pipeline = build_pipeline(self.features, self.model)
+        head = TfidfVectorizer(
+            analyzer="word",
+            tokenizer=tokenize,
+            token_pattern=None,
+            lowercase=False,
+            preprocessor=partial(_first_words, n=self.n),
+            min_df=self.features.min_df,
+            sublinear_tf=True,
+            dtype=np.float32,
+        )
+        pipeline.named_steps["features"].transformer_list.append(("head", head))
+        scale = 1.0
+        if self.model.lexicon_documents:
+            frame, scale = with_lexicon_documents(frame, self.model.lexicon_documents)
+        return _fit(pipeline, frame, self.model, scale)
+
+
 FIT_IDEAS = {
+    "head_words_3": lambda dataset, groups: HeadWords(3),
+    "source_copies": lambda dataset, groups: SourceCopies(),
     "sublabels_3": lambda dataset, groups: SubLabels(3),
     "sublabels_6": lambda dataset, groups: SubLabels(6),
     "vocab_k2": lambda dataset, groups: CrossSourceVocabulary(2),
