@@ -23,6 +23,7 @@ from clustercls.classifier import make_classifier
 from clustercls.config import FeatureConfig, ModelConfig
 from clustercls.features import tokenize
 from clustercls.fit import build_pipeline, fit_pipeline, sample_weights, with_lexicon_documents
+from clustercls.lexicon import LexiconFeatures, load_lexicon
 
 
 def _fit(pipeline, rows: pd.DataFrame, model: ModelConfig, scale) -> object:
@@ -281,7 +282,69 @@ class HeadWords:
         return _fit(pipeline, frame, self.model, scale)
 
 
+class LexiconSwap:
+    """Cross-lingual augmentation through the lexicon's shared concepts.
+
+    Every training title with Indonesian or English lexicon terms is added once more with
+    each such term replaced by its concept's shortest term in the other language ("tas
+    anyaman rotan" -> "woven bag rattan"), as a source of its own weighted `weight`. What
+    one language's sources teach (Indonesian craft sellers, English art shops) then also
+    reaches titles written in the other.
+    """
+
+    def __init__(self, weight: float = 0.5) -> None:
+        self.weight = weight
+        self.features, self.model = FeatureConfig(), ModelConfig()
+
+    def swapped(self, normalised: list[str]) -> list[str | None]:
+        rows = load_lexicon().rows
+        rows = rows[rows["lang"].isin(["id", "en"])]
+        shortest = (
+            rows.assign(n=rows["term"].str.len())
+            .sort_values(["n", "term"])
+            .drop_duplicates(["concept", "lang"])
+            .set_index(["concept", "lang"])["term"]
+        )
+        other = {"id": "en", "en": "id"}
+        swap = {
+            term: shortest[(concept, other[lang])]
+            for term, lang, concept in rows[["term", "lang", "concept"]].itertuples(index=False)
+            if (concept, other[lang]) in shortest.index
+        }
+        lexicon = LexiconFeatures().fit()
+        out: list[str | None] = []
+        for text in normalised:
+            found = [t for t in lexicon.matches(text) if t in swap]
+            if not found:
+                out.append(None)
+                continue
+            for term in found:
+                text = f" {text} ".replace(f" {term} ", f" {swap[term]} ", 1).strip()
+            out.append(text)
+        return out
+
+    def __call__(self, frame: pd.DataFrame):
+        pipeline = build_pipeline(self.features, self.model)
+        normalised = list(pipeline.steps[0][1].fit_transform(list(frame["title"])))
+        swapped = self.swapped(normalised)
+        keep = np.array([t is not None for t in swapped])
+        extra = pd.DataFrame(
+            {
+                "title": [t for t in swapped if t is not None],
+                "cluster": frame["cluster"].to_numpy()[keep],
+                "source": "(swapped)",
+            }
+        )
+        rows = pd.concat([frame[["title", "cluster", "source"]], extra], ignore_index=True)
+        scale = np.ones(len(rows))
+        if self.model.lexicon_documents:
+            rows, scale = with_lexicon_documents(rows, self.model.lexicon_documents)
+        scale = scale * np.where(rows["source"].to_numpy() == "(swapped)", self.weight, 1.0)
+        return _fit(pipeline, rows, self.model, scale)
+
+
 FIT_IDEAS = {
+    "lexicon_swap": lambda dataset, groups: LexiconSwap(),
     "head_words_3": lambda dataset, groups: HeadWords(3),
     "source_copies": lambda dataset, groups: SourceCopies(),
     "sublabels_3": lambda dataset, groups: SubLabels(3),
