@@ -46,6 +46,9 @@ OBVIOUS = {
         "Dish Washing Liquid Lemon 500 ml",
         "Smart Watch Fitness Tracker Heart Rate",
         "Mesin Jahit Portable Mini",
+        # Instruments are other, also when carved: the policy's craft is decor, not bongos.
+        "Hand Carved Wooden Bongo Drum Percussion",
+        "Bongo Kayu Ukir Perkusi Tradisional",
     ],
 }
 
