@@ -343,7 +343,37 @@ class LexiconSwap:
         return _fit(pipeline, rows, self.model, scale)
 
 
+def weights_balanced_after_sources(frame: pd.DataFrame, model: ModelConfig) -> np.ndarray:
+    """Source weights first, then clusters balanced on those weighted totals, so each
+    cluster's total weight is equal (the default balances clusters on raw counts, and the
+    source weights then leave craft, mostly one large art shop, heavier than fashion)."""
+    size = frame.groupby("source")["source"].transform("size").to_numpy().astype(float)
+    weight = size**-model.source_weight
+    total = pd.Series(weight).groupby(frame["cluster"].to_numpy()).transform("sum").to_numpy()
+    weight = weight / total
+    return weight / weight.mean()
+
+
+class BalancedAfterSources:
+    """The default pipeline with `weights_balanced_after_sources` as its row weights."""
+
+    def __init__(self) -> None:
+        self.features, self.model = FeatureConfig(), ModelConfig()
+
+    def __call__(self, frame: pd.DataFrame):
+        pipeline = build_pipeline(self.features, self.model)
+        scale = 1.0
+        if self.model.lexicon_documents:
+            frame, scale = with_lexicon_documents(frame, self.model.lexicon_documents)
+        return pipeline.fit(
+            frame["title"].to_numpy(),
+            frame["cluster"].to_numpy(),
+            classifier__sample_weight=weights_balanced_after_sources(frame, self.model) * scale,
+        )
+
+
 FIT_IDEAS = {
+    "balanced_after_sources": lambda dataset, groups: BalancedAfterSources(),
     "lexicon_swap": lambda dataset, groups: LexiconSwap(),
     "head_words_3": lambda dataset, groups: HeadWords(3),
     "source_copies": lambda dataset, groups: SourceCopies(),

@@ -64,6 +64,9 @@ IDEAS: dict[str, dict] = {
     "logreg": {"model": {"classifier": "logreg", "C": 5.0}},
     # Cluster balancing off (the default balances clusters).
     "class_weight_none": {"model": {"class_weight": None}},
+    # n-gram ranges: word bigrams may carry one shop's phrasing; single characters its script.
+    "word_unigrams": {"features": {"word_ngram_range": (1, 1)}},
+    "char_1_5": {"features": {"char_ngram_range": (1, 5)}},
 }
 
 
