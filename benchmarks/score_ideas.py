@@ -153,6 +153,7 @@ def main() -> None:
     metadata = json.loads((folder / "metadata.json").read_text())
     policy = load_policy(TrainConfig.model_validate(metadata["config"]).policy)
     blockable = scores["familiarity"].to_numpy() >= policy.serving.min_familiarity
+    caught_per_group: dict[str, dict] = {}
     for idea in summary.index:
         rates = decision_rates(
             y,
@@ -164,6 +165,7 @@ def main() -> None:
             blockable=blockable,
         )
         caught = {g: r["caught"] for g, r in rates["per_group"].items()}
+        caught_per_group[idea] = caught
         summary.loc[idea, "block_precision"] = rates["pooled"]["block_precision"]
         summary.loc[idea, "caught"] = rates["pooled"]["caught"]
         summary.loc[idea, "review_rate"] = rates["pooled"]["review_rate"]
@@ -176,6 +178,9 @@ def main() -> None:
         + _markdown(summary)
         + "\n\nProtected-vs-other F1 per held-out group:\n\n"
         + _markdown(per_group)
+        + "\n\nProtected titles caught (blocked or sent to review) per held-out group, "
+        + "with the model's thresholds:\n\n"
+        + _markdown(pd.DataFrame(caught_per_group).T)
         + "\n"
     )
     print(text)
