@@ -26,12 +26,26 @@ from clustercls.fit import build_pipeline, fit_pipeline, sample_weights, with_le
 from clustercls.lexicon import LexiconFeatures, load_lexicon
 
 
-def _fit(pipeline, rows: pd.DataFrame, model: ModelConfig, scale) -> object:
+def _fit(pipeline, rows: pd.DataFrame, model: ModelConfig, scale, weights=sample_weights, **params):
+    """Fit on `rows` weighted `weights(rows, model) * scale`; `params` go to the classifier."""
     return pipeline.fit(
         rows["title"].to_numpy(),
         rows["cluster"].to_numpy(),
-        classifier__sample_weight=sample_weights(rows, model) * scale,
+        classifier__sample_weight=weights(rows, model) * scale,
+        **{f"classifier__{k}": v for k, v in params.items()},
     )
+
+
+def _fit_with_extra(pipeline, frame: pd.DataFrame, extra: pd.DataFrame, weight: float, model):
+    """Fit on the training rows plus `extra` (one source of its own, weighted `weight`
+    after the usual balancing) and the lexicon documents."""
+    rows = pd.concat([frame[["title", "cluster", "source"]], extra], ignore_index=True)
+    scale = np.ones(len(rows))
+    if model.lexicon_documents:
+        rows, scale = with_lexicon_documents(rows, model.lexicon_documents)
+    added = set(extra["source"])
+    scale = scale * np.where(rows["source"].isin(added).to_numpy(), weight, 1.0)
+    return _fit(pipeline, rows, model, scale)
 
 
 def _sources_per_column(X: sp.spmatrix, sources: np.ndarray) -> np.ndarray:
@@ -103,12 +117,8 @@ class SelfTraining:
                 "source": "pseudo",
             }
         )
-        rows = pd.concat([frame[["title", "cluster", "source"]], pseudo], ignore_index=True)
-        scale = np.ones(len(rows))
-        if self.model.lexicon_documents:
-            rows, scale = with_lexicon_documents(rows, self.model.lexicon_documents)
-        scale = scale * np.where(rows["source"].to_numpy() == "pseudo", self.weight, 1.0)
-        return _fit(build_pipeline(self.features, self.model), rows, self.model, scale)
+        pipeline = build_pipeline(self.features, self.model)
+        return _fit_with_extra(pipeline, frame, pseudo, self.weight, self.model)
 
 
 class SubLabelClassifier(ClassifierMixin, BaseEstimator):
@@ -239,12 +249,7 @@ class SourceCopies:
         scale = 1.0
         if self.model.lexicon_documents:
             frame, scale = with_lexicon_documents(frame, self.model.lexicon_documents)
-        return pipeline.fit(
-            frame["title"].to_numpy(),
-            frame["cluster"].to_numpy(),
-            classifier__sample_weight=sample_weights(frame, self.model) * scale,
-            classifier__sources=frame["source"].to_numpy(),
-        )
+        return _fit(pipeline, frame, self.model, scale, sources=frame["source"].to_numpy())
 
 
 def _first_words(text: str, n: int = 3) -> str:
@@ -335,12 +340,7 @@ class LexiconSwap:
                 "source": "(swapped)",
             }
         )
-        rows = pd.concat([frame[["title", "cluster", "source"]], extra], ignore_index=True)
-        scale = np.ones(len(rows))
-        if self.model.lexicon_documents:
-            rows, scale = with_lexicon_documents(rows, self.model.lexicon_documents)
-        scale = scale * np.where(rows["source"].to_numpy() == "(swapped)", self.weight, 1.0)
-        return _fit(pipeline, rows, self.model, scale)
+        return _fit_with_extra(pipeline, frame, extra, self.weight, self.model)
 
 
 def weights_balanced_after_sources(frame: pd.DataFrame, model: ModelConfig) -> np.ndarray:
@@ -365,11 +365,7 @@ class BalancedAfterSources:
         scale = 1.0
         if self.model.lexicon_documents:
             frame, scale = with_lexicon_documents(frame, self.model.lexicon_documents)
-        return pipeline.fit(
-            frame["title"].to_numpy(),
-            frame["cluster"].to_numpy(),
-            classifier__sample_weight=weights_balanced_after_sources(frame, self.model) * scale,
-        )
+        return _fit(pipeline, frame, self.model, scale, weights=weights_balanced_after_sources)
 
 
 FIT_IDEAS = {
