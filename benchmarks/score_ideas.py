@@ -9,6 +9,11 @@ those probabilities on an unseen marketplace, so each is scored group by group i
   training prior (uniform: clusters are balanced in training). `prior_em_200` adds 200
   pseudo-titles at the training mix to every EM step, so a small marketplace's estimate
   stays near the training mix.
+- `protected_mix_em_50`: the same EM, but only for the mix among the protected clusters,
+  weighted by each title's protected probability and shrunk by 50 pseudo-titles: each
+  title keeps its probability of `other`, so the review decision (on the protected
+  probability) is unchanged, and only which protected cluster it is moves towards the
+  marketplace's own mix (a food marketplace's doubtful titles are food, not craft).
 - `stacker`: a gradient-boosted second stage on the out-of-source scores of the other
   groups, given the four log-probabilities, the familiarity score, the lexicon's cluster
   and head-cluster indicators and the title's length in words. It could learn when to
@@ -37,7 +42,7 @@ from clustercls.lexicon import LexiconFeatures
 from clustercls.policy import decision_rates, load_policy
 from clustercls.text import TextNormalizer
 
-IDEAS = ("default", "prior_em", "prior_em_200", "stacker")
+IDEAS = ("default", "prior_em", "prior_em_200", "protected_mix_em_50", "stacker")
 
 
 def prior_em(
@@ -55,6 +60,41 @@ def prior_em(
             break
         prior = new
     return prior
+
+
+def protected_mix_em(
+    proba: np.ndarray, other: int, strength: float = 50.0, iterations: int = 500, tol: float = 1e-8
+) -> np.ndarray:
+    """The mix among the protected clusters EM finds in `proba`'s titles, each title
+    counted by its protected probability; column `other` is left out (its entry is 0)."""
+    keep = np.arange(proba.shape[1]) != other
+    total = proba[:, keep].sum(axis=1)
+    within = proba[:, keep] / np.maximum(total, 1e-12)[:, None]
+    trained = np.full(keep.sum(), 1.0 / keep.sum())
+    prior = trained.copy()
+    for _ in range(iterations):
+        adjusted = within * (prior / trained)
+        adjusted /= adjusted.sum(axis=1, keepdims=True)
+        new = ((adjusted * total[:, None]).sum(axis=0) + strength * trained) / (
+            total.sum() + strength
+        )
+        if np.abs(new - prior).max() < tol:
+            break
+        prior = new
+    out = np.zeros(proba.shape[1])
+    out[keep] = prior
+    return out
+
+
+def protected_reweighted(proba: np.ndarray, prior: np.ndarray, other: int) -> np.ndarray:
+    """`proba` with the protected clusters' share of each title moved to the mix `prior`,
+    the probability of `other` unchanged."""
+    keep = np.arange(proba.shape[1]) != other
+    moved = proba[:, keep] * prior[keep] * keep.sum()
+    moved *= (proba[:, keep].sum(axis=1) / np.maximum(moved.sum(axis=1), 1e-300))[:, None]
+    out = proba.copy()
+    out[:, keep] = moved
+    return out
 
 
 def reweighted(proba: np.ndarray, prior: np.ndarray) -> np.ndarray:
@@ -123,6 +163,7 @@ def main() -> None:
     y, groups = scores["cluster"].to_numpy(), scores["group"].to_numpy()
 
     titles = dataset["title"].to_numpy()
+    other = labels.index("other")
     rows, shifted = [], {name: np.empty_like(proba) for name in IDEAS}
     for group in sorted(set(groups)):
         part = groups == group
@@ -132,6 +173,9 @@ def main() -> None:
             "default": proba[part],
             "prior_em": reweighted(proba[part], prior_em(proba[part][distinct])),
             "prior_em_200": reweighted(proba[part], prior_em(proba[part][distinct], 200.0)),
+            "protected_mix_em_50": protected_reweighted(
+                proba[part], protected_mix_em(proba[part][distinct], other), other
+            ),
             # The stacker's classes_ are sorted like the model's.
             "stacker": stacker.predict_proba(X[part]),
         }
@@ -164,6 +208,12 @@ def main() -> None:
             groups,
             blockable=blockable,
         )
+        checked = {
+            g: r["block_precision"]
+            for g, r in rates["per_group"].items()
+            if r["blocks"] >= policy.thresholds.group_min_blocks
+        }
+        summary.loc[idea, "lowest_group_block_precision"] = min(checked.values())
         caught = {g: r["caught"] for g, r in rates["per_group"].items()}
         caught_per_group[idea] = caught
         summary.loc[idea, "block_precision"] = rates["pooled"]["block_precision"]
