@@ -23,15 +23,13 @@ from pathlib import Path
 import pandas as pd
 
 from clustercls.config import default_sources_dir
-from clustercls.text import UNIT_COUNT, UNIT_LEN, UNIT_MASS, UNIT_SIZE, UNIT_VOL
+from clustercls.text import UNIT_PLACEHOLDERS
 from clustercls.text.fold import _fold
 from clustercls.text.native import _settle_any
 
 MIN_TITLES = 3
 MIN_LENGTH = 3
 LIMIT = 300
-# normalize's unit placeholders are no words a seller would spell in leet.
-PLACEHOLDERS = frozenset({UNIT_COUNT, UNIT_LEN, UNIT_MASS, UNIT_SIZE, UNIT_VOL})
 OUT = Path(__file__).resolve().parents[1] / "src" / "clustercls" / "resources" / "known_words.txt"
 
 HEADER = f"""\
@@ -69,8 +67,9 @@ def word_counts(titles: list[str]) -> Counter[str]:
     normalised = {_settle_any(_fold(title, LIMIT), LIMIT) for title in titles}
     counts: Counter[str] = Counter()
     for text in normalised:
+        # Unit placeholders are no words a seller would spell in leet.
         counts.update(
-            {w for w in text.split() if len(w) >= MIN_LENGTH and w.isalpha()} - PLACEHOLDERS
+            {w for w in text.split() if len(w) >= MIN_LENGTH and w.isalpha()} - UNIT_PLACEHOLDERS
         )
     return counts
 

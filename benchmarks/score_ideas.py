@@ -46,43 +46,41 @@ IDEAS = ("default", "prior_em", "prior_em_200", "protected_mix_em_50", "stacker"
 
 
 def prior_em(
-    proba: np.ndarray, strength: float = 0.0, iterations: int = 500, tol: float = 1e-7
+    proba: np.ndarray,
+    strength: float = 0.0,
+    weight: np.ndarray | None = None,
+    iterations: int = 500,
+    tol: float = 1e-7,
 ) -> np.ndarray:
-    """The cluster mix EM finds in `proba`'s titles, shrunk towards the training mix by
-    `strength` pseudo-titles."""
+    """The cluster mix EM finds in `proba`'s titles (each counted `weight`, default 1),
+    shrunk towards the training mix by `strength` pseudo-titles."""
+    weight = np.ones(len(proba)) if weight is None else weight
     trained = np.full(proba.shape[1], 1.0 / proba.shape[1])
     prior = trained.copy()
     for _ in range(iterations):
         adjusted = proba * (prior / trained)
         adjusted /= adjusted.sum(axis=1, keepdims=True)
-        new = (adjusted.sum(axis=0) + strength * trained) / (len(proba) + strength)
+        new = (weight @ adjusted + strength * trained) / (weight.sum() + strength)
         if np.abs(new - prior).max() < tol:
             break
         prior = new
     return prior
 
 
-def protected_mix_em(
-    proba: np.ndarray, other: int, strength: float = 50.0, iterations: int = 500, tol: float = 1e-8
-) -> np.ndarray:
-    """The mix among the protected clusters EM finds in `proba`'s titles, each title
-    counted by its protected probability; column `other` is left out (its entry is 0)."""
+def reweighted(proba: np.ndarray, prior: np.ndarray) -> np.ndarray:
+    """`proba` (trained at a uniform mix) moved to the cluster mix `prior`."""
+    adjusted = proba * prior * len(prior)
+    return adjusted / adjusted.sum(axis=1, keepdims=True)
+
+
+def protected_mix_em(proba: np.ndarray, other: int, strength: float = 50.0) -> np.ndarray:
+    """`prior_em` of the mix among the protected clusters, each title counted by its
+    protected probability; column `other` is left out (its entry is 0)."""
     keep = np.arange(proba.shape[1]) != other
     total = proba[:, keep].sum(axis=1)
     within = proba[:, keep] / np.maximum(total, 1e-12)[:, None]
-    trained = np.full(keep.sum(), 1.0 / keep.sum())
-    prior = trained.copy()
-    for _ in range(iterations):
-        adjusted = within * (prior / trained)
-        adjusted /= adjusted.sum(axis=1, keepdims=True)
-        new = ((adjusted * total[:, None]).sum(axis=0) + strength * trained) / (
-            total.sum() + strength
-        )
-        if np.abs(new - prior).max() < tol:
-            break
-        prior = new
     out = np.zeros(proba.shape[1])
-    out[keep] = prior
+    out[keep] = prior_em(within, strength, weight=total, tol=1e-8)
     return out
 
 
@@ -90,17 +88,11 @@ def protected_reweighted(proba: np.ndarray, prior: np.ndarray, other: int) -> np
     """`proba` with the protected clusters' share of each title moved to the mix `prior`,
     the probability of `other` unchanged."""
     keep = np.arange(proba.shape[1]) != other
-    moved = proba[:, keep] * prior[keep] * keep.sum()
-    moved *= (proba[:, keep].sum(axis=1) / np.maximum(moved.sum(axis=1), 1e-300))[:, None]
     out = proba.copy()
-    out[:, keep] = moved
+    # Floored so a title with no protected probability at all stays at 0, not 0/0.
+    share = np.maximum(proba[:, keep], 1e-300)
+    out[:, keep] = reweighted(share, prior[keep]) * proba[:, keep].sum(axis=1)[:, None]
     return out
-
-
-def reweighted(proba: np.ndarray, prior: np.ndarray) -> np.ndarray:
-    """`proba` (trained at a uniform mix) moved to the cluster mix `prior`."""
-    adjusted = proba * prior * len(prior)
-    return adjusted / adjusted.sum(axis=1, keepdims=True)
 
 
 def _stack_features(scores: pd.DataFrame, titles: pd.Series, labels: list[str]) -> np.ndarray:

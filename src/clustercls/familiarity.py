@@ -8,18 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from clustercls.text import (
-    TITLE_BREAK,
-    UNIT_COUNT,
-    UNIT_LEN,
-    UNIT_MASS,
-    UNIT_SIZE,
-    UNIT_VOL,
-    load_stopwords,
-)
-
-UNIT_PLACEHOLDERS = frozenset({UNIT_MASS, UNIT_VOL, UNIT_LEN, UNIT_COUNT, UNIT_SIZE})
-"""Tokens `normalize` puts in place of quantities: they say nothing of what the product is."""
+from clustercls.text import TITLE_BREAK, UNIT_PLACEHOLDERS, load_stopwords
 
 WORD_BLOCK = "word"
 """Name of the feature block whose vocabulary holds the words the model knows."""
@@ -71,6 +60,7 @@ class TokenKinds(dict):
             return None
         kinds = cls({term: _KNOWN_WORD for term in vocabulary if " " not in term})
         kinds.update(dict.fromkeys(load_stopwords(), _NOT_COUNTED))
+        # Unit placeholders stand for quantities: they say nothing of what the product is.
         kinds.update(dict.fromkeys(UNIT_PLACEHOLDERS, _NOT_COUNTED))
         # Titles are split on single spaces (faster than on any whitespace, and
         # normalised text has no other): an empty title, or a stray double space, gives

@@ -361,7 +361,7 @@ class Model:
         elif (
             block is not None
             and p >= self.thresholds["block"][cluster]
-            and (familiarity < self.serving.min_familiarity)
+            and familiarity < self.serving.min_familiarity
         ):
             least = self.serving.min_familiarity
             rule = (

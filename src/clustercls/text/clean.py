@@ -17,6 +17,8 @@ UNIT_VOL = "unitvol"
 UNIT_LEN = "unitlen"
 UNIT_COUNT = "unitcount"
 UNIT_SIZE = "unitsize"
+UNIT_PLACEHOLDERS = frozenset({UNIT_MASS, UNIT_VOL, UNIT_LEN, UNIT_COUNT, UNIT_SIZE})
+"""Every placeholder `normalize` puts in place of a quantity."""
 
 # Upload dates/timestamps (20170821, 2019-08-21, 12:30:05) say nothing about the
 # product and otherwise leave model-code-like residue.
