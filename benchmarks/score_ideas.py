@@ -10,10 +10,13 @@ those probabilities on an unseen marketplace, so each is scored group by group i
   pseudo-titles at the training mix to every EM step, so a small marketplace's estimate
   stays near the training mix.
 - `protected_mix_em_50`: the same EM, but only for the mix among the protected clusters,
-  weighted by each title's protected probability and shrunk by 50 pseudo-titles: each
+  weighted by each title's protected probability and shrunk by 50 pseudo-titles (also
+  0, 20 and 200): each
   title keeps its probability of `other`, so the review decision (on the protected
   probability) is unchanged, and only which protected cluster it is moves towards the
-  marketplace's own mix (a food marketplace's doubtful titles are food, not craft).
+  marketplace's own mix (a food marketplace's doubtful titles are food, not craft). It
+  is `clustercls.classifier.ProtectedMixClassifier`, as `clustercls adapt` serves it,
+  here without the refit that comes before it there.
 - `stacker`: a gradient-boosted second stage on the out-of-source scores of the other
   groups, given the four log-probabilities, the familiarity score, the lexicon's cluster
   and head-cluster indicators and the title's length in words. It could learn when to
@@ -32,67 +35,41 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import f1_score
 
 from clustercls.artifact import latest_model_dir
+from clustercls.classifier import ProtectedMixClassifier, mix_em, mixed
 from clustercls.config import TrainConfig
 from clustercls.data import load_dataset
 from clustercls.lexicon import LexiconFeatures
 from clustercls.policy import decision_rates, load_policy
 from clustercls.text import TextNormalizer
 
-IDEAS = ("default", "prior_em", "prior_em_200", "protected_mix_em_50", "stacker")
+MIX_STRENGTHS = (0, 20, 50, 200)
+IDEAS = (
+    "default",
+    "prior_em",
+    "prior_em_200",
+    *(f"protected_mix_em_{strength}" for strength in MIX_STRENGTHS),
+    "stacker",
+)
 
 
-def prior_em(
-    proba: np.ndarray,
-    strength: float = 0.0,
-    weight: np.ndarray | None = None,
-    iterations: int = 500,
-    tol: float = 1e-7,
-) -> np.ndarray:
-    """The cluster mix EM finds in `proba`'s titles (each counted `weight`, default 1),
-    shrunk towards the training mix by `strength` pseudo-titles."""
-    weight = np.ones(len(proba)) if weight is None else weight
-    trained = np.full(proba.shape[1], 1.0 / proba.shape[1])
-    prior = trained.copy()
-    for _ in range(iterations):
-        adjusted = proba * (prior / trained)
-        adjusted /= adjusted.sum(axis=1, keepdims=True)
-        new = (weight @ adjusted + strength * trained) / (weight.sum() + strength)
-        if np.abs(new - prior).max() < tol:
-            break
-        prior = new
-    return prior
+class _GivenScores(ClassifierMixin, BaseEstimator):
+    """Saved probabilities seen as a fitted classifier's: its input rows are its output,
+    so the serving estimators run on them unchanged."""
 
+    def __init__(self, classes: list[str]) -> None:
+        self.classes = classes
 
-def reweighted(proba: np.ndarray, prior: np.ndarray) -> np.ndarray:
-    """`proba` (trained at a uniform mix) moved to the cluster mix `prior`."""
-    adjusted = proba * prior * len(prior)
-    return adjusted / adjusted.sum(axis=1, keepdims=True)
+    def fit(self, X=None, y=None) -> _GivenScores:
+        self.classes_ = np.asarray(self.classes)
+        return self
 
-
-def protected_mix_em(proba: np.ndarray, other: int, strength: float = 50.0) -> np.ndarray:
-    """`prior_em` of the mix among the protected clusters, each title counted by its
-    protected probability; column `other` is left out (its entry is 0)."""
-    keep = np.arange(proba.shape[1]) != other
-    total = proba[:, keep].sum(axis=1)
-    within = proba[:, keep] / np.maximum(total, 1e-12)[:, None]
-    out = np.zeros(proba.shape[1])
-    out[keep] = prior_em(within, strength, weight=total, tol=1e-8)
-    return out
-
-
-def protected_reweighted(proba: np.ndarray, prior: np.ndarray, other: int) -> np.ndarray:
-    """`proba` with the protected clusters' share of each title moved to the mix `prior`,
-    the probability of `other` unchanged."""
-    keep = np.arange(proba.shape[1]) != other
-    out = proba.copy()
-    # Floored so a title with no protected probability at all stays at 0, not 0/0.
-    share = np.maximum(proba[:, keep], 1e-300)
-    out[:, keep] = reweighted(share, prior[keep]) * proba[:, keep].sum(axis=1)[:, None]
-    return out
+    def predict_proba(self, X) -> np.ndarray:
+        return np.asarray(X, dtype=np.float64)
 
 
 def _stack_features(scores: pd.DataFrame, titles: pd.Series, labels: list[str]) -> np.ndarray:
@@ -141,11 +118,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="", help="model folder (default: the newest)")
     parser.add_argument("--dataset", default="data/processed/dataset.parquet")
+    parser.add_argument(
+        "--scores",
+        default="out_of_source_scores.parquet",
+        help="which scores of the model folder: adapted_out_of_source_scores.parquet for "
+        "the folds adapted by a training run with `[evaluation] adaptation = true`",
+    )
     parser.add_argument("--markdown", default="", help="also write the table here")
     args = parser.parse_args()
 
     folder = Path(args.model) if args.model else latest_model_dir(Path("models"))
-    scores = pd.read_parquet(folder / "out_of_source_scores.parquet")
+    scores = pd.read_parquet(folder / args.scores)
     dataset = load_dataset(Path(args.dataset))
     if len(dataset) != len(scores) or (dataset["source"].values != scores["source"].values).any():
         raise SystemExit("the scores do not belong to this dataset: build it as the model was")
@@ -155,7 +138,8 @@ def main() -> None:
     y, groups = scores["cluster"].to_numpy(), scores["group"].to_numpy()
 
     titles = dataset["title"].to_numpy()
-    other = labels.index("other")
+    given = _GivenScores(labels).fit()
+    protected = tuple(load_policy(TrainConfig().policy).protected)
     rows, shifted = [], {name: np.empty_like(proba) for name in IDEAS}
     for group in sorted(set(groups)):
         part = groups == group
@@ -163,11 +147,17 @@ def main() -> None:
         stacker = _stacker(X[~part], y[~part], groups[~part])
         ideas = {
             "default": proba[part],
-            "prior_em": reweighted(proba[part], prior_em(proba[part][distinct])),
-            "prior_em_200": reweighted(proba[part], prior_em(proba[part][distinct], 200.0)),
-            "protected_mix_em_50": protected_reweighted(
-                proba[part], protected_mix_em(proba[part][distinct], other), other
-            ),
+            "prior_em": mixed(proba[part], mix_em(proba[part][distinct])),
+            "prior_em_200": mixed(proba[part], mix_em(proba[part][distinct], 200.0)),
+            # As `clustercls adapt` serves it (without the refit).
+            **{
+                f"protected_mix_em_{strength}": ProtectedMixClassifier(
+                    given, protected=protected, strength=float(strength)
+                )
+                .fit(proba[part][distinct])
+                .predict_proba(proba[part])
+                for strength in MIX_STRENGTHS
+            },
             # The stacker's classes_ are sorted like the model's.
             "stacker": stacker.predict_proba(X[part]),
         }

@@ -9,14 +9,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.exceptions import NotFittedError
+from sklearn.frozen import FrozenEstimator
 from typer.testing import CliRunner
 
 from clustercls.adapt import ADAPTED_SOURCE, adapt_model, adopted_titles, fit_adapted
 from clustercls.artifact import load_artifact, read_metadata
+from clustercls.classifier import ProtectedMixClassifier
 from clustercls.cli import EXIT_DATA, app
 from clustercls.config import AdaptConfig, FeatureConfig, ModelConfig
 from clustercls.data import load_dataset
 from clustercls.familiarity import familiarity, word_vocabulary
+from clustercls.predict import load_model
 from tests.conftest import make_titles, tiny_config, write_tiny_sources
 
 runner = CliRunner()
@@ -67,7 +72,13 @@ def test_adapted_model_learns_the_marketplace_word(tiny_model_dir: Path) -> None
     titles = [t for t in _marketplace_titles() if "Kemeja" in t or "Kaos" in t]
     assert titles, "the marketplace must hold garments"
     adapted, adopted = fit_adapted(
-        train, artifact.pipeline, titles, features, model, AdaptConfig(min_confidence=0.5)
+        train,
+        artifact.pipeline,
+        titles,
+        features,
+        model,
+        AdaptConfig(min_confidence=0.5),
+        artifact.metadata["protected"],
     )
     assert len(adopted) > 0 and set(adopted["cluster"]) == {"fashion_textile"}
     # The marketplace's own word is now one the model knows: its titles are no longer
@@ -75,6 +86,86 @@ def test_adapted_model_learns_the_marketplace_word(tiny_model_dir: Path) -> None
     assert familiarity(artifact.pipeline, [_NEW_WORD]).tolist() == [0.0]
     assert familiarity(adapted, [_NEW_WORD]).tolist() == [1.0]
     assert _NEW_WORD.lower() in word_vocabulary(adapted)
+
+
+class _Given(ClassifierMixin, BaseEstimator):
+    """A fitted classifier whose probabilities are its input rows."""
+
+    def fit(self, X, y=None) -> _Given:
+        self.classes_ = np.array(["craft", "fashion_textile", "food_beverage", "other"])
+        return self
+
+    def predict_proba(self, X) -> np.ndarray:
+        return np.asarray(X, dtype=np.float64)
+
+
+_PROTECTED = ("craft", "fashion_textile", "food_beverage")
+
+
+def _marketplace_scores(mix: list[float], n: int, seed: int = 0) -> np.ndarray:
+    """Calibrated probabilities of n titles from a marketplace with protected mix `mix` (a
+    third of its titles `other`), from a classifier trained at a uniform mix: each cluster
+    draws its titles' features around its own point (`other`'s far from the protected
+    ones, which overlap), and the probabilities are the exact posteriors at the uniform
+    mix."""
+    rng = np.random.default_rng(seed)
+    truth = rng.choice(4, size=n, p=[*(np.array(mix) * 2 / 3), 1 / 3])
+    centres = np.array([[0.0, 0.0], [2.0, 0.0], [0.0, 2.0], [5.0, 5.0]])
+    points = centres[truth] + rng.normal(size=(n, 2))
+    log_likelihood = -0.5 * ((points[:, None, :] - centres[None]) ** 2).sum(axis=2)
+    proba = np.exp(log_likelihood - log_likelihood.max(axis=1, keepdims=True))
+    return proba / proba.sum(axis=1, keepdims=True)
+
+
+def test_protected_mix_is_the_marketplace_mix() -> None:
+    proba = _marketplace_scores([0.1, 0.2, 0.7], 3000)
+    classifier = _Given().fit(None)
+    free = ProtectedMixClassifier(classifier, protected=_PROTECTED, strength=0).fit(proba)
+    assert free.mix_[3] == 0 and free.mix_.sum() == pytest.approx(1)
+    assert np.abs(free.mix_[:3] - [0.1, 0.2, 0.7]).max() < 0.05
+    # Pseudo-titles at the training mix pull a marketplace's estimate back towards it, the
+    # more the fewer titles it has.
+    small = ProtectedMixClassifier(classifier, protected=_PROTECTED, strength=50)
+    assert abs(small.fit(proba).mix_[2] - free.mix_[2]) < 0.03
+    assert 1 / 3 < small.fit(proba[:60]).mix_[2] < free.mix_[2] - 0.1
+
+
+def test_protected_mix_moves_only_which_protected_cluster() -> None:
+    proba = _marketplace_scores([0.1, 0.2, 0.7], 3000)
+    mix = ProtectedMixClassifier(_Given().fit(None), protected=_PROTECTED).fit(proba)
+    doubtful = np.array([[0.31, 0.05, 0.29, 0.35], [0.0, 0.0, 0.0, 1.0], [0.2, 0.2, 0.2, 0.4]])
+    moved = mix.predict_proba(doubtful)
+    # Every title's probability of `other`, and so of being protected at all, is kept.
+    assert np.array_equal(moved[:, 3], doubtful[:, 3])
+    np.testing.assert_allclose(moved.sum(axis=1), 1)
+    np.testing.assert_allclose(moved[:, :3].sum(axis=1), doubtful[:, :3].sum(axis=1))
+    # On a food marketplace a title torn between craft and food leans to food.
+    assert doubtful[0].argmax() != 2 and moved[0, :3].argmax() == 2
+    assert np.array_equal(moved[1], doubtful[1])
+    assert moved[2, 2] > moved[2, 1] > moved[2, 0]
+    assert mix.predict(doubtful[:1]).tolist() == ["food_beverage"]
+
+
+def test_protected_mix_follows_the_estimator_contract() -> None:
+    proba = _marketplace_scores([0.5, 0.3, 0.2], 500)
+    mix = ProtectedMixClassifier(FrozenEstimator(_Given().fit(None)), protected=_PROTECTED)
+    with pytest.raises(NotFittedError):
+        mix.predict_proba(proba)
+    assert mix.fit(proba) is mix
+    params = mix.get_params(deep=False)
+    assert params["protected"] == _PROTECTED and params["strength"] == 50.0
+    # Cloned, it is unfitted but its frozen classifier is still the fitted one: fitting the
+    # clone on the same titles gives the same mix.
+    twin = clone(mix)
+    assert not hasattr(twin, "mix_")
+    np.testing.assert_array_equal(twin.fit(proba).mix_, mix.mix_)
+    before = {k: np.copy(v) if isinstance(v, np.ndarray) else v for k, v in vars(mix).items()}
+    mix.predict_proba(proba)
+    assert vars(mix).keys() == before.keys()
+    assert all(np.array_equal(vars(mix)[k], v) for k, v in before.items())
+    for bad in [("craft",), ("craft", "shoes")]:
+        with pytest.raises(ValueError, match="protected"):
+            ProtectedMixClassifier(_Given().fit(None), protected=bad).fit(proba)
 
 
 @pytest.fixture
@@ -144,7 +235,26 @@ def test_adapt_command_saves_a_new_version_that_keeps_the_thresholds(
         ["adapt", "new.parquet", "--model", str(adapted), "--dataset", "processed/dataset.parquet"],
     )
     assert again.exit_code == EXIT_DATA and "already adapted" in again.output
-    assert load_artifact(adapted).pipeline.predict(titles[:3]).shape == (3,)
+    # It serves with the marketplace's protected mix, recorded, and its reasons are the
+    # refitted classifier's words.
+    mix = done["protected_shares"]
+    assert "serves with its protected mix: craft" in result.output
+    assert set(mix) == set(meta["protected"]) and sum(mix.values()) == pytest.approx(1, abs=1e-3)
+    pipeline = load_artifact(adapted).pipeline
+    assert isinstance(pipeline.steps[-1][1], ProtectedMixClassifier)
+    np.testing.assert_allclose(
+        pipeline.steps[-1][1].mix_[[pipeline.classes_.tolist().index(c) for c in mix]],
+        list(mix.values()),
+        atol=1e-4,
+    )
+    with load_model(adapted, n_jobs=1) as served:
+        scored = served.predict(titles[:3])
+    np.testing.assert_allclose(
+        scored[[f"p_{c}" for c in pipeline.classes_]].to_numpy(),
+        pipeline.predict_proba(titles[:3]),
+        atol=1e-6,
+    )
+    assert (scored["top_ngrams"] != "[]").all()
 
 
 def test_adapt_refuses_another_dataset_and_empty_input(project: Path) -> None:
@@ -215,13 +325,15 @@ def test_adapted_folds_never_see_the_held_out_labels(tmp_path: Path) -> None:
     from clustercls.data import build_dataset, write_dataset
     from clustercls.evaluate import out_of_source_scores_adapted
     from clustercls.fit import fit_pipeline
+    from clustercls.policy import load_policy
 
     config = tiny_config(tmp_path, write_tiny_sources(tmp_path / "sources"), None)
     write_dataset(build_dataset(config.data), config.data.processed_dir)
     dataset = load_dataset(config.data.processed_dir / "dataset.parquet")
     groups = {s: s for s in dataset["source"].unique()}
     fit = partial(fit_pipeline, features=config.features, model=config.model)
-    adapt = FoldAdapter(config.features, config.model, AdaptConfig())
+    protected = tuple(load_policy(config.policy).protected)
+    adapt = FoldAdapter(config.features, config.model, AdaptConfig(), protected)
 
     def adapted_scores(frame: pd.DataFrame) -> pd.DataFrame:
         return out_of_source_scores_adapted(

@@ -1,11 +1,16 @@
-"""Adaptation to a marketplace the model never saw: self-training on its own titles.
+"""Adaptation to a marketplace the model never saw: self-training on its own titles, then
+its own mix of protected clusters.
 
 A new marketplace names products its own way (its brands, its sellers' habits, its mix of
 languages), and no label for it exists. The model scores the marketplace's titles; those
 it is sure of (top probability >= `AdaptConfig.min_confidence`) join the training rows
 with the cluster it gave them, as one more source weighted `AdaptConfig.weight`, and the
 pipeline is fitted again. The marketplace's own words then get weights from the titles the
-model already reads well, which settles many of its doubtful titles.
+model already reads well, which settles many of its doubtful titles. Then the refitted
+classifier is wrapped in `ProtectedMixClassifier`: the marketplace's mix among the
+protected clusters, estimated on its titles, decides which protected cluster a doubtful
+title leans to; its probability of being protected at all stays the refit's
+(`AdaptConfig.protected_mix_strength`).
 
 Leave-one-source-out measures it the same way (`evaluation.adaptation`): each held-out
 group's own titles, labels unseen, adapt the fold's model. An adapted model serves with
@@ -24,9 +29,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from sklearn.frozen import FrozenEstimator
 from sklearn.pipeline import Pipeline
 
 from clustercls.artifact import load_artifact, save_artifact
+from clustercls.classifier import ProtectedMixClassifier
 from clustercls.config import AdaptConfig, FeatureConfig, ModelConfig, TrainConfig
 from clustercls.data import DataError, fingerprint, load_dataset, load_hand_labelled
 from clustercls.evaluate import (
@@ -76,6 +83,26 @@ def adopted_titles(
     )
 
 
+def with_protected_mix(
+    pipeline: Pipeline, titles: Sequence[object], protected: Sequence[str], strength: float
+) -> Pipeline:
+    """`pipeline` with its classifier wrapped in a `ProtectedMixClassifier` fitted on
+    `titles` (the same fitted steps, shared, not copied).
+
+    Args:
+        pipeline: A fitted pipeline (raw titles in).
+        titles: The marketplace's distinct titles.
+        protected: The protected clusters.
+        strength: Pseudo-titles at the training mix.
+    """
+    *steps, (name, classifier) = pipeline.steps
+    features = Pipeline(steps).transform(list(titles))
+    mix = ProtectedMixClassifier(
+        FrozenEstimator(classifier), protected=tuple(protected), strength=strength
+    ).fit(features)
+    return Pipeline([*steps, (name, mix)])
+
+
 def fit_adapted(
     train: pd.DataFrame,
     pipeline: Pipeline,
@@ -83,8 +110,10 @@ def fit_adapted(
     features: FeatureConfig,
     model: ModelConfig,
     settings: AdaptConfig,
+    protected: Sequence[str],
 ) -> tuple[Pipeline, pd.DataFrame]:
-    """Fit a fresh pipeline on the training rows plus the titles `pipeline` adopts.
+    """Fit a fresh pipeline on the training rows plus the titles `pipeline` adopts, then
+    (with `settings.protected_mix`) give it the titles' protected mix.
 
     Returns:
         The adapted pipeline and the adopted rows.
@@ -92,7 +121,22 @@ def fit_adapted(
     adopted = adopted_titles(pipeline, titles, settings.min_confidence)
     rows = pd.concat([train[["title", "cluster", "source"]], adopted], ignore_index=True)
     fitted = fit_pipeline(rows, features, model, source_scale={ADAPTED_SOURCE: settings.weight})
+    if settings.protected_mix and len(titles):
+        fitted = with_protected_mix(fitted, titles, protected, settings.protected_mix_strength)
     return fitted, adopted
+
+
+def protected_shares(pipeline: Pipeline) -> dict[str, float] | None:
+    """The protected mix an adapted pipeline serves with, per protected cluster, or None
+    when it has none."""
+    classifier = pipeline.steps[-1][1]
+    if not isinstance(classifier, ProtectedMixClassifier):
+        return None
+    return {
+        str(c): round(float(m), 4)
+        for c, m in zip(classifier.classes_, classifier.mix_, strict=True)
+        if c in classifier.protected
+    }
 
 
 @dataclass(frozen=True)
@@ -104,10 +148,13 @@ class FoldAdapter:
     features: FeatureConfig
     model: ModelConfig
     settings: AdaptConfig
+    protected: tuple[str, ...]
 
     def __call__(self, train: pd.DataFrame, pipeline: Pipeline, titles: list) -> Pipeline:
         distinct = list(dict.fromkeys(titles))
-        return fit_adapted(train, pipeline, distinct, self.features, self.model, self.settings)[0]
+        return fit_adapted(
+            train, pipeline, distinct, self.features, self.model, self.settings, self.protected
+        )[0]
 
 
 @dataclass
@@ -200,10 +247,11 @@ def adapt_model(
         raise AdaptError(f"{titles_path}: no non-empty title to adapt to")
     train_set = dataset[dataset["split"] == "train"]
     test_set = dataset[dataset["split"] == "test"]
+    protected = base.metadata["protected"]
     say(f"scoring {len(titles)} distinct titles with {base.version}")
     start = time.perf_counter()
     pipeline, adopted = fit_adapted(
-        train_set, base.pipeline, titles, config.features, config.model, settings
+        train_set, base.pipeline, titles, config.features, config.model, settings, protected
     )
     if adopted.empty:
         raise AdaptError(
@@ -212,7 +260,6 @@ def adapt_model(
         )
     say(f"adopted {len(adopted)} of them; fitted in {time.perf_counter() - start:.0f} s")
 
-    protected = base.metadata["protected"]
     evaluation: dict = {
         "random_split": classification_metrics(
             test_set["cluster"],
@@ -232,6 +279,8 @@ def adapt_model(
         "titles_sha256": digest,
         "adopted": len(adopted),
         "adopted_per_cluster": {c: int((adopted["cluster"] == c).sum()) for c in labels},
+        # The marketplace's estimated mix among the protected clusters (None: no mix).
+        "protected_shares": protected_shares(pipeline),
         **settings.model_dump(mode="json"),
     }
     evaluation["adaptation"] = adaptation

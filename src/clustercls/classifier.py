@@ -9,9 +9,12 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 from scipy.special import expit
+from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.calibration import CalibratedClassifierCV
+from sklearn.frozen import FrozenEstimator
 from sklearn.linear_model import LogisticRegression, SGDClassifier
 from sklearn.svm import LinearSVC
+from sklearn.utils.validation import check_is_fitted
 
 from clustercls.config import ModelConfig
 
@@ -163,3 +166,162 @@ def make_classifier(config: ModelConfig) -> FastCalibratedClassifierCV:
         cv=config.calibration_cv,
         ensemble=config.calibration_ensemble,
     )
+
+
+def mix_em(
+    proba: np.ndarray,
+    strength: float = 0.0,
+    weight: np.ndarray | None = None,
+    max_iter: int = 500,
+    tol: float = 1e-8,
+) -> np.ndarray:
+    """The class mix of the titles behind `proba`, by EM (Saerens, Latinne and Decaestecker
+    2002), for a classifier trained at a uniform mix.
+
+    Args:
+        proba: Probabilities (titles x classes) from a classifier trained on balanced
+            classes.
+        strength: Pseudo-titles at the uniform mix added to every step, so that the
+            estimate of a small marketplace stays near the training mix.
+        weight: How much each title counts (default 1).
+        max_iter: Most EM steps.
+        tol: Stop when no share moves more than this.
+
+    Returns:
+        The estimated share of each class (sums to 1).
+    """
+    weight = np.ones(len(proba)) if weight is None else np.asarray(weight, dtype=np.float64)
+    trained = np.full(proba.shape[1], 1.0 / proba.shape[1])
+    prior = trained.copy()
+    for _ in range(max_iter):
+        new = (weight @ mixed(proba, prior) + strength * trained) / (weight.sum() + strength)
+        if np.abs(new - prior).max() < tol:
+            return new
+        prior = new
+    return prior
+
+
+def mixed(proba: np.ndarray, prior: np.ndarray) -> np.ndarray:
+    """`proba` (from a classifier trained at a uniform mix) moved to the class mix `prior`
+    (Bayes' rule: each class's probability times its prior over the training one)."""
+    # Floored so a row with no probability left anywhere stays finite rather than 0/0.
+    adjusted = np.maximum(proba * prior, 1e-300)
+    return adjusted / adjusted.sum(axis=1, keepdims=True)
+
+
+class ProtectedMixClassifier(ClassifierMixin, BaseEstimator):
+    """A fitted classifier whose protected probability is shared out by a marketplace's
+    own mix of protected clusters.
+
+    Marketplaces differ most in what they sell: one is nearly all food, another all
+    fashion. A title the classifier doubts between two protected clusters is, on a food
+    marketplace, most likely food. `fit` estimates the marketplace's mix among the
+    protected clusters from its unlabelled titles (EM, each title counted by its protected
+    probability, shrunk towards the training mix by `strength` pseudo-titles), and
+    `predict_proba` moves each title's protected probability to that mix. The probability
+    of every other class is the classifier's own, so whether a title is protected at all,
+    and with it every review and every catch, is never moved by the mix: only which
+    protected cluster it is. (Moving the whole mix was measured and dropped: it lowers the
+    protected probability exactly where protected listings are rare, and they are then
+    let through; docs/training.md.)
+
+    Args:
+        classifier: A fitted classifier with `predict_proba` and `classes_`, used as it
+            is: `fit` never fits it. Wrap it in `sklearn.frozen.FrozenEstimator` so that
+            `clone` keeps it fitted.
+        protected: The protected classes (the policy's); the others' probabilities are
+            left as they are.
+        strength: Pseudo-titles at the training mix (uniform: training balances the
+            clusters) added to the marketplace's titles.
+        max_iter: Most EM steps.
+        tol: EM stops when no share moves more than this.
+
+    Attributes:
+        classes_: The classifier's classes.
+        mix_: The estimated share of each class among the protected ones (0 for the
+            others), in `classes_` order.
+        n_titles_: How many titles the mix was estimated on.
+    """
+
+    def __init__(
+        self,
+        classifier,
+        protected: tuple[str, ...] = (),
+        strength: float = 50.0,
+        max_iter: int = 500,
+        tol: float = 1e-8,
+    ) -> None:
+        self.classifier = classifier
+        self.protected = protected
+        self.strength = strength
+        self.max_iter = max_iter
+        self.tol = tol
+
+    def fit(self, X, y=None) -> ProtectedMixClassifier:
+        """Estimate the protected mix of the titles whose features are `X`.
+
+        Args:
+            X: Features of the marketplace's titles (distinct titles, so that a title
+                listed a thousand times does not decide the mix alone).
+            y: Ignored: the marketplace's titles have no labels.
+
+        Returns:
+            self
+        """
+        check_is_fitted(self.classifier)
+        classes = np.asarray(self.classifier.classes_)
+        unknown = set(self.protected) - set(classes.tolist())
+        if len(set(self.protected)) < 2 or unknown:
+            raise ValueError(
+                f"protected must name at least two of the classes {classes.tolist()}, got "
+                f"{list(self.protected)}"
+            )
+        if self.strength < 0:
+            raise ValueError(f"strength must be >= 0, got {self.strength}")
+        keep = self._protected(classes)
+        proba = self.classifier.predict_proba(X)
+        # Each title's split among the protected clusters, counted by how protected it is.
+        within = mixed(proba[:, keep], np.ones(keep.sum()))
+        mix = np.zeros(len(classes))
+        mix[keep] = mix_em(
+            within,
+            self.strength,
+            weight=proba[:, keep].sum(axis=1),
+            max_iter=self.max_iter,
+            tol=self.tol,
+        )
+        self.classes_ = classes
+        self.mix_ = mix
+        self.n_titles_ = int(proba.shape[0])
+        return self
+
+    def predict_proba(self, X) -> np.ndarray:
+        """The classifier's probabilities with the protected share moved to `mix_`.
+
+        Args:
+            X: Feature matrix (rows x features).
+
+        Returns:
+            Array (rows x classes) in `classes_` order.
+        """
+        check_is_fitted(self, "mix_")
+        proba = np.asarray(self.classifier.predict_proba(X), dtype=np.float64)
+        keep = self._protected(self.classes_)
+        out = proba.copy()
+        total = proba[:, keep].sum(axis=1, keepdims=True)
+        out[:, keep] = mixed(proba[:, keep], self.mix_[keep]) * total
+        return out
+
+    def predict(self, X) -> np.ndarray:
+        """The most probable class of each row."""
+        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+
+    @property
+    def base_classifier_(self):
+        """The fitted classifier inside (unwrapped from `FrozenEstimator`): its linear
+        weights explain a title's cluster as they do without the mix."""
+        inner = self.classifier
+        return inner.estimator if isinstance(inner, FrozenEstimator) else inner
+
+    def _protected(self, classes: np.ndarray) -> np.ndarray:
+        return np.isin(classes, list(self.protected))

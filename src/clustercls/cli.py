@@ -334,6 +334,9 @@ def adapt(
         f"{done['titles']} titles adopted (top probability >= {done['min_confidence']}, "
         f"weight {done['weight']}); thresholds kept"
     )
+    if done.get("protected_shares"):
+        shares = ", ".join(f"{c} {share:.2f}" for c, share in done["protected_shares"].items())
+        typer.echo(f"serves with its protected mix: {shares}")
     typer.echo(str(result.model_dir))
 
 

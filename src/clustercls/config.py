@@ -169,6 +169,18 @@ class AdaptConfig(_Frozen):
         le=1,
         description="weight of the adopted titles, as one more source, relative to a labelled one",
     )
+    protected_mix: bool = Field(
+        True,
+        description=(
+            "after the refit, share each title's protected probability out by the "
+            "marketplace's own mix of protected clusters, estimated on its titles"
+        ),
+    )
+    protected_mix_strength: float = Field(
+        50.0,
+        ge=0,
+        description="pseudo-titles at the training mix the protected mix is shrunk towards",
+    )
 
 
 class TrackingConfig(_Frozen):

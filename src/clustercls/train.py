@@ -122,7 +122,7 @@ def train(
             say("each fold also adapted to its held-out titles")
             scores, adapted = out_of_source_scores_adapted(
                 fit,
-                FoldAdapter(config.features, config.model, config.adapt),
+                FoldAdapter(config.features, config.model, config.adapt, tuple(policy.protected)),
                 dataset,
                 groups,
                 n_jobs=config.evaluation.n_jobs,
