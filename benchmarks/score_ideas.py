@@ -206,7 +206,12 @@ def main() -> None:
         )
     per_group = table.pivot(index="idea", columns="group", values="pvo_f1").loc[summary.index]
     text = (
-        f"# score_ideas.py on {folder.name}\n\n"
+        f"# score_ideas.py on {folder.name} ({args.scores})\n\n"
+        + (
+            "Decisions use the model's plain thresholds (chosen on its plain scores).\n\n"
+            if args.scores != "out_of_source_scores.parquet"
+            else ""
+        )
         + _markdown(summary)
         + "\n\nProtected-vs-other F1 per held-out group:\n\n"
         + _markdown(per_group)

@@ -14,13 +14,20 @@ from sklearn.exceptions import NotFittedError
 from sklearn.frozen import FrozenEstimator
 from typer.testing import CliRunner
 
-from clustercls.adapt import ADAPTED_SOURCE, adapt_model, adopted_titles, fit_adapted
+from clustercls.adapt import (
+    ADAPTED_SOURCE,
+    adapt_model,
+    adopted_titles,
+    fit_adapted,
+    serving_thresholds,
+)
 from clustercls.artifact import load_artifact, read_metadata
 from clustercls.classifier import ProtectedMixClassifier
 from clustercls.cli import EXIT_DATA, app
 from clustercls.config import AdaptConfig, FeatureConfig, ModelConfig
 from clustercls.data import load_dataset
 from clustercls.familiarity import familiarity, word_vocabulary
+from clustercls.policy import load_policy, scores_decision_rates
 from clustercls.predict import load_model
 from tests.conftest import make_titles, tiny_config, write_tiny_sources
 
@@ -221,7 +228,10 @@ def test_adapt_command_saves_a_new_version_that_keeps_the_thresholds(
     assert done["titles"] == len(set(titles))
     assert 0 < done["adopted"] <= done["titles"]
     assert sum(done["adopted_per_cluster"].values()) == done["adopted"]
+    # Its base measured no adapted folds: it lends its own thresholds, and says so.
     assert meta["policy"]["chosen_thresholds"] == base_meta["policy"]["chosen_thresholds"]
+    assert done["thresholds_chosen_on"] == base_meta["policy"]["chosen_thresholds"]["chosen_on"]
+    assert "warning: " in result.output and "no thresholds chosen on adapted folds" in result.output
     assert meta["labels"] == base_meta["labels"]
     assert meta["sha256"] != base_meta["sha256"]
     # The settings used are the ones recorded, in the adaptation and in the config.
@@ -325,7 +335,6 @@ def test_adapted_folds_never_see_the_held_out_labels(tmp_path: Path) -> None:
     from clustercls.data import build_dataset, write_dataset
     from clustercls.evaluate import out_of_source_scores_adapted
     from clustercls.fit import fit_pipeline
-    from clustercls.policy import load_policy
 
     config = tiny_config(tmp_path, write_tiny_sources(tmp_path / "sources"), None)
     write_dataset(build_dataset(config.data), config.data.processed_dir)
@@ -374,3 +383,33 @@ def test_training_measures_adapted_folds_beside_the_plain_ones(tmp_path: Path) -
     )
     printed = format_summary(evaluation)
     assert "each fold adapted" in printed and "\n  adapted " in printed
+    assert "adapted models (thresholds chosen on out_of_source_adapted)" in printed
+
+    # Thresholds for adapted models are chosen on the adapted folds' scores, and what they
+    # achieve there is what `decisions_adapted` reports.
+    chosen = evaluation["thresholds_adapted"]
+    assert chosen["chosen_on"] == "out_of_source_adapted"
+    assert chosen["adapt"] == config.adapt.model_dump(mode="json")
+    assert result.metadata["policy"]["adapted_thresholds"] == chosen
+    policy = load_policy(config.policy)
+    labels = list(policy.clusters)
+    rates = scores_decision_rates(adapted_scores, labels, chosen, policy)
+    assert rates == evaluation["decisions_adapted"]
+    plain_rates = scores_decision_rates(adapted_scores, labels, evaluation["thresholds"], policy)
+    assert plain_rates == evaluation["decisions_adapted_plain_thresholds"]
+    # A model adapted with the settings measured serves with them; other settings get
+    # the plain thresholds.
+    titles = _marketplace_titles()
+    pd.DataFrame({"title": titles}).to_csv(tmp_path / "new.csv", index=False)
+    adapted_model = adapt_model(
+        result.model_dir,
+        tmp_path / "new.csv",
+        config.data.processed_dir / "dataset.parquet",
+        models_dir=tmp_path / "adapted",
+    )
+    served = adapted_model.metadata["policy"]["chosen_thresholds"]
+    assert served == {k: v for k, v in chosen.items() if k != "adapt"}
+    assert adapted_model.metadata["adaptation"]["thresholds_chosen_on"] == "out_of_source_adapted"
+    other = serving_thresholds(result.metadata, AdaptConfig(min_confidence=0.95))
+    assert other == result.metadata["policy"]["chosen_thresholds"] != served
+    assert len(titles) == adapted_model.metadata["adaptation"]["titles"]

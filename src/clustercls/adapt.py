@@ -13,9 +13,10 @@ title leans to; its probability of being protected at all stays the refit's
 (`AdaptConfig.protected_mix_strength`).
 
 Leave-one-source-out measures it the same way (`evaluation.adaptation`): each held-out
-group's own titles, labels unseen, adapt the fold's model. An adapted model serves with
-its base model's thresholds; that measurement is what says they keep their promise
-(docs/training.md, "Adapting to a new marketplace").
+group's own titles, labels unseen, adapt the fold's model, and the thresholds adapted
+models serve with are chosen on those scores, as plain ones are on plain folds' scores.
+A base model trained without that measurement lends its adapted models its own
+thresholds, with a warning (docs/training.md, "Adapting to a new marketplace").
 """
 
 from __future__ import annotations
@@ -139,6 +140,17 @@ def protected_shares(pipeline: Pipeline) -> dict[str, float] | None:
     }
 
 
+def serving_thresholds(base_metadata: dict, settings: AdaptConfig) -> dict:
+    """The thresholds a model adapted with `settings` serves with: those its base model's
+    training chose on adapted folds' scores when it measured these very settings
+    (`[evaluation] adaptation = true`), else the base model's own."""
+    policy = base_metadata["policy"]
+    measured = policy.get("adapted_thresholds")
+    if measured and measured.get("adapt") == settings.model_dump(mode="json"):
+        return {k: v for k, v in measured.items() if k != "adapt"}
+    return policy["chosen_thresholds"]
+
+
 @dataclass(frozen=True)
 class FoldAdapter:
     """`fit_adapted` for leave-one-source-out folds: (train rows, fold model, held-out
@@ -192,9 +204,11 @@ def adapt_model(
     """Adapt a trained model to a marketplace's titles and save it as a new version.
 
     The adapted model is the base model's pipeline fitted again on the same training rows
-    plus the marketplace titles the base model is sure of. It keeps the base model's
-    labels, policy and thresholds (chosen on its out-of-source scores, which stay in the
-    metadata as `base_metrics`) and records where it came from.
+    plus the marketplace titles the base model is sure of, serving with the marketplace's
+    protected mix. It keeps the base model's labels and policy, and serves with the
+    thresholds `serving_thresholds` gives (chosen on adapted folds when the base model's
+    training measured these settings, else the base model's own); the base model's
+    metrics stay in the metadata as `base_metrics`, and it records where it came from.
 
     Args:
         base_dir: The trained model to adapt (verified like any model that is loaded); not
@@ -248,6 +262,14 @@ def adapt_model(
     train_set = dataset[dataset["split"] == "train"]
     test_set = dataset[dataset["split"] == "test"]
     protected = base.metadata["protected"]
+    thresholds = serving_thresholds(base.metadata, settings)
+    if thresholds.get("chosen_on") != "out_of_source_adapted":
+        say(
+            f"warning: {base.version} has no thresholds chosen on adapted folds with these "
+            "settings (train it with `[evaluation] adaptation = true`): the adapted model "
+            "keeps its plain thresholds, whose block precision on adapted titles is not "
+            "what they were chosen for"
+        )
     say(f"scoring {len(titles)} distinct titles with {base.version}")
     start = time.perf_counter()
     pipeline, adopted = fit_adapted(
@@ -281,6 +303,7 @@ def adapt_model(
         "adopted_per_cluster": {c: int((adopted["cluster"] == c).sum()) for c in labels},
         # The marketplace's estimated mix among the protected clusters (None: no mix).
         "protected_shares": protected_shares(pipeline),
+        "thresholds_chosen_on": thresholds.get("chosen_on"),
         **settings.model_dump(mode="json"),
     }
     evaluation["adaptation"] = adaptation
@@ -290,6 +313,7 @@ def adapt_model(
         if key not in {"version", "created", "libraries", "code", "model_file", "sha256"}
     }
     metadata["config"] = config.model_dump(mode="json")
+    metadata["policy"] = {**metadata["policy"], "chosen_thresholds": thresholds}
     # Its own numbers; the base model's (out-of-source ones included, which its thresholds
     # were chosen on) stay beside them.
     metadata["metrics"] = summary_metrics(evaluation)

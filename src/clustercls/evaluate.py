@@ -428,6 +428,13 @@ def format_summary(evaluation: dict) -> str:
             f"decisions (thresholds chosen on {thresholds.get('chosen_on', '?')}): block at "
             f"{block}; review at protected p >= {thresholds['review']:.4f}"
         )
+        adapted = evaluation.get("thresholds_adapted")
+        if adapted:
+            block = ", ".join(f"{c} {t:.4f}" for c, t in adapted["block"].items())
+            lines.append(
+                f"adapted models (thresholds chosen on {adapted['chosen_on']}): block at "
+                f"{block}; review at protected p >= {adapted['review']:.4f}"
+            )
         lines.append(
             f"  {'set':<22}{'n':>7}{'blocks':>8}{'block-P':>9}{'block-R':>9}"
             f"{'caught':>8}{'review':>8}"
@@ -554,13 +561,16 @@ def plot_precision_recall(
 def decisions_table(evaluation: dict) -> pd.DataFrame:
     """What the enforcement decisions achieved, pooled and per group, one row each: out of
     source (the basis of the thresholds), out of source with each fold adapted to its
-    held-out titles (when measured), and on the hand-labelled titles (the check)."""
+    held-out titles (when measured: under the thresholds chosen on them, and under the
+    plain ones), and on the hand-labelled titles (the check)."""
     rows = []
     decisions = evaluation.get("decisions", {})
     sets = [
         ("out-of-source", decisions.get("out_of_source")),
-        # With `evaluation.adaptation`: the same thresholds on adapted folds' scores.
+        # With `evaluation.adaptation`: adapted folds' scores under the thresholds chosen
+        # on them (what `clustercls adapt` serves with), and under the plain ones.
         ("adapted", evaluation.get("decisions_adapted")),
+        ("adapted, plain thr.", evaluation.get("decisions_adapted_plain_thresholds")),
         ("hand-labelled", decisions.get("hand_labelled")),
     ]
     for label, part in sets:

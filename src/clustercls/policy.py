@@ -396,6 +396,21 @@ def decision_rates(
     return out
 
 
+def scores_decision_rates(scores, classes: list[str], thresholds: dict, policy: Policy) -> dict:
+    """`decision_rates` of saved out-of-source scores (a frame with `cluster`, `group`,
+    `familiarity` and `p_<cluster>` columns, as training writes them), per group, with
+    unfamiliar titles never blocked as serving does."""
+    return decision_rates(
+        scores["cluster"].to_numpy(),
+        scores[[f"p_{c}" for c in classes]].to_numpy(),
+        classes,
+        thresholds,
+        policy.protected,
+        scores["group"].to_numpy(),
+        blockable=scores["familiarity"].to_numpy() >= policy.serving.min_familiarity,
+    )
+
+
 def decide(
     cluster: np.ndarray,
     confidence: np.ndarray,

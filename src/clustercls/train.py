@@ -31,7 +31,13 @@ from clustercls.evaluate import (
 from clustercls.familiarity import familiarity
 from clustercls.fit import fit_pipeline
 from clustercls.lexicon import load_lexicon
-from clustercls.policy import Policy, choose_thresholds, decision_rates, load_policy
+from clustercls.policy import (
+    Policy,
+    choose_thresholds,
+    decision_rates,
+    load_policy,
+    scores_decision_rates,
+)
 
 Progress = Callable[[str], None]
 
@@ -145,17 +151,24 @@ def train(
     )
     evaluation["thresholds"] = thresholds
     evaluation["decisions"] = achieved
+    adapted_thresholds = None
     if adapted is not None:
-        # An adapted model serves with its base model's thresholds: this is what they
-        # achieve on titles each fold's model was adapted to.
-        evaluation["decisions_adapted"] = decision_rates(
-            adapted["cluster"].to_numpy(),
-            adapted[[f"p_{c}" for c in classes]].to_numpy(),
-            classes,
-            thresholds,
-            policy.protected,
-            adapted["group"].to_numpy(),
-            blockable=adapted["familiarity"].to_numpy() >= policy.serving.min_familiarity,
+        # Adaptation moves the probabilities (self-training sharpens them, the protected
+        # mix moves them between clusters), so thresholds chosen on plain scores need not
+        # keep their promise on adapted ones. An adapted model serves with thresholds
+        # chosen the same way on the adapted folds' scores, for the settings measured.
+        say("choosing thresholds for adapted models on the adapted folds' scores")
+        chosen, reached = _choose_decisions(adapted, None, None, None, classes, policy, say)
+        adapted_thresholds = {
+            **chosen,
+            "chosen_on": "out_of_source_adapted",
+            "adapt": config.adapt.model_dump(mode="json"),
+        }
+        evaluation["thresholds_adapted"] = adapted_thresholds
+        evaluation["decisions_adapted"] = reached["out_of_source"]
+        # For comparison: what the plain thresholds would do on the adapted scores.
+        evaluation["decisions_adapted_plain_thresholds"] = scores_decision_rates(
+            adapted, classes, thresholds, policy
         )
     reference = serving_reference(
         familiarity(pipeline, test_set["title"]),
@@ -175,6 +188,8 @@ def train(
             **policy.model_dump(mode="json"),
             "chosen_thresholds": thresholds,
             "achieved": achieved,
+            # Present when adaptation was measured: what `clustercls adapt` serves with.
+            **({"adapted_thresholds": adapted_thresholds} if adapted_thresholds else {}),
         },
         "policy_version": policy.version,
         "config": config.model_dump(mode="json"),
@@ -261,15 +276,7 @@ def _choose_decisions(
         }
     achieved: dict = {}
     if scores is not None:
-        achieved["out_of_source"] = decision_rates(
-            scores["cluster"].to_numpy(),
-            proba,
-            classes,
-            thresholds,
-            policy.protected,
-            scores["group"].to_numpy(),
-            blockable=familiar,
-        )
+        achieved["out_of_source"] = scores_decision_rates(scores, classes, thresholds, policy)
     if hand is not None:
         achieved["hand_labelled"] = decision_rates(
             hand["cluster"].to_numpy()[sure],
