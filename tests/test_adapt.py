@@ -413,3 +413,29 @@ def test_training_measures_adapted_folds_beside_the_plain_ones(tmp_path: Path) -
     other = serving_thresholds(result.metadata, AdaptConfig(min_confidence=0.95))
     assert other == result.metadata["policy"]["chosen_thresholds"] != served
     assert len(titles) == adapted_model.metadata["adaptation"]["titles"]
+
+
+def test_adapt_without_the_protected_mix(project: Path) -> None:
+    base = next((project / "models").iterdir())
+    pd.DataFrame({"title": _marketplace_titles()}).to_csv(project / "new.csv", index=False)
+    result = runner.invoke(
+        app,
+        [
+            "adapt",
+            "new.csv",
+            "--model",
+            str(base),
+            "--dataset",
+            "processed/dataset.parquet",
+            "--no-protected-mix",
+            "--no-tracking",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    adapted = Path(result.stdout.strip().splitlines()[-1])
+    meta = read_metadata(adapted)
+    assert meta["adaptation"]["protected_shares"] is None
+    assert meta["config"]["adapt"]["protected_mix"] is False
+    assert "serves with its protected mix" not in result.output
+    classifier = load_artifact(adapted).pipeline.steps[-1][1]
+    assert not isinstance(classifier, ProtectedMixClassifier)

@@ -196,6 +196,7 @@ def adapt_model(
     dataset_path: Path,
     min_confidence: float | None = None,
     weight: float | None = None,
+    protected_mix: bool | None = None,
     models_dir: Path | None = None,
     hand_labelled: Path | None = None,
     name: str | None = None,
@@ -217,6 +218,8 @@ def adapt_model(
         dataset_path: The processed dataset the base model was trained on.
         min_confidence: Adoption threshold; default the base model's `adapt` setting.
         weight: Weight of the adopted titles; default the base model's `adapt` setting.
+        protected_mix: Serve with the marketplace's protected mix; default the base
+            model's `adapt` setting.
         models_dir: Where the new version goes; default the base model's parent folder.
         hand_labelled: Hand-labelled titles: never adopted (they stay out of training),
             and the adapted model is checked on them.
@@ -235,7 +238,7 @@ def adapt_model(
             f"{base.metadata['adaptation']['base_version']}): adapt its base model instead"
         )
     config = TrainConfig.model_validate(base.metadata["config"])
-    given = {"min_confidence": min_confidence, "weight": weight}
+    given = {"min_confidence": min_confidence, "weight": weight, "protected_mix": protected_mix}
     settings = AdaptConfig.model_validate(
         {**config.adapt.model_dump(), **{k: v for k, v in given.items() if v is not None}}
     )

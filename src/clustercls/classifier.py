@@ -240,6 +240,7 @@ class ProtectedMixClassifier(ClassifierMixin, BaseEstimator):
         classes_: The classifier's classes.
         mix_: The estimated share of each class among the protected ones (0 for the
             others), in `classes_` order.
+        protected_columns_: The columns of the protected classes.
         n_titles_: How many titles the mix was estimated on.
     """
 
@@ -292,6 +293,7 @@ class ProtectedMixClassifier(ClassifierMixin, BaseEstimator):
         )
         self.classes_ = classes
         self.mix_ = mix
+        self.protected_columns_ = np.flatnonzero(keep)
         self.n_titles_ = int(proba.shape[0])
         return self
 
@@ -306,10 +308,10 @@ class ProtectedMixClassifier(ClassifierMixin, BaseEstimator):
         """
         check_is_fitted(self, "mix_")
         proba = np.asarray(self.classifier.predict_proba(X), dtype=np.float64)
-        keep = self._protected(self.classes_)
+        columns = self.protected_columns_
+        share = proba[:, columns]
         out = proba.copy()
-        total = proba[:, keep].sum(axis=1, keepdims=True)
-        out[:, keep] = mixed(proba[:, keep], self.mix_[keep]) * total
+        out[:, columns] = mixed(share, self.mix_[columns]) * share.sum(axis=1, keepdims=True)
         return out
 
     def predict(self, X) -> np.ndarray:

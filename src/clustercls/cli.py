@@ -292,6 +292,14 @@ def adapt(
         float | None,
         typer.Option(help="Weight of the adopted titles as one source [default: the model's]."),
     ] = None,
+    protected_mix: Annotated[
+        bool | None,
+        typer.Option(
+            "--protected-mix/--no-protected-mix",
+            help="Share the protected probability out by the marketplace's own mix of "
+            "protected clusters [default: the model's].",
+        ),
+    ] = None,
     hand_labelled: Annotated[
         Path | None, typer.Option(help="Hand-labelled titles to check the adapted model on.")
     ] = None,
@@ -304,8 +312,9 @@ def adapt(
     ] = None,
     tracking_uri: TrackingUri = None,
 ) -> None:
-    """Adapt a model to a marketplace it never saw (self-training on its unlabelled titles);
-    saves a new model version beside it and registers it like a trained one."""
+    """Adapt a model to a marketplace it never saw (self-training on its unlabelled titles,
+    then its own mix of protected clusters); saves a new model version beside it and
+    registers it like a trained one."""
     from clustercls.adapt import adapt_model
     from clustercls.artifact import latest_model_dir
     from clustercls.config import TrainConfig
@@ -317,6 +326,7 @@ def adapt(
         dataset,
         min_confidence=min_confidence,
         weight=weight,
+        protected_mix=protected_mix,
         hand_labelled=_data_config(None, hand_labelled=hand_labelled).hand_labelled,
         name=name,
         progress=_say,
