@@ -19,7 +19,7 @@ from clustercls.adapt import (
     adapt_model,
     adopted_titles,
     fit_adapted,
-    serving_thresholds,
+    measured_for,
 )
 from clustercls.artifact import load_artifact, read_metadata
 from clustercls.classifier import ProtectedMixClassifier
@@ -109,18 +109,21 @@ class _Given(ClassifierMixin, BaseEstimator):
 _PROTECTED = ("craft", "fashion_textile", "food_beverage")
 
 
-def _marketplace_scores(mix: list[float], n: int, seed: int = 0) -> np.ndarray:
+def _marketplace_scores(
+    mix: list[float], n: int, seed: int = 0, fitted_at: list[float] | None = None
+) -> np.ndarray:
     """Calibrated probabilities of n titles from a marketplace with protected mix `mix` (a
     third of its titles `other`), from a classifier trained at a uniform mix: each cluster
     draws its titles' features around its own point (`other`'s far from the protected
     ones, which overlap), and the probabilities are the exact posteriors at the uniform
-    mix."""
+    mix (or at `fitted_at`, a classifier fitted on unbalanced clusters)."""
     rng = np.random.default_rng(seed)
     truth = rng.choice(4, size=n, p=[*(np.array(mix) * 2 / 3), 1 / 3])
     centres = np.array([[0.0, 0.0], [2.0, 0.0], [0.0, 2.0], [5.0, 5.0]])
     points = centres[truth] + rng.normal(size=(n, 2))
     log_likelihood = -0.5 * ((points[:, None, :] - centres[None]) ** 2).sum(axis=2)
     proba = np.exp(log_likelihood - log_likelihood.max(axis=1, keepdims=True))
+    proba *= np.ones(4) if fitted_at is None else np.asarray(fitted_at)
     return proba / proba.sum(axis=1, keepdims=True)
 
 
@@ -135,6 +138,34 @@ def test_protected_mix_is_the_marketplace_mix() -> None:
     small = ProtectedMixClassifier(classifier, protected=_PROTECTED, strength=50)
     assert abs(small.fit(proba).mix_[2] - free.mix_[2]) < 0.03
     assert 1 / 3 < small.fit(proba[:60]).mix_[2] < free.mix_[2] - 0.1
+
+
+def test_protected_mix_measures_from_the_mix_the_classifier_was_fitted_at() -> None:
+    fitted_at = [0.4, 0.2, 0.2, 0.2]
+    # Titles from that very mix (protected share 0.5 / 0.25 / 0.25): nothing to move.
+    proba = _marketplace_scores([0.5, 0.25, 0.25], 4000, fitted_at=fitted_at)
+    mix = ProtectedMixClassifier(
+        _Given().fit(None), protected=_PROTECTED, strength=0, prior=fitted_at
+    ).fit(proba)
+    assert np.abs(mix.mix_[:3] - [0.5, 0.25, 0.25]).max() < 0.04
+    np.testing.assert_allclose(mix.predict_proba(proba), proba, atol=0.05)
+    # Read as if fitted at a uniform mix, the same titles look craft-heavy.
+    naive = ProtectedMixClassifier(_Given().fit(None), protected=_PROTECTED, strength=0)
+    assert naive.fit(proba).mix_[0] > mix.mix_[0] + 0.1
+
+
+def test_protected_mix_of_titles_with_no_protected_probability() -> None:
+    nothing = np.tile([0.0, 0.0, 0.0, 1.0], (3, 1))
+    for strength in (0.0, 50.0):
+        mix = ProtectedMixClassifier(_Given().fit(None), protected=_PROTECTED, strength=strength)
+        mix.fit(nothing)
+        # No evidence: the training mix, and nothing served is NaN.
+        np.testing.assert_allclose(mix.mix_, [1 / 3, 1 / 3, 1 / 3, 0])
+        assert np.isfinite(mix.predict_proba(nothing)).all()
+    with pytest.raises(ValueError, match="prior"):
+        ProtectedMixClassifier(_Given().fit(None), protected=_PROTECTED, prior=[1, 0, 1, 1]).fit(
+            nothing
+        )
 
 
 def test_protected_mix_moves_only_which_protected_cluster() -> None:
@@ -175,6 +206,22 @@ def test_protected_mix_follows_the_estimator_contract() -> None:
             ProtectedMixClassifier(_Given().fit(None), protected=bad).fit(proba)
 
 
+def test_one_protected_cluster_has_no_mix_to_learn(tiny_model_dir: Path) -> None:
+    artifact = load_artifact(tiny_model_dir)
+    dataset = load_dataset(tiny_model_dir.parent.parent / "processed" / "dataset.parquet")
+    config = artifact.metadata["config"]
+    adapted, _ = fit_adapted(
+        dataset[dataset["split"] == "train"],
+        artifact.pipeline,
+        _marketplace_titles(),
+        FeatureConfig.model_validate(config["features"]),
+        ModelConfig.model_validate(config["model"]),
+        AdaptConfig(min_confidence=0.5),
+        ["craft"],
+    )
+    assert not isinstance(adapted.steps[-1][1], ProtectedMixClassifier)
+
+
 @pytest.fixture
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A scratch project with a dataset built and a model trained (no LOSO)."""
@@ -193,7 +240,7 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return root
 
 
-def test_adapt_command_saves_a_new_version_that_keeps_the_thresholds(
+def test_adapt_command_saves_a_new_version_serving_the_marketplace_mix(
     project: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{project / 'mlflow.db'}")
@@ -389,30 +436,43 @@ def test_training_measures_adapted_folds_beside_the_plain_ones(tmp_path: Path) -
     # achieve there is what `decisions_adapted` reports.
     chosen = evaluation["thresholds_adapted"]
     assert chosen["chosen_on"] == "out_of_source_adapted"
-    assert chosen["adapt"] == config.adapt.model_dump(mode="json")
-    assert result.metadata["policy"]["adapted_thresholds"] == chosen
+    measured = result.metadata["policy"]["for_adapted"]
+    assert measured["adapt"] == config.adapt.model_dump(mode="json")
+    assert measured["chosen_thresholds"] == chosen
     policy = load_policy(config.policy)
     labels = list(policy.clusters)
     rates = scores_decision_rates(adapted_scores, labels, chosen, policy)
-    assert rates == evaluation["decisions_adapted"]
+    assert rates == evaluation["decisions_adapted"] == measured["achieved"]["out_of_source"]
     plain_rates = scores_decision_rates(adapted_scores, labels, evaluation["thresholds"], policy)
     assert plain_rates == evaluation["decisions_adapted_plain_thresholds"]
-    # A model adapted with the settings measured serves with them; other settings get
-    # the plain thresholds.
+    blocked = measured["reference_out_of_source"]["decision_share"]["block"]
+    assert blocked == round(rates["pooled"]["blocks"] / rates["pooled"]["n"], 4)
+
+    # A model adapted with the settings measured serves with them, and a batch run compares
+    # its input with what they did on adapted folds.
     titles = _marketplace_titles()
     pd.DataFrame({"title": titles}).to_csv(tmp_path / "new.csv", index=False)
-    adapted_model = adapt_model(
+    made = adapt_model(
         result.model_dir,
         tmp_path / "new.csv",
         config.data.processed_dir / "dataset.parquet",
         models_dir=tmp_path / "adapted",
     )
-    served = adapted_model.metadata["policy"]["chosen_thresholds"]
-    assert served == {k: v for k, v in chosen.items() if k != "adapt"}
-    assert adapted_model.metadata["adaptation"]["thresholds_chosen_on"] == "out_of_source_adapted"
-    other = serving_thresholds(result.metadata, AdaptConfig(min_confidence=0.95))
-    assert other == result.metadata["policy"]["chosen_thresholds"] != served
-    assert len(titles) == adapted_model.metadata["adaptation"]["titles"]
+    assert made.metadata["policy"]["chosen_thresholds"] == chosen
+    assert made.metadata["policy"]["achieved"] == measured["achieved"]
+    assert made.metadata["reference"]["out_of_source"] == measured["reference_out_of_source"]
+    assert "for_adapted" not in made.metadata["policy"]
+    assert made.metadata["adaptation"]["thresholds_chosen_on"] == "out_of_source_adapted"
+    assert len(titles) == made.metadata["adaptation"]["titles"]
+    # Any other setting gets none of it: those measurements were not of its models.
+    for change in [
+        {"min_confidence": 0.95},
+        {"weight": 0.25},
+        {"protected_mix": False},
+        {"protected_mix_strength": 20.0},
+    ]:
+        assert measured_for(result.metadata, config.adapt.model_copy(update=change)) is None
+    assert measured_for(result.metadata, config.adapt) == measured
 
 
 def test_adapt_without_the_protected_mix(project: Path) -> None:

@@ -44,8 +44,8 @@ from clustercls.evaluate import (
     summary_metrics,
 )
 from clustercls.familiarity import familiarity
-from clustercls.fit import fit_pipeline
-from clustercls.policy import serving_rules
+from clustercls.fit import fit_pipeline, weighted_rows
+from clustercls.policy import decision_rates, serving_rules
 
 # The source name of adopted titles: not a valid source name (sources.toml names are
 # identifiers), so it never merges with a real source when rows are balanced by source.
@@ -85,7 +85,11 @@ def adopted_titles(
 
 
 def with_protected_mix(
-    pipeline: Pipeline, titles: Sequence[object], protected: Sequence[str], strength: float
+    pipeline: Pipeline,
+    titles: Sequence[object],
+    protected: Sequence[str],
+    strength: float,
+    prior: np.ndarray | None = None,
 ) -> Pipeline:
     """`pipeline` with its classifier wrapped in a `ProtectedMixClassifier` fitted on
     `titles` (the same fitted steps, shared, not copied).
@@ -95,13 +99,22 @@ def with_protected_mix(
         titles: The marketplace's distinct titles.
         protected: The protected clusters.
         strength: Pseudo-titles at the training mix.
+        prior: The class mix the pipeline was fitted at (`training_mix`).
     """
     *steps, (name, classifier) = pipeline.steps
     features = Pipeline(steps).transform(list(titles))
     mix = ProtectedMixClassifier(
-        FrozenEstimator(classifier), protected=tuple(protected), strength=strength
+        FrozenEstimator(classifier), protected=tuple(protected), strength=strength, prior=prior
     ).fit(features)
     return Pipeline([*steps, (name, mix)])
+
+
+def training_mix(pipeline: Pipeline, rows: pd.DataFrame, weights: np.ndarray) -> np.ndarray:
+    """The class mix a fitted pipeline's probabilities are at on its own training rows:
+    their weighted mean probability. Weights and calibration both shape it (balanced
+    clusters, then balanced sources), so it is measured, not assumed; on titles like the
+    training rows, the protected mix then moves nothing."""
+    return weights @ pipeline.predict_proba(rows["title"].to_numpy()) / weights.sum()
 
 
 def fit_adapted(
@@ -121,9 +134,14 @@ def fit_adapted(
     """
     adopted = adopted_titles(pipeline, titles, settings.min_confidence)
     rows = pd.concat([train[["title", "cluster", "source"]], adopted], ignore_index=True)
-    fitted = fit_pipeline(rows, features, model, source_scale={ADAPTED_SOURCE: settings.weight})
-    if settings.protected_mix and len(titles):
-        fitted = with_protected_mix(fitted, titles, protected, settings.protected_mix_strength)
+    scale = {ADAPTED_SOURCE: settings.weight}
+    fitted = fit_pipeline(rows, features, model, source_scale=scale)
+    # A mix among the protected clusters needs two of them.
+    if settings.protected_mix and len(titles) and len(set(protected)) >= 2:
+        prior = training_mix(fitted, *weighted_rows(rows, model, scale))
+        fitted = with_protected_mix(
+            fitted, titles, protected, settings.protected_mix_strength, prior
+        )
     return fitted, adopted
 
 
@@ -140,15 +158,15 @@ def protected_shares(pipeline: Pipeline) -> dict[str, float] | None:
     }
 
 
-def serving_thresholds(base_metadata: dict, settings: AdaptConfig) -> dict:
-    """The thresholds a model adapted with `settings` serves with: those its base model's
-    training chose on adapted folds' scores when it measured these very settings
-    (`[evaluation] adaptation = true`), else the base model's own."""
-    policy = base_metadata["policy"]
-    measured = policy.get("adapted_thresholds")
+def measured_for(base_metadata: dict, settings: AdaptConfig) -> dict | None:
+    """What the base model's training measured for models adapted with `settings`
+    (thresholds chosen on adapted folds, what they achieved, the out-of-source reference),
+    or None when it measured no adaptation or other settings."""
+    measured = base_metadata["policy"].get("for_adapted")
+    # Compared as stored: a setting added later, absent from the record, is a mismatch.
     if measured and measured.get("adapt") == settings.model_dump(mode="json"):
-        return {k: v for k, v in measured.items() if k != "adapt"}
-    return policy["chosen_thresholds"]
+        return measured
+    return None
 
 
 @dataclass(frozen=True)
@@ -207,8 +225,8 @@ def adapt_model(
     The adapted model is the base model's pipeline fitted again on the same training rows
     plus the marketplace titles the base model is sure of, serving with the marketplace's
     protected mix. It keeps the base model's labels and policy, and serves with the
-    thresholds `serving_thresholds` gives (chosen on adapted folds when the base model's
-    training measured these settings, else the base model's own); the base model's
+    thresholds the base model's training chose on adapted folds when it measured these
+    settings (`measured_for`), else the base model's own; the base model's
     metrics stay in the metadata as `base_metrics`, and it records where it came from.
 
     Args:
@@ -265,8 +283,10 @@ def adapt_model(
     train_set = dataset[dataset["split"] == "train"]
     test_set = dataset[dataset["split"] == "test"]
     protected = base.metadata["protected"]
-    thresholds = serving_thresholds(base.metadata, settings)
-    if thresholds.get("chosen_on") != "out_of_source_adapted":
+    measured = measured_for(base.metadata, settings)
+    plain = base.metadata["policy"]["chosen_thresholds"]
+    thresholds = measured["chosen_thresholds"] if measured else plain
+    if measured is None:
         say(
             f"warning: {base.version} has no thresholds chosen on adapted folds with these "
             "settings (train it with `[evaluation] adaptation = true`): the adapted model "
@@ -294,8 +314,23 @@ def adapt_model(
             protected=protected,
         )
     }
+    evaluation["thresholds"] = thresholds
     if hand is not None:
-        evaluation["hand_labelled"], _ = evaluate_hand_labelled(pipeline, hand, protected)
+        evaluation["hand_labelled"], hand_proba = evaluate_hand_labelled(pipeline, hand, protected)
+        # The thresholds it serves with, checked on titles no fold saw.
+        sure = ~hand["unsure"].to_numpy()
+        known = familiarity(pipeline, hand["title"])[sure]
+        evaluation["decisions"] = {
+            "hand_labelled": decision_rates(
+                hand["cluster"].to_numpy()[sure],
+                hand_proba[sure],
+                labels,
+                thresholds,
+                protected,
+                hand["source"].to_numpy()[sure],
+                blockable=known >= serving_rules(base.metadata).min_familiarity,
+            )
+        }
     digest = hashlib.sha256("\n".join(map(str, titles)).encode("utf-8", "replace")).hexdigest()
     adaptation = {
         "base_version": base.version,
@@ -316,7 +351,10 @@ def adapt_model(
         if key not in {"version", "created", "libraries", "code", "model_file", "sha256"}
     }
     metadata["config"] = config.model_dump(mode="json")
-    metadata["policy"] = {**metadata["policy"], "chosen_thresholds": thresholds}
+    policy = {k: v for k, v in metadata["policy"].items() if k != "for_adapted"}
+    metadata["policy"] = {**policy, "chosen_thresholds": thresholds}
+    if measured:
+        metadata["policy"]["achieved"] = measured["achieved"]
     # Its own numbers; the base model's (out-of-source ones included, which its thresholds
     # were chosen on) stay beside them.
     metadata["metrics"] = summary_metrics(evaluation)
@@ -324,9 +362,10 @@ def adapt_model(
     metadata["data"] = {**metadata.get("data", {}), "rows_adopted": len(adopted)}
     # What a batch run compares its input with: the training side is this model's own
     # (its vocabulary decides which titles are unfamiliar); the out-of-source side is the
-    # base model's measurement.
+    # measurement of adapted folds when there is one, else the base model's.
     metadata["reference"] = {
         **base.metadata.get("reference", {}),
+        **({"out_of_source": measured["reference_out_of_source"]} if measured else {}),
         "training": serving_reference(
             familiarity(pipeline, test_set["title"]),
             None,

@@ -172,40 +172,46 @@ def mix_em(
     proba: np.ndarray,
     strength: float = 0.0,
     weight: np.ndarray | None = None,
+    trained: np.ndarray | None = None,
     max_iter: int = 500,
     tol: float = 1e-8,
 ) -> np.ndarray:
     """The class mix of the titles behind `proba`, by EM (Saerens, Latinne and Decaestecker
-    2002), for a classifier trained at a uniform mix.
+    2002).
 
     Args:
-        proba: Probabilities (titles x classes) from a classifier trained on balanced
-            classes.
-        strength: Pseudo-titles at the uniform mix added to every step, so that the
-            estimate of a small marketplace stays near the training mix.
+        proba: Probabilities (titles x classes).
+        strength: Pseudo-titles at the training mix added to every step, so that the
+            estimate of a small marketplace stays near it.
         weight: How much each title counts (default 1).
+        trained: The class mix the probabilities were fitted at (default uniform).
         max_iter: Most EM steps.
         tol: Stop when no share moves more than this.
 
     Returns:
-        The estimated share of each class (sums to 1).
+        The estimated share of each class (sums to 1); the training mix when no title
+        counts and no pseudo-title is added.
     """
     weight = np.ones(len(proba)) if weight is None else np.asarray(weight, dtype=np.float64)
-    trained = np.full(proba.shape[1], 1.0 / proba.shape[1])
+    k = proba.shape[1]
+    trained = np.full(k, 1.0 / k) if trained is None else np.asarray(trained) / np.sum(trained)
+    if weight.sum() + strength <= 0:
+        return trained.copy()
     prior = trained.copy()
     for _ in range(max_iter):
-        new = (weight @ mixed(proba, prior) + strength * trained) / (weight.sum() + strength)
+        moved = mixed(proba, prior / trained)
+        new = (weight @ moved + strength * trained) / (weight.sum() + strength)
         if np.abs(new - prior).max() < tol:
             return new
         prior = new
     return prior
 
 
-def mixed(proba: np.ndarray, prior: np.ndarray) -> np.ndarray:
-    """`proba` (from a classifier trained at a uniform mix) moved to the class mix `prior`
-    (Bayes' rule: each class's probability times its prior over the training one)."""
+def mixed(proba: np.ndarray, ratio: np.ndarray) -> np.ndarray:
+    """`proba` moved to another class mix, `ratio` being each class's new prior over the
+    one it was fitted at (Bayes' rule; a constant ratio changes nothing)."""
     # Floored so a row with no probability left anywhere stays finite rather than 0/0.
-    adjusted = np.maximum(proba * prior, 1e-300)
+    adjusted = np.maximum(proba * ratio, 1e-300)
     return adjusted / adjusted.sum(axis=1, keepdims=True)
 
 
@@ -231,8 +237,10 @@ class ProtectedMixClassifier(ClassifierMixin, BaseEstimator):
             `clone` keeps it fitted.
         protected: The protected classes (the policy's); the others' probabilities are
             left as they are.
-        strength: Pseudo-titles at the training mix (uniform: training balances the
-            clusters) added to the marketplace's titles.
+        strength: Pseudo-titles at the training mix added to the marketplace's titles.
+        prior: The class mix the classifier's probabilities were fitted at, in its
+            `classes_` order (`fit_adapted` measures it: the weighted mean probability
+            over its training rows); None: uniform.
         max_iter: Most EM steps.
         tol: EM stops when no share moves more than this.
 
@@ -240,6 +248,7 @@ class ProtectedMixClassifier(ClassifierMixin, BaseEstimator):
         classes_: The classifier's classes.
         mix_: The estimated share of each class among the protected ones (0 for the
             others), in `classes_` order.
+        ratio_: Each protected class's share in `mix_` over its share at training.
         protected_columns_: The columns of the protected classes.
         n_titles_: How many titles the mix was estimated on.
     """
@@ -249,12 +258,14 @@ class ProtectedMixClassifier(ClassifierMixin, BaseEstimator):
         classifier,
         protected: tuple[str, ...] = (),
         strength: float = 50.0,
+        prior=None,
         max_iter: int = 500,
         tol: float = 1e-8,
     ) -> None:
         self.classifier = classifier
         self.protected = protected
         self.strength = strength
+        self.prior = prior
         self.max_iter = max_iter
         self.tol = tol
 
@@ -277,9 +288,13 @@ class ProtectedMixClassifier(ClassifierMixin, BaseEstimator):
                 f"protected must name at least two of the classes {classes.tolist()}, got "
                 f"{list(self.protected)}"
             )
-        if self.strength < 0:
+        if not self.strength >= 0:
             raise ValueError(f"strength must be >= 0, got {self.strength}")
-        keep = self._protected(classes)
+        keep = np.isin(classes, list(self.protected))
+        prior = np.ones(len(classes)) if self.prior is None else np.asarray(self.prior, float)
+        if prior.shape != classes.shape or not (prior[keep] > 0).all():
+            raise ValueError(f"prior needs a positive share per class of {classes.tolist()}")
+        trained = prior[keep] / prior[keep].sum()
         proba = self.classifier.predict_proba(X)
         # Each title's split among the protected clusters, counted by how protected it is.
         within = mixed(proba[:, keep], np.ones(keep.sum()))
@@ -288,11 +303,13 @@ class ProtectedMixClassifier(ClassifierMixin, BaseEstimator):
             within,
             self.strength,
             weight=proba[:, keep].sum(axis=1),
+            trained=trained,
             max_iter=self.max_iter,
             tol=self.tol,
         )
         self.classes_ = classes
         self.mix_ = mix
+        self.ratio_ = mix[keep] / trained
         self.protected_columns_ = np.flatnonzero(keep)
         self.n_titles_ = int(proba.shape[0])
         return self
@@ -311,7 +328,7 @@ class ProtectedMixClassifier(ClassifierMixin, BaseEstimator):
         columns = self.protected_columns_
         share = proba[:, columns]
         out = proba.copy()
-        out[:, columns] = mixed(share, self.mix_[columns]) * share.sum(axis=1, keepdims=True)
+        out[:, columns] = mixed(share, self.ratio_) * share.sum(axis=1, keepdims=True)
         return out
 
     def predict(self, X) -> np.ndarray:
@@ -324,6 +341,3 @@ class ProtectedMixClassifier(ClassifierMixin, BaseEstimator):
         weights explain a title's cluster as they do without the mix."""
         inner = self.classifier
         return inner.estimator if isinstance(inner, FrozenEstimator) else inner
-
-    def _protected(self, classes: np.ndarray) -> np.ndarray:
-        return np.isin(classes, list(self.protected))

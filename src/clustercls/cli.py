@@ -342,7 +342,7 @@ def adapt(
     typer.echo(
         f"adapted {done['base_version']} to {done['name']}: {done['adopted']} of "
         f"{done['titles']} titles adopted (top probability >= {done['min_confidence']}, "
-        f"weight {done['weight']}); thresholds chosen on {done['thresholds_chosen_on']}"
+        f"weight {done['weight']}); thresholds chosen on {done.get('thresholds_chosen_on') or '?'}"
     )
     if done.get("protected_shares"):
         shares = ", ".join(f"{c} {share:.2f}" for c, share in done["protected_shares"].items())

@@ -74,27 +74,37 @@ def with_lexicon_documents(frame: pd.DataFrame, factor: float) -> tuple[pd.DataF
     return rows, scale
 
 
+def weighted_rows(
+    frame: pd.DataFrame, model: ModelConfig, source_scale: dict[str, float] | None = None
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """The rows a pipeline is fitted on (`title`, `cluster`, `source`; the lexicon's
+    documents added when the model uses them) and their sample weights.
+
+    `source_scale` multiplies the weights of the named sources' rows (after balancing),
+    as adaptation weighs the titles it adopts.
+    """
+    scale: float | np.ndarray = 1.0
+    rows = frame[["title", "cluster", "source"]]
+    if model.lexicon_documents:
+        rows, scale = with_lexicon_documents(rows, model.lexicon_documents)
+    if source_scale:
+        scale = scale * rows["source"].map(source_scale).fillna(1.0).to_numpy()
+    return rows, sample_weights(rows, model) * scale
+
+
 def fit_pipeline(
     frame: pd.DataFrame,
     features: FeatureConfig,
     model: ModelConfig,
     source_scale: dict[str, float] | None = None,
 ) -> Pipeline:
-    """Build and fit the pipeline on training rows (`title`, `cluster`, `source`).
-
-    `source_scale` multiplies the weights of the named sources' rows (after balancing),
-    as adaptation weighs the titles it adopts.
-    """
-    pipeline = build_pipeline(features, model)
-    scale: float | np.ndarray = 1.0
-    if model.lexicon_documents:
-        frame, scale = with_lexicon_documents(frame, model.lexicon_documents)
-    if source_scale:
-        scale = scale * frame["source"].map(source_scale).fillna(1.0).to_numpy()
+    """Build and fit the pipeline on training rows (`title`, `cluster`, `source`),
+    weighted as `weighted_rows` weighs them."""
+    rows, weights = weighted_rows(frame, model, source_scale)
     # Plain arrays: scikit-learn's cross-validated calibration indexes y by position, and
     # a subset frame's index is not 0..n-1.
-    return pipeline.fit(
-        frame["title"].to_numpy(),
-        frame["cluster"].to_numpy(),
-        classifier__sample_weight=sample_weights(frame, model) * scale,
+    return build_pipeline(features, model).fit(
+        rows["title"].to_numpy(),
+        rows["cluster"].to_numpy(),
+        classifier__sample_weight=weights,
     )

@@ -151,7 +151,16 @@ def train(
     )
     evaluation["thresholds"] = thresholds
     evaluation["decisions"] = achieved
-    adapted_thresholds = None
+    test_familiarity = familiarity(pipeline, test_set["title"])
+    reference = serving_reference(
+        test_familiarity,
+        scores,
+        classes,
+        achieved,
+        train_set,
+        policy.serving.min_familiarity,
+    )
+    for_adapted = None
     if adapted is not None:
         # Adaptation moves the probabilities (self-training sharpens them, the protected
         # mix moves them between clusters), so thresholds chosen on plain scores need not
@@ -159,25 +168,26 @@ def train(
         # chosen the same way on the adapted folds' scores, for the settings measured.
         say("choosing thresholds for adapted models on the adapted folds' scores")
         chosen, reached = _choose_decisions(adapted, None, None, None, classes, policy, say)
-        adapted_thresholds = {
-            **chosen,
-            "chosen_on": "out_of_source_adapted",
-            "adapt": config.adapt.model_dump(mode="json"),
-        }
-        evaluation["thresholds_adapted"] = adapted_thresholds
+        chosen["chosen_on"] = "out_of_source_adapted"
+        evaluation["thresholds_adapted"] = chosen
         evaluation["decisions_adapted"] = reached["out_of_source"]
         # For comparison: what the plain thresholds would do on the adapted scores.
         evaluation["decisions_adapted_plain_thresholds"] = scores_decision_rates(
             adapted, classes, thresholds, policy
         )
-    reference = serving_reference(
-        familiarity(pipeline, test_set["title"]),
-        scores,
-        classes,
-        achieved,
-        train_set,
-        policy.serving.min_familiarity,
-    )
+        for_adapted = {
+            "adapt": config.adapt.model_dump(mode="json"),
+            "chosen_thresholds": chosen,
+            "achieved": reached,
+            "reference_out_of_source": serving_reference(
+                test_familiarity,
+                adapted,
+                classes,
+                reached,
+                train_set,
+                policy.serving.min_familiarity,
+            )["out_of_source"],
+        }
     evaluation["timings"] = timings
 
     metadata = {
@@ -188,8 +198,9 @@ def train(
             **policy.model_dump(mode="json"),
             "chosen_thresholds": thresholds,
             "achieved": achieved,
-            # Present when adaptation was measured: what `clustercls adapt` serves with.
-            **({"adapted_thresholds": adapted_thresholds} if adapted_thresholds else {}),
+            # Present when adaptation was measured: what a model `clustercls adapt` makes
+            # with these settings serves with and is compared with.
+            **({"for_adapted": for_adapted} if for_adapted else {}),
         },
         "policy_version": policy.version,
         "config": config.model_dump(mode="json"),
