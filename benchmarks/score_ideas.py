@@ -16,7 +16,8 @@ those probabilities on an unseen marketplace, so each is scored group by group i
   probability) is unchanged, and only which protected cluster it is moves towards the
   marketplace's own mix (a food marketplace's doubtful titles are food, not craft). It
   is `clustercls.classifier.ProtectedMixClassifier`, as `clustercls adapt` serves it,
-  here without the refit that comes before it there.
+  here without the refit that comes before it there, and at a uniform training mix (the
+  saved scores do not say what their folds were fitted at; `adapt` measures it).
 - `stacker`: a gradient-boosted second stage on the out-of-source scores of the other
   groups, given the four log-probabilities, the familiarity score, the lexicon's cluster
   and head-cluster indicators and the title's length in words. It could learn when to
