@@ -295,6 +295,41 @@ def test_summary_of_familiar_input_has_no_warnings(tiny_model_dir, tmp_path) -> 
     assert report["warnings"] == []
 
 
+def test_summary_warns_when_an_adapted_model_meets_another_mix(tiny_model_dir, tmp_path) -> None:
+    from clustercls.predict import load_model
+
+    serving = {"min_rows_compared": 10, "max_unfamiliar_share": 1.0, "max_cluster_shift": 0.3}
+    shares = {"craft": 0.05, "fashion_textile": 0.9, "food_beverage": 0.05}
+    adaptation = {"name": "fashionshop", "protected_shares": shares}
+    model = load_model(
+        _with_metadata(
+            tiny_model_dir, tmp_path, reference=REFERENCE, serving=serving, adaptation=adaptation
+        ),
+        n_jobs=1,
+    )
+    reports = {}
+    for name, titles in {
+        "coffee": ["Kopi Asli Bali"] * 20 + ["Kemeja Premium Jogja"] * 5,
+        "shirts": ["Kemeja Premium Jogja"] * 20 + ["Kopi Asli Bali"],
+    }.items():
+        src = _write(pd.DataFrame({"title": titles}), tmp_path / f"{name}.csv")
+        out = tmp_path / f"{name}.out.csv"
+        reports[name] = predict_file(model, src, out, summary_path=tmp_path / "s.json").report
+    coffee = reports["coffee"]["comparison"]["adapted_mix"]
+    assert coffee["adapted_to"] == shares and coffee["marketplace"] == "fashionshop"
+    assert coffee["input"] == {"craft": 0.0, "fashion_textile": 0.2, "food_beverage": 0.8}
+    assert coffee["shift"] == 0.75
+
+    def about_the_mix(report: dict) -> list[str]:
+        return [w for w in report["warnings"] if w.startswith("this model was adapted to")]
+
+    (warning,) = about_the_mix(reports["coffee"])
+    assert warning.startswith("this model was adapted to fashionshop, whose protected titles")
+    assert "here they are craft 0.0%, fashion_textile 20.0%, food_beverage 80.0%" in warning
+    assert reports["shirts"]["comparison"]["adapted_mix"]["shift"] < 0.3
+    assert about_the_mix(reports["shirts"]) == []
+
+
 def test_breakdown_counts_like_a_plain_groupby() -> None:
     import numpy as np
 

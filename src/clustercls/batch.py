@@ -215,6 +215,23 @@ def _distance(shares: Mapping[str, float] | None, reference: Mapping | None) -> 
     return round(gap / 2, 4)
 
 
+def _adapted_mix(metadata: Mapping, clusters: Counter) -> dict | None:
+    """For a model adapted to a marketplace's protected mix: that mix, the input's (shares
+    of the titles judged protected), and how far apart they are; else None."""
+    adaptation = metadata.get("adaptation") or {}
+    shares = adaptation.get("protected_shares")
+    total = sum(clusters[c] for c in shares or {})
+    if not shares or not total:
+        return None
+    seen = {c: round(clusters[c] / total, 4) for c in shares}
+    return {
+        "marketplace": adaptation.get("name"),
+        "adapted_to": shares,
+        "input": seen,
+        "shift": _distance(seen, shares),
+    }
+
+
 def run_report(summary: BatchSummary, model: Model, input_path: str, output_path: str) -> dict:
     """The run summary: counts, shares, the comparison with the model's reference, warnings.
 
@@ -265,6 +282,10 @@ def run_report(summary: BatchSummary, model: Model, input_path: str, output_path
             },
         }
 
+    adapted = _adapted_mix(model.metadata, clusters)
+    if comparison is not None and adapted is not None:
+        comparison["adapted_mix"] = adapted
+
     warnings = []
     # Below the minimum a share is mostly sampling noise: reported, not warned about.
     if n_judgeable >= rules.min_rows_compared and unfamiliar_share is not None:
@@ -293,6 +314,23 @@ def run_report(summary: BatchSummary, model: Model, input_path: str, output_path
                     f"{c} {_percent(share)} vs {_percent(training['cluster_share'].get(c, 0.0))}"
                     for c, share in (cluster_share or {}).items()
                 )
+            )
+        # The same limit as for the cluster shares; the mix is of the protected titles only,
+        # so there must be enough of those.
+        protected_rows = sum(clusters[c] for c in model.protected)
+        if (
+            adapted is not None
+            and protected_rows >= rules.min_rows_compared
+            and adapted["shift"] > rules.max_cluster_shift
+        ):
+            warnings.append(
+                f"this model was adapted to {adapted['marketplace']}, whose protected titles are "
+                + ", ".join(f"{c} {_percent(v)}" for c, v in adapted["adapted_to"].items())
+                + "; here they are "
+                + ", ".join(f"{c} {_percent(v)}" for c, v in adapted["input"].items())
+                + f" ({adapted['shift']:.2f} apart; policy limit {rules.max_cluster_shift:.2f}): "
+                "it leans doubtful titles to that marketplace's clusters, so score other "
+                "marketplaces with its base model or adapt one to them"
             )
     if summary.rows and not n_judgeable:
         warnings.append("no title could be judged: every row went to review")
