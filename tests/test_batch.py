@@ -296,6 +296,7 @@ def test_summary_of_familiar_input_has_no_warnings(tiny_model_dir, tmp_path) -> 
 
 
 def test_summary_warns_when_an_adapted_model_meets_another_mix(tiny_model_dir, tmp_path) -> None:
+    from clustercls.batch import headline
     from clustercls.predict import load_model
 
     serving = {"min_rows_compared": 10, "max_unfamiliar_share": 1.0, "max_cluster_shift": 0.3}
@@ -328,6 +329,10 @@ def test_summary_warns_when_an_adapted_model_meets_another_mix(tiny_model_dir, t
     assert "here they are craft 0.0%, fashion_textile 20.0%, food_beverage 80.0%" in warning
     assert reports["shirts"]["comparison"]["adapted_mix"]["shift"] < 0.3
     assert about_the_mix(reports["shirts"]) == []
+    assert (
+        "protected mix 0.75 from fashionshop's, which this model was adapted to (warn above "
+        "0.30)" in headline(reports["coffee"])
+    )
 
 
 def test_breakdown_counts_like_a_plain_groupby() -> None:

@@ -430,6 +430,12 @@ def headline(report: Mapping) -> list[str]:
             _shift("decision shift from out of source", outside_shifts["decision_shift"]),
         ]
         lines.append("; ".join(s for s in shifts if s is not None) or "nothing to compare")
+        adapted = comparison.get("adapted_mix")
+        if adapted:
+            lines.append(
+                f"protected mix {adapted['shift']:.2f} from {adapted['marketplace']}'s, which "
+                f"this model was adapted to{limit}"
+            )
     if report["judgeable"] and report["judgeable"] < report["limits"]["min_rows_compared"]:
         lines.append(
             f"fewer than {report['limits']['min_rows_compared']} judgeable titles: "
