@@ -240,6 +240,15 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return root
 
 
+def _adapt(
+    titles: str, model: Path, *options: str, dataset: str = "processed/dataset.parquet", **kw
+):
+    """`clustercls adapt` in the scratch project (`kw` for `CliRunner.invoke`)."""
+    return runner.invoke(
+        app, ["adapt", titles, "--model", str(model), "--dataset", dataset, *options], **kw
+    )
+
+
 def test_adapt_command_saves_a_new_version_serving_the_marketplace_mix(
     project: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -248,20 +257,8 @@ def test_adapt_command_saves_a_new_version_serving_the_marketplace_mix(
     base = next((project / "models").iterdir())
     titles = _marketplace_titles()
     pd.DataFrame({"title": [*titles, titles[0], "", None]}).to_parquet(project / "new.parquet")
-    result = runner.invoke(
-        app,
-        [
-            "adapt",
-            "new.parquet",
-            "--model",
-            str(base),
-            "--dataset",
-            "processed/dataset.parquet",
-            "--min-confidence",
-            "0.8",
-            "--tracking",
-        ],
-        catch_exceptions=False,
+    result = _adapt(
+        "new.parquet", base, "--min-confidence", "0.8", "--tracking", catch_exceptions=False
     )
     assert result.exit_code == 0, result.output
     # Registered like a trained model, so `promote` can weigh it against the champion.
@@ -287,10 +284,7 @@ def test_adapt_command_saves_a_new_version_serving_the_marketplace_mix(
     assert meta["base_metrics"] == base_meta["metrics"]
     assert not any(k.startswith("loso_") for k in meta["metrics"])
     # An adapted model is not adapted again: its base is.
-    again = runner.invoke(
-        app,
-        ["adapt", "new.parquet", "--model", str(adapted), "--dataset", "processed/dataset.parquet"],
-    )
+    again = _adapt("new.parquet", adapted)
     assert again.exit_code == EXIT_DATA and "already adapted" in again.output
     # It serves with the marketplace's protected mix, recorded, and its reasons are the
     # refitted classifier's words.
@@ -324,33 +318,11 @@ def test_adapt_refuses_another_dataset_and_empty_input(project: Path) -> None:
         "other" if changed["cluster"].iloc[0] != "other" else "craft"
     )
     changed.to_parquet(other / "dataset.parquet")
-    result = runner.invoke(
-        app,
-        [
-            "adapt",
-            "new.csv",
-            "--model",
-            str(base),
-            "--dataset",
-            str(other / "dataset.parquet"),
-            "--no-tracking",
-        ],
-    )
+    result = _adapt("new.csv", base, "--no-tracking", dataset=str(other / "dataset.parquet"))
     assert result.exit_code == EXIT_DATA
     assert "not the dataset" in result.output
     pd.DataFrame({"title": ["", " "]}).to_csv(project / "empty.csv", index=False)
-    result = runner.invoke(
-        app,
-        [
-            "adapt",
-            "empty.csv",
-            "--model",
-            str(base),
-            "--dataset",
-            "processed/dataset.parquet",
-            "--no-tracking",
-        ],
-    )
+    result = _adapt("empty.csv", base, "--no-tracking")
     assert result.exit_code == EXIT_DATA
     assert "no non-empty title" in result.output
 
@@ -478,19 +450,7 @@ def test_training_measures_adapted_folds_beside_the_plain_ones(tmp_path: Path) -
 def test_adapt_without_the_protected_mix(project: Path) -> None:
     base = next((project / "models").iterdir())
     pd.DataFrame({"title": _marketplace_titles()}).to_csv(project / "new.csv", index=False)
-    result = runner.invoke(
-        app,
-        [
-            "adapt",
-            "new.csv",
-            "--model",
-            str(base),
-            "--dataset",
-            "processed/dataset.parquet",
-            "--no-protected-mix",
-            "--no-tracking",
-        ],
-    )
+    result = _adapt("new.csv", base, "--no-protected-mix", "--no-tracking")
     assert result.exit_code == 0, result.output
     adapted = Path(result.stdout.strip().splitlines()[-1])
     meta = read_metadata(adapted)

@@ -45,7 +45,7 @@ from clustercls.evaluate import (
 )
 from clustercls.familiarity import familiarity
 from clustercls.fit import fit_pipeline, weighted_rows
-from clustercls.policy import decision_rates, serving_rules
+from clustercls.policy import hand_decision_rates, serving_rules
 
 # The source name of adopted titles: not a valid source name (sources.toml names are
 # identifiers), so it never merges with a real source when rows are balanced by source.
@@ -318,17 +318,15 @@ def adapt_model(
     if hand is not None:
         evaluation["hand_labelled"], hand_proba = evaluate_hand_labelled(pipeline, hand, protected)
         # The thresholds it serves with, checked on titles no fold saw.
-        sure = ~hand["unsure"].to_numpy()
-        known = familiarity(pipeline, hand["title"])[sure]
         evaluation["decisions"] = {
-            "hand_labelled": decision_rates(
-                hand["cluster"].to_numpy()[sure],
-                hand_proba[sure],
+            "hand_labelled": hand_decision_rates(
+                hand,
+                hand_proba,
+                familiarity(pipeline, hand["title"]),
                 labels,
                 thresholds,
                 protected,
-                hand["source"].to_numpy()[sure],
-                blockable=known >= serving_rules(base.metadata).min_familiarity,
+                serving_rules(base.metadata).min_familiarity,
             )
         }
     digest = hashlib.sha256("\n".join(map(str, titles)).encode("utf-8", "replace")).hexdigest()

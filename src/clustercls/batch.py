@@ -228,6 +228,7 @@ def _adapted_mix(metadata: Mapping, clusters: Counter) -> dict | None:
         "marketplace": adaptation.get("name"),
         "adapted_to": shares,
         "input": seen,
+        "protected_titles": total,
         "shift": _distance(seen, shares),
     }
 
@@ -317,10 +318,9 @@ def run_report(summary: BatchSummary, model: Model, input_path: str, output_path
             )
         # The same limit as for the cluster shares; the mix is of the protected titles only,
         # so there must be enough of those.
-        protected_rows = sum(clusters[c] for c in model.protected)
         if (
             adapted is not None
-            and protected_rows >= rules.min_rows_compared
+            and adapted["protected_titles"] >= rules.min_rows_compared
             and adapted["shift"] > rules.max_cluster_shift
         ):
             warnings.append(

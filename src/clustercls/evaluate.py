@@ -423,17 +423,16 @@ def format_summary(evaluation: dict) -> str:
     decisions = evaluation.get("decisions")
     thresholds = evaluation.get("thresholds")
     if decisions and thresholds:
-        block = ", ".join(f"{c} {t:.4f}" for c, t in thresholds["block"].items())
-        lines.append(
-            f"decisions (thresholds chosen on {thresholds.get('chosen_on', '?')}): block at "
-            f"{block}; review at protected p >= {thresholds['review']:.4f}"
-        )
-        adapted = evaluation.get("thresholds_adapted")
-        if adapted:
-            block = ", ".join(f"{c} {t:.4f}" for c, t in adapted["block"].items())
+        for name, chosen in [
+            ("decisions", thresholds),
+            ("adapted models", evaluation.get("thresholds_adapted")),
+        ]:
+            if not chosen:
+                continue
+            block = ", ".join(f"{c} {t:.4f}" for c, t in chosen["block"].items())
             lines.append(
-                f"adapted models (thresholds chosen on {adapted['chosen_on']}): block at "
-                f"{block}; review at protected p >= {adapted['review']:.4f}"
+                f"{name} (thresholds chosen on {chosen.get('chosen_on', '?')}): block at "
+                f"{block}; review at protected p >= {chosen['review']:.4f}"
             )
         lines.append(
             f"  {'set':<22}{'n':>7}{'blocks':>8}{'block-P':>9}{'block-R':>9}"

@@ -411,6 +411,30 @@ def scores_decision_rates(scores, classes: list[str], thresholds: dict, policy: 
     )
 
 
+def hand_decision_rates(
+    hand,
+    proba: np.ndarray,
+    familiarity: np.ndarray,
+    classes: list[str],
+    thresholds: dict,
+    protected,
+    min_familiarity: float,
+) -> dict:
+    """`decision_rates` of hand-labelled titles (a frame with `cluster`, `source` and
+    `unsure`) scored `proba` with `familiarity`, per source: titles the labeller was unsure
+    of are left out, and unfamiliar ones are never blocked as serving does."""
+    sure = ~hand["unsure"].to_numpy()
+    return decision_rates(
+        hand["cluster"].to_numpy()[sure],
+        proba[sure],
+        classes,
+        thresholds,
+        protected,
+        hand["source"].to_numpy()[sure],
+        blockable=familiarity[sure] >= min_familiarity,
+    )
+
+
 def decide(
     cluster: np.ndarray,
     confidence: np.ndarray,

@@ -34,7 +34,7 @@ from clustercls.lexicon import load_lexicon
 from clustercls.policy import (
     Policy,
     choose_thresholds,
-    decision_rates,
+    hand_decision_rates,
     load_policy,
     scores_decision_rates,
 )
@@ -289,14 +289,14 @@ def _choose_decisions(
     if scores is not None:
         achieved["out_of_source"] = scores_decision_rates(scores, classes, thresholds, policy)
     if hand is not None:
-        achieved["hand_labelled"] = decision_rates(
-            hand["cluster"].to_numpy()[sure],
-            hand_proba[sure],
+        achieved["hand_labelled"] = hand_decision_rates(
+            hand,
+            hand_proba,
+            hand_familiarity,
             classes,
             thresholds,
             policy.protected,
-            hand["source"].to_numpy()[sure],
-            blockable=hand_familiarity[sure] >= min_familiarity,
+            min_familiarity,
         )
     pooled = achieved.get("out_of_source", {}).get("pooled")
     if pooled and pooled["review_rate"] > policy.thresholds.max_review_rate:
