@@ -15,7 +15,7 @@ from functools import partial
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin, clone
 from sklearn.cluster import MiniBatchKMeans
 from sklearn.feature_extraction.text import TfidfVectorizer
 
@@ -368,6 +368,128 @@ class BalancedAfterSources:
         return _fit(pipeline, frame, self.model, scale, weights=weights_balanced_after_sources)
 
 
+class WordClusterFeatures(TransformerMixin, BaseEstimator):
+    """Bag of word clusters: each token of a normalised title counted as the cluster of its
+    word vector (Turian et al. 2010: cluster features added to a linear model).
+
+    Vectors come from a FastText model trained at `fit` on the training titles (and
+    `extra_texts`, unlabelled titles, when given); their subword n-grams place a word no
+    training title holds next to the words it is spelt like. The vocabulary's vectors are
+    clustered with k-means, and a word `fit` never met goes to its vector's nearest
+    centroid. Rows are sublinear counts, L2-normalised and scaled by `weight`. Needs gensim,
+    which is not a project dependency (measured and dropped:
+    `benchmarks/results/loso_ideas_word_clusters.md`).
+    """
+
+    def __init__(
+        self,
+        n_clusters=400,
+        dim=64,
+        epochs=5,
+        min_count=3,
+        weight=1.0,
+        extra_texts=None,
+        random_state=0,
+    ) -> None:
+        self.n_clusters = n_clusters
+        self.dim = dim
+        self.epochs = epochs
+        self.min_count = min_count
+        self.weight = weight
+        self.extra_texts = extra_texts
+        self.random_state = random_state
+
+    def fit(self, X, y=None):
+        from gensim.models import FastText
+
+        docs = [tokenize(t) for t in X]
+        if self.extra_texts is not None:
+            docs += [tokenize(t) for t in self.extra_texts]
+        model = FastText(
+            sentences=[d for d in docs if d],
+            vector_size=self.dim,
+            window=5,
+            min_count=self.min_count,
+            epochs=self.epochs,
+            workers=1,
+            seed=self.random_state,
+            min_n=3,
+            max_n=5,
+        )
+        words = list(model.wv.index_to_key)
+        vectors = model.wv.get_normed_vectors()
+        km = MiniBatchKMeans(
+            self.n_clusters, random_state=self.random_state, n_init=3, batch_size=4096
+        ).fit(vectors)
+        self.wv_ = model.wv
+        self.centroids_ = km.cluster_centers_ / np.linalg.norm(
+            km.cluster_centers_, axis=1, keepdims=True
+        ).clip(1e-9)
+        self.cluster_of_ = dict(zip(words, km.labels_.tolist(), strict=True))
+        return self
+
+    def _cluster(self, token, cache):
+        c = self.cluster_of_.get(token)
+        if c is None:
+            c = cache.get(token)
+            if c is None:
+                v = self.wv_[token]
+                n = np.linalg.norm(v)
+                c = int(np.argmax(self.centroids_ @ (v / n))) if n > 0 else -1
+                cache[token] = c
+        return c
+
+    def transform(self, X):
+        cache: dict = {}
+        rows, cols = [], []
+        for i, t in enumerate(X):
+            for tok in tokenize(t):
+                c = self._cluster(tok, cache)
+                if c >= 0:
+                    rows.append(i)
+                    cols.append(c)
+        m = sp.csr_matrix(
+            (np.ones(len(rows), dtype=np.float32), (rows, cols)), shape=(len(X), self.n_clusters)
+        )
+        m.sum_duplicates()
+        m.data = 1.0 + np.log(m.data)
+        norms = np.sqrt(np.asarray(m.multiply(m).sum(axis=1)).ravel()).clip(1e-9)
+        m = sp.csr_matrix(sp.diags((self.weight / norms).astype(np.float32)) @ m)
+        return m
+
+    def get_feature_names_out(self, input_features=None):
+        return np.array([f"wc{i}" for i in range(self.n_clusters)], dtype=object)
+
+
+class WordClusters:
+    """The default pipeline plus `WordClusterFeatures`; with `target=True` the held-out
+    group's own titles (unlabelled) also train the word vectors, as `clustercls adapt`
+    could."""
+
+    def __init__(self, dataset=None, groups=None, target=False, **params) -> None:
+        self.titles = (
+            dataset.assign(group_=dataset["source"].map(groups))[["title", "group_"]]
+            if target
+            else None
+        )
+        self.params = params
+        self.features, self.model = FeatureConfig(), ModelConfig()
+
+    def __call__(self, frame: pd.DataFrame):
+        pipeline = build_pipeline(self.features, self.model)
+        extra = None
+        if self.titles is not None:
+            trained = set(self.titles.loc[self.titles.index.isin(frame.index), "group_"])
+            held = self.titles["group_"].isin(set(self.titles["group_"]) - trained)
+            extra = list(pipeline.steps[0][1].fit_transform(list(self.titles.loc[held, "title"])))
+        block = WordClusterFeatures(extra_texts=extra, **self.params)
+        pipeline.named_steps["features"].transformer_list.append(("clusters", block))
+        scale = 1.0
+        if self.model.lexicon_documents:
+            frame, scale = with_lexicon_documents(frame, self.model.lexicon_documents)
+        return _fit(pipeline, frame, self.model, scale)
+
+
 FIT_IDEAS = {
     "balanced_after_sources": lambda dataset, groups: BalancedAfterSources(),
     "lexicon_swap": lambda dataset, groups: LexiconSwap(),
@@ -376,6 +498,8 @@ FIT_IDEAS = {
     "sublabels_3": lambda dataset, groups: SubLabels(3),
     "sublabels_6": lambda dataset, groups: SubLabels(6),
     "vocab_k2": lambda dataset, groups: CrossSourceVocabulary(2),
+    "word_clusters_400": lambda dataset, groups: WordClusters(),
+    "word_clusters_400_target": lambda dataset, groups: WordClusters(dataset, groups, True),
     "selftrain_0.9": lambda dataset, groups: SelfTraining(dataset, groups, threshold=0.9),
     "selftrain_0.97": lambda dataset, groups: SelfTraining(dataset, groups, threshold=0.97),
 }
