@@ -23,7 +23,7 @@ from clustercls.adapt import (
 )
 from clustercls.artifact import load_artifact, read_metadata
 from clustercls.classifier import ProtectedMixClassifier
-from clustercls.cli import EXIT_DATA, app
+from clustercls.cli import EXIT_DATA, EXIT_USAGE, app
 from clustercls.config import AdaptConfig, FeatureConfig, ModelConfig
 from clustercls.data import load_dataset
 from clustercls.familiarity import familiarity, word_vocabulary
@@ -442,6 +442,7 @@ def test_training_measures_adapted_folds_beside_the_plain_ones(tmp_path: Path) -
         {"weight": 0.25},
         {"protected_mix": False},
         {"protected_mix_strength": 20.0},
+        {"self_training": False},
     ]:
         assert measured_for(result.metadata, config.adapt.model_copy(update=change)) is None
     assert measured_for(result.metadata, config.adapt) == measured
@@ -459,3 +460,40 @@ def test_adapt_without_the_protected_mix(project: Path) -> None:
     assert "serves with its protected mix" not in result.output
     classifier = load_artifact(adapted).pipeline.steps[-1][1]
     assert not isinstance(classifier, ProtectedMixClassifier)
+
+
+def test_adapt_with_the_protected_mix_only(project: Path) -> None:
+    base = next((project / "models").iterdir())
+    titles = _marketplace_titles()
+    pd.DataFrame({"title": titles}).to_csv(project / "new.csv", index=False)
+    result = _adapt("new.csv", base, "--no-self-training", "--no-tracking")
+    assert result.exit_code == 0, result.output
+    adapted = Path(result.stdout.strip().splitlines()[-1])
+    meta = read_metadata(adapted)
+    done = meta["adaptation"]
+    assert done["self_training"] is False and meta["config"]["adapt"]["self_training"] is False
+    assert done["adopted"] == 0 and meta["data"]["rows_adopted"] == 0
+    assert "no self-training" in result.output
+    assert "serves with its protected mix: craft" in result.output
+    # No second fit: the mix wraps the base model's own classifier, so whether a title is
+    # protected at all is exactly the base model's call.
+    plain = load_artifact(base).pipeline
+    mixed = load_artifact(adapted).pipeline
+    wrapper = mixed.steps[-1][1]
+    assert isinstance(wrapper, ProtectedMixClassifier)
+    np.testing.assert_array_equal(
+        wrapper.base_classifier_.calibrated_classifiers_[0].estimator.coef_,
+        plain.steps[-1][1].calibrated_classifiers_[0].estimator.coef_,
+    )
+    other = list(plain.classes_).index("other")
+    np.testing.assert_allclose(
+        mixed.predict_proba(titles)[:, other], plain.predict_proba(titles)[:, other], atol=1e-12
+    )
+
+
+def test_adapting_nothing_is_refused(project: Path) -> None:
+    base = next((project / "models").iterdir())
+    pd.DataFrame({"title": _marketplace_titles()}).to_csv(project / "new.csv", index=False)
+    result = _adapt("new.csv", base, "--no-self-training", "--no-protected-mix", "--no-tracking")
+    assert result.exit_code == EXIT_USAGE
+    assert "nothing would adapt" in result.output

@@ -126,16 +126,22 @@ def fit_adapted(
     settings: AdaptConfig,
     protected: Sequence[str],
 ) -> tuple[Pipeline, pd.DataFrame]:
-    """Fit a fresh pipeline on the training rows plus the titles `pipeline` adopts, then
-    (with `settings.protected_mix`) give it the titles' protected mix.
+    """With `settings.self_training`, fit a fresh pipeline on the training rows plus the
+    titles `pipeline` adopts (else keep `pipeline`, which `train` must be the rows of); then,
+    with `settings.protected_mix`, give it the titles' protected mix.
 
     Returns:
-        The adapted pipeline and the adopted rows.
+        The adapted pipeline and the adopted rows (none without self-training).
     """
-    adopted = adopted_titles(pipeline, titles, settings.min_confidence)
-    rows = pd.concat([train[["title", "cluster", "source"]], adopted], ignore_index=True)
-    scale = {ADAPTED_SOURCE: settings.weight}
-    fitted = fit_pipeline(rows, features, model, source_scale=scale)
+    rows = train[["title", "cluster", "source"]]
+    scale = None
+    fitted = pipeline
+    adopted = adopted_titles(pipeline, [], settings.min_confidence)
+    if settings.self_training:
+        adopted = adopted_titles(pipeline, titles, settings.min_confidence)
+        rows = pd.concat([rows, adopted], ignore_index=True)
+        scale = {ADAPTED_SOURCE: settings.weight}
+        fitted = fit_pipeline(rows, features, model, source_scale=scale)
     # A mix among the protected clusters needs two of them.
     if settings.protected_mix and len(titles) and len(set(protected)) >= 2:
         prior = training_mix(fitted, *weighted_rows(rows, model, scale))
@@ -216,6 +222,7 @@ def adapt_model(
     weight: float | None = None,
     protected_mix: bool | None = None,
     models_dir: Path | None = None,
+    self_training: bool | None = None,
     hand_labelled: Path | None = None,
     name: str | None = None,
     progress: Callable[[str], None] | None = None,
@@ -223,8 +230,8 @@ def adapt_model(
     """Adapt a trained model to a marketplace's titles and save it as a new version.
 
     The adapted model is the base model's pipeline fitted again on the same training rows
-    plus the marketplace titles the base model is sure of, serving with the marketplace's
-    protected mix. It keeps the base model's labels and policy, and serves with the
+    plus the marketplace titles the base model is sure of (self-training), or the base
+    model's own fit (without it), serving with the marketplace's protected mix. It keeps the base model's labels and policy, and serves with the
     thresholds the base model's training chose on adapted folds when it measured these
     settings (`measured_for`), else the base model's own; the base model's
     metrics stay in the metadata as `base_metrics`, and it records where it came from.
@@ -238,6 +245,8 @@ def adapt_model(
         weight: Weight of the adopted titles; default the base model's `adapt` setting.
         protected_mix: Serve with the marketplace's protected mix; default the base
             model's `adapt` setting.
+        self_training: Refit on the adopted titles; default the base model's `adapt`
+            setting.
         models_dir: Where the new version goes; default the base model's parent folder.
         hand_labelled: Hand-labelled titles: never adopted (they stay out of training),
             and the adapted model is checked on them.
@@ -256,7 +265,12 @@ def adapt_model(
             f"{base.metadata['adaptation']['base_version']}): adapt its base model instead"
         )
     config = TrainConfig.model_validate(base.metadata["config"])
-    given = {"min_confidence": min_confidence, "weight": weight, "protected_mix": protected_mix}
+    given = {
+        "self_training": self_training,
+        "min_confidence": min_confidence,
+        "weight": weight,
+        "protected_mix": protected_mix,
+    }
     settings = AdaptConfig.model_validate(
         {**config.adapt.model_dump(), **{k: v for k, v in given.items() if v is not None}}
     )
@@ -298,12 +312,13 @@ def adapt_model(
     pipeline, adopted = fit_adapted(
         train_set, base.pipeline, titles, config.features, config.model, settings, protected
     )
-    if adopted.empty:
+    if settings.self_training and adopted.empty:
         raise AdaptError(
             f"{titles_path}: the model is sure of none of its {len(titles)} titles "
             f"(top probability >= {settings.min_confidence}): nothing to adapt to"
         )
-    say(f"adopted {len(adopted)} of them; fitted in {time.perf_counter() - start:.0f} s")
+    if settings.self_training:
+        say(f"adopted {len(adopted)} of them; fitted in {time.perf_counter() - start:.0f} s")
 
     evaluation: dict = {
         "random_split": classification_metrics(

@@ -284,6 +284,14 @@ def adapt(
         str | None,
         typer.Option(help="Marketplace name recorded with the model [default: file name]."),
     ] = None,
+    self_training: Annotated[
+        bool | None,
+        typer.Option(
+            "--self-training/--no-self-training",
+            help="Refit on the training rows plus the titles the model is sure of "
+            "[default: the model's].",
+        ),
+    ] = None,
     min_confidence: Annotated[
         float | None,
         typer.Option(help="Top probability a title needs to be adopted [default: the model's]."),
@@ -312,8 +320,8 @@ def adapt(
     ] = None,
     tracking_uri: TrackingUri = None,
 ) -> None:
-    """Adapt a model to a marketplace it never saw (self-training on its unlabelled titles,
-    then its own mix of protected clusters); saves a new model version beside it and
+    """Adapt a model to a marketplace it never saw (self-training on its unlabelled titles
+    and/or its own mix of protected clusters); saves a new model version beside it and
     registers it like a trained one."""
     from clustercls.adapt import adapt_model
     from clustercls.artifact import latest_model_dir
@@ -327,6 +335,7 @@ def adapt(
         min_confidence=min_confidence,
         weight=weight,
         protected_mix=protected_mix,
+        self_training=self_training,
         hand_labelled=_data_config(None, hand_labelled=hand_labelled).hand_labelled,
         name=name,
         progress=_say,
@@ -339,10 +348,15 @@ def adapt(
     )
     _log_run(config, result, {"adapted_from": done["base_version"], "adapted_to": done["name"]})
     typer.echo(format_summary(result.evaluation))
+    adopted = (
+        f"{done['adopted']} of {done['titles']} titles adopted (top probability >= "
+        f"{done['min_confidence']}, weight {done['weight']})"
+        if done.get("self_training", True)
+        else f"{done['titles']} titles, no self-training"
+    )
     typer.echo(
-        f"adapted {done['base_version']} to {done['name']}: {done['adopted']} of "
-        f"{done['titles']} titles adopted (top probability >= {done['min_confidence']}, "
-        f"weight {done['weight']}); thresholds chosen on {done.get('thresholds_chosen_on') or '?'}"
+        f"adapted {done['base_version']} to {done['name']}: {adopted}; thresholds chosen on "
+        f"{done.get('thresholds_chosen_on') or '?'}"
     )
     if done.get("protected_shares"):
         shares = ", ".join(f"{c} {share:.2f}" for c, share in done["protected_shares"].items())

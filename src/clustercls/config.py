@@ -154,9 +154,15 @@ class EvalConfig(_Frozen):
 
 
 class AdaptConfig(_Frozen):
-    """Self-training on a new marketplace's own titles (`clustercls adapt`, and
-    leave-one-source-out with `evaluation.adaptation`)."""
+    """Adaptation to a new marketplace's own titles (`clustercls adapt`, and
+    leave-one-source-out with `evaluation.adaptation`): self-training, the protected mix,
+    or both."""
 
+    self_training: bool = Field(
+        True,
+        description="refit on the training rows plus the marketplace titles the model is "
+        "sure of (False: keep the base model's fit; only the protected mix adapts it)",
+    )
     min_confidence: float = Field(
         0.9,
         gt=0,
@@ -181,6 +187,12 @@ class AdaptConfig(_Frozen):
         ge=0,
         description="pseudo-titles at the training mix the protected mix is shrunk towards",
     )
+
+    @model_validator(mode="after")
+    def _adapts_something(self) -> AdaptConfig:
+        if not (self.self_training or self.protected_mix):
+            raise ValueError("self_training and protected_mix are both off: nothing would adapt")
+        return self
 
 
 class TrackingConfig(_Frozen):
