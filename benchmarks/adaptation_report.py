@@ -80,9 +80,11 @@ def rows(folder: Path, label: str) -> list[dict]:
         return scores_decision_rates(scores, labels, thresholds, policy)
 
     adapt = config.adapt
-    settings = f"p >= {adapt.min_confidence}, weight {adapt.weight}, " + (
-        f"protected mix {adapt.protected_mix_strength:g}" if adapt.protected_mix else "no mix"
-    )
+    settings = (
+        f"p >= {adapt.min_confidence}, weight {adapt.weight}, "
+        if adapt.self_training
+        else "no self-training, "
+    ) + (f"protected mix {adapt.protected_mix_strength:g}" if adapt.protected_mix else "no mix")
     plain = pd.read_parquet(folder / "out_of_source_scores.parquet")
     loso, loso_adapted = (
         evaluation["leave_one_source_out"],

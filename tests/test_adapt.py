@@ -84,7 +84,7 @@ def test_adapted_model_learns_the_marketplace_word(tiny_model_dir: Path) -> None
         titles,
         features,
         model,
-        AdaptConfig(min_confidence=0.5),
+        AdaptConfig(self_training=True, min_confidence=0.5),
         artifact.metadata["protected"],
     )
     assert len(adopted) > 0 and set(adopted["cluster"]) == {"fashion_textile"}
@@ -216,7 +216,7 @@ def test_one_protected_cluster_has_no_mix_to_learn(tiny_model_dir: Path) -> None
         _marketplace_titles(),
         FeatureConfig.model_validate(config["features"]),
         ModelConfig.model_validate(config["model"]),
-        AdaptConfig(min_confidence=0.5),
+        AdaptConfig(self_training=True, min_confidence=0.5),
         ["craft"],
     )
     assert not isinstance(adapted.steps[-1][1], ProtectedMixClassifier)
@@ -258,7 +258,13 @@ def test_adapt_command_saves_a_new_version_serving_the_marketplace_mix(
     titles = _marketplace_titles()
     pd.DataFrame({"title": [*titles, titles[0], "", None]}).to_parquet(project / "new.parquet")
     result = _adapt(
-        "new.parquet", base, "--min-confidence", "0.8", "--tracking", catch_exceptions=False
+        "new.parquet",
+        base,
+        "--self-training",
+        "--min-confidence",
+        "0.8",
+        "--tracking",
+        catch_exceptions=False,
     )
     assert result.exit_code == 0, result.output
     # Registered like a trained model, so `promote` can weigh it against the champion.
@@ -340,6 +346,7 @@ def test_hand_labelled_titles_are_never_adopted(project: Path) -> None:
         project / "new.csv",
         project / "processed/dataset.parquet",
         min_confidence=0.5,
+        self_training=True,
         hand_labelled=project / "hand.csv",
     )
     # Matched on their normal form: a casing change does not let one in.
@@ -361,20 +368,21 @@ def test_adapted_folds_never_see_the_held_out_labels(tmp_path: Path) -> None:
     groups = {s: s for s in dataset["source"].unique()}
     fit = partial(fit_pipeline, features=config.features, model=config.model)
     protected = tuple(load_policy(config.policy).protected)
-    adapt = FoldAdapter(config.features, config.model, AdaptConfig(), protected)
-
-    def adapted_scores(frame: pd.DataFrame) -> pd.DataFrame:
-        return out_of_source_scores_adapted(
-            fit, adapt, frame, groups, n_jobs=1, holdout=["bigbasket"]
-        )[1]
-
     scrambled = dataset.copy()
     held = scrambled["source"] == "bigbasket"
     scrambled.loc[held, "cluster"] = scrambled.loc[held, "cluster"].to_numpy()[::-1]
     assert not scrambled.loc[held, "cluster"].equals(dataset.loc[held, "cluster"])
-    before, after = adapted_scores(dataset), adapted_scores(scrambled)
-    probabilities = [c for c in before.columns if c.startswith("p_")]
-    assert np.array_equal(before[probabilities].to_numpy(), after[probabilities].to_numpy())
+    for settings in (AdaptConfig(), AdaptConfig(self_training=True)):
+        adapt = FoldAdapter(config.features, config.model, settings, protected)
+
+        def adapted_scores(frame: pd.DataFrame, adapt=adapt) -> pd.DataFrame:
+            return out_of_source_scores_adapted(
+                fit, adapt, frame, groups, n_jobs=1, holdout=["bigbasket"]
+            )[1]
+
+        before, after = adapted_scores(dataset), adapted_scores(scrambled)
+        probabilities = [c for c in before.columns if c.startswith("p_")]
+        assert np.array_equal(before[probabilities].to_numpy(), after[probabilities].to_numpy())
 
 
 def test_training_measures_adapted_folds_beside_the_plain_ones(tmp_path: Path) -> None:
@@ -442,7 +450,7 @@ def test_training_measures_adapted_folds_beside_the_plain_ones(tmp_path: Path) -
         {"weight": 0.25},
         {"protected_mix": False},
         {"protected_mix_strength": 20.0},
-        {"self_training": False},
+        {"self_training": True},
     ]:
         assert measured_for(result.metadata, config.adapt.model_copy(update=change)) is None
     assert measured_for(result.metadata, config.adapt) == measured
@@ -451,7 +459,7 @@ def test_training_measures_adapted_folds_beside_the_plain_ones(tmp_path: Path) -
 def test_adapt_without_the_protected_mix(project: Path) -> None:
     base = next((project / "models").iterdir())
     pd.DataFrame({"title": _marketplace_titles()}).to_csv(project / "new.csv", index=False)
-    result = _adapt("new.csv", base, "--no-protected-mix", "--no-tracking")
+    result = _adapt("new.csv", base, "--self-training", "--no-protected-mix", "--no-tracking")
     assert result.exit_code == 0, result.output
     adapted = Path(result.stdout.strip().splitlines()[-1])
     meta = read_metadata(adapted)

@@ -12,6 +12,7 @@ import pytest
 
 from clustercls.config import FeatureConfig, ModelConfig
 from clustercls.data import build_dataset
+from clustercls.evaluate import decisions_table
 from clustercls.policy import load_policy
 from clustercls.review import (
     QUEUE_COLUMNS,
@@ -87,7 +88,13 @@ def test_report_shows_the_decisions_per_group(report, tiny_model_dir) -> None:
     decisions = decisions[: decisions.index("</table>")]
     for group in evaluation["decisions"]["out_of_source"]["per_group"]:
         assert f"<td>{group}</td>" in decisions, group
-    assert decisions.count("<td>pooled</td>") == 2
+    # One pooled row per set of decisions the evaluation holds: out of source, adapted
+    # folds (under their own and the plain thresholds), hand-labelled.
+    sets = decisions_table(evaluation)["set"].unique().tolist()
+    assert sets == ["out-of-source", "adapted", "adapted, plain thr.", "hand-labelled"]
+    assert decisions.count("<td>pooled</td>") == len(sets)
+    for name in sets:
+        assert f"<td>{name}</td>" in decisions, name
     assert "function sortTable" in page and "function filterTable" in page
 
 
