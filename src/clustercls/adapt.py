@@ -1,22 +1,23 @@
-"""Adaptation to a marketplace the model never saw: self-training on its own titles, then
-its own mix of protected clusters.
+"""Adaptation to a marketplace the model never saw: its own mix of protected clusters,
+and optionally self-training on its own titles.
 
-A new marketplace names products its own way (its brands, its sellers' habits, its mix of
-languages), and no label for it exists. The model scores the marketplace's titles; those
-it is sure of (top probability >= `AdaptConfig.min_confidence`) join the training rows
-with the cluster it gave them, as one more source weighted `AdaptConfig.weight`, and the
-pipeline is fitted again. The marketplace's own words then get weights from the titles the
-model already reads well, which settles many of its doubtful titles. Then the refitted
-classifier is wrapped in `ProtectedMixClassifier`: the marketplace's mix among the
+Marketplaces differ most in what they sell. The model scores the marketplace's titles and
+its classifier is wrapped in `ProtectedMixClassifier`: the marketplace's mix among the
 protected clusters, estimated on its titles, decides which protected cluster a doubtful
-title leans to; its probability of being protected at all stays the refit's
-(`AdaptConfig.protected_mix_strength`).
+title leans to; its probability of being protected at all stays the model's
+(`AdaptConfig.protected_mix_strength`). With `AdaptConfig.self_training`, the pipeline is
+first fitted again: the titles the model is sure of (top probability >=
+`AdaptConfig.min_confidence`) join the training rows with the cluster it gave them, as one
+more source weighted `AdaptConfig.weight`, so the marketplace's own words get weights from
+the titles the model already reads well. That refit costs a full fit, and measured on
+every held-out group it gains no more than the mix alone, so it is off by default.
 
-Leave-one-source-out measures it the same way (`evaluation.adaptation`): each held-out
-group's own titles, labels unseen, adapt the fold's model, and the thresholds adapted
-models serve with are chosen on those scores, as plain ones are on plain folds' scores.
-A base model trained without that measurement lends its adapted models its own
-thresholds, with a warning (docs/training.md, "Adapting to a new marketplace").
+Leave-one-source-out measures it the same way (`evaluation.adaptation`, on by default):
+each held-out group's own titles, labels unseen, adapt the fold's model, and the
+thresholds adapted models serve with are chosen on those scores, as plain ones are on
+plain folds' scores. A base model trained without that measurement, or with other
+`[adapt]` settings, lends its adapted models its own thresholds, with a warning
+(docs/training.md, "Adapting to a new marketplace").
 """
 
 from __future__ import annotations
