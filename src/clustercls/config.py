@@ -180,8 +180,8 @@ class AdaptConfig(_Frozen):
     protected_mix: bool = Field(
         True,
         description=(
-            "after the refit, share each title's protected probability out by the "
-            "marketplace's own mix of protected clusters, estimated on its titles"
+            "share each title's protected probability out by the marketplace's own mix of "
+            "protected clusters, estimated on its titles (after the refit, with self-training)"
         ),
     )
     protected_mix_strength: float = Field(
