@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from clustercls.config import TrainConfig
+from clustercls.config import stored_config
 from clustercls.policy import load_policy, scores_decision_rates
 from clustercls.train import _choose_decisions
 
@@ -70,7 +70,7 @@ def rows(folder: Path, label: str) -> list[dict]:
     if "leave_one_source_out_adapted" not in evaluation:
         raise SystemExit(f"{folder}: trained without `[evaluation] adaptation = true`")
     metadata = json.loads((folder / "metadata.json").read_text())
-    config = TrainConfig.model_validate(metadata["config"])
+    config = stored_config(metadata["config"])
     policy = load_policy(config.policy)
     labels = list(policy.clusters)
     plain_thresholds = metadata["policy"]["chosen_thresholds"]

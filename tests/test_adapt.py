@@ -3,6 +3,7 @@ leave-one-source-out with adapted folds, on tiny data."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from clustercls.adapt import (
 from clustercls.artifact import load_artifact, read_metadata
 from clustercls.classifier import ProtectedMixClassifier
 from clustercls.cli import EXIT_DATA, EXIT_USAGE, app
-from clustercls.config import AdaptConfig, FeatureConfig, ModelConfig
+from clustercls.config import AdaptConfig, FeatureConfig, ModelConfig, TrainConfig, stored_config
 from clustercls.data import load_dataset
 from clustercls.familiarity import familiarity, word_vocabulary
 from clustercls.policy import load_policy, scores_decision_rates
@@ -282,6 +283,7 @@ def test_adapt_command_saves_a_new_version_serving_the_marketplace_mix(
     assert meta["policy"]["chosen_thresholds"] == base_meta["policy"]["chosen_thresholds"]
     assert done["thresholds_chosen_on"] == base_meta["policy"]["chosen_thresholds"]["chosen_on"]
     assert "warning: " in result.output and "no thresholds chosen on adapted folds" in result.output
+    assert "trained with `[evaluation] adaptation = false`" in result.output
     assert meta["labels"] == base_meta["labels"]
     assert meta["sha256"] != base_meta["sha256"]
     # The settings used are the ones recorded, in the adaptation and in the config.
@@ -390,11 +392,9 @@ def test_training_measures_adapted_folds_beside_the_plain_ones(tmp_path: Path) -
     from clustercls.evaluate import format_summary
     from clustercls.train import train
 
+    # The default settings measure adaptation.
     config = tiny_config(tmp_path, write_tiny_sources(tmp_path / "sources"), None)
     write_dataset(build_dataset(config.data), config.data.processed_dir)
-    config = config.model_copy(
-        update={"evaluation": config.evaluation.model_copy(update={"adaptation": True})}
-    )
     result = train(config)
     evaluation = result.evaluation
     plain, adapted = evaluation["leave_one_source_out"], evaluation["leave_one_source_out_adapted"]
@@ -444,16 +444,39 @@ def test_training_measures_adapted_folds_beside_the_plain_ones(tmp_path: Path) -
     assert "for_adapted" not in made.metadata["policy"]
     assert made.metadata["adaptation"]["thresholds_chosen_on"] == "out_of_source_adapted"
     assert len(titles) == made.metadata["adaptation"]["titles"]
-    # Any other setting gets none of it: those measurements were not of its models.
+    # Any setting that changes the adapted model gets none of it: those measurements were
+    # not of its models. Without self-training no title is adopted, so the adoption
+    # settings change nothing.
+    assert config.adapt.protected_mix and not config.adapt.self_training
     for change in [
-        {"min_confidence": 0.95},
-        {"weight": 0.25},
-        {"protected_mix": False},
-        {"protected_mix_strength": 20.0},
         {"self_training": True},
+        {"self_training": True, "min_confidence": 0.95},
+        {"self_training": True, "protected_mix": False},
+        {"protected_mix_strength": 20.0},
     ]:
         assert measured_for(result.metadata, config.adapt.model_copy(update=change)) is None
-    assert measured_for(result.metadata, config.adapt) == measured
+    for change in [{}, {"min_confidence": 0.95}, {"weight": 0.25}]:
+        assert measured_for(result.metadata, config.adapt.model_copy(update=change)) == measured
+    # Adapting with other settings says which differ from those measured.
+    said: list[str] = []
+    other = adapt_model(
+        result.model_dir,
+        tmp_path / "new.csv",
+        config.data.processed_dir / "dataset.parquet",
+        models_dir=tmp_path / "adapted",
+        self_training=True,
+        min_confidence=0.5,
+        progress=said.append,
+    )
+    assert other.metadata["policy"]["chosen_thresholds"] == evaluation["thresholds"]
+    assert other.metadata["adaptation"]["thresholds_chosen_on"] != "out_of_source_adapted"
+    assert any("measured self_training = False (here True)" in m for m in said), said
+    # A record from before self-training was an option measured self-trained models.
+    older = json.loads(json.dumps(result.metadata))
+    del older["policy"]["for_adapted"]["adapt"]["self_training"]
+    assert measured_for(older, config.adapt) is None
+    self_trained = config.adapt.model_copy(update={"self_training": True})
+    assert measured_for(older, self_trained)["chosen_thresholds"] == chosen
 
 
 def test_adapt_without_the_protected_mix(project: Path) -> None:
@@ -497,6 +520,33 @@ def test_adapt_with_the_protected_mix_only(project: Path) -> None:
     np.testing.assert_allclose(
         mixed.predict_proba(titles)[:, other], plain.predict_proba(titles)[:, other], atol=1e-12
     )
+    # Serving runs the wrapped pipeline, and explains with the base classifier's words.
+    with load_model(adapted, n_jobs=1) as served:
+        scored = served.predict(titles[:3])
+    np.testing.assert_allclose(
+        scored[[f"p_{c}" for c in mixed.classes_]].to_numpy(),
+        mixed.predict_proba(titles[:3]),
+        atol=1e-6,
+    )
+    assert (scored["top_ngrams"] != "[]").all()
+
+
+def test_a_model_stored_before_self_training_was_an_option_self_trains() -> None:
+    stored = TrainConfig().model_dump(mode="json")
+    del stored["adapt"]["self_training"]
+    assert stored_config(stored).adapt.self_training is True
+    stored["adapt"]["self_training"] = False
+    assert stored_config(stored).adapt.self_training is False
+
+
+def test_the_mix_alone_needs_two_protected_clusters(project: Path) -> None:
+    base = next((project / "models").iterdir())
+    metadata = read_metadata(base)
+    (base / "metadata.json").write_text(json.dumps({**metadata, "protected": ["craft"]}))
+    pd.DataFrame({"title": _marketplace_titles()}).to_csv(project / "new.csv", index=False)
+    result = _adapt("new.csv", base, "--no-self-training", "--no-tracking")
+    assert result.exit_code == EXIT_DATA, result.output
+    assert "fewer than two protected clusters" in result.output
 
 
 def test_adapting_nothing_is_refused(project: Path) -> None:
@@ -504,4 +554,5 @@ def test_adapting_nothing_is_refused(project: Path) -> None:
     pd.DataFrame({"title": _marketplace_titles()}).to_csv(project / "new.csv", index=False)
     result = _adapt("new.csv", base, "--no-self-training", "--no-protected-mix", "--no-tracking")
     assert result.exit_code == EXIT_USAGE
+    assert "invalid setting AdaptConfig: " in result.output
     assert "nothing would adapt" in result.output

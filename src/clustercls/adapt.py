@@ -36,7 +36,13 @@ from sklearn.pipeline import Pipeline
 
 from clustercls.artifact import load_artifact, save_artifact
 from clustercls.classifier import ProtectedMixClassifier
-from clustercls.config import AdaptConfig, FeatureConfig, ModelConfig, TrainConfig
+from clustercls.config import (
+    AdaptConfig,
+    FeatureConfig,
+    ModelConfig,
+    stored_adapt,
+    stored_config,
+)
 from clustercls.data import DataError, fingerprint, load_dataset, load_hand_labelled
 from clustercls.evaluate import (
     classification_metrics,
@@ -170,10 +176,45 @@ def measured_for(base_metadata: dict, settings: AdaptConfig) -> dict | None:
     (thresholds chosen on adapted folds, what they achieved, the out-of-source reference),
     or None when it measured no adaptation or other settings."""
     measured = base_metadata["policy"].get("for_adapted")
-    # Compared as stored: a setting added later, absent from the record, is a mismatch.
-    if measured and measured.get("adapt") == settings.model_dump(mode="json"):
+    if measured and _what_moves(stored_adapt(measured.get("adapt", {}))) == _what_moves(
+        settings.model_dump(mode="json")
+    ):
         return measured
     return None
+
+
+def _unmeasured(base_metadata: dict, settings: AdaptConfig) -> str:
+    """Why `measured_for` found nothing, for the warning: the settings that differ."""
+    recorded = base_metadata["policy"].get("for_adapted")
+    if not recorded:
+        return "it was trained with `[evaluation] adaptation = false`"
+    trained = _what_moves(stored_adapt(recorded.get("adapt", {})))
+    here = _what_moves(settings.model_dump(mode="json"))
+    # A setting that only one side weighs (min_confidence with self-training on one side)
+    # follows from one that both do; name those first.
+    both = trained.keys() & here.keys()
+    keys = [k for k in sorted(both) if trained[k] != here[k]] or sorted(
+        trained.keys() ^ here.keys()
+    )
+    differ = ", ".join(
+        f"{key} = {trained.get(key, '(unset)')} (here {here.get(key, '(unset)')})" for key in keys
+    )
+    return (
+        f"its training measured {differ}; train with these settings to measure them, e.g. "
+        "benchmarks/configs/adaptation.toml for self-training"
+    )
+
+
+def _what_moves(settings: dict) -> dict:
+    """The settings that change an adapted model: without self-training no title is
+    adopted, so its threshold and weight change nothing, nor the mix's strength without
+    the mix. Any other setting, one added later included, must match."""
+    ignored = set()
+    if not settings.get("self_training"):
+        ignored |= {"min_confidence", "weight"}
+    if not settings.get("protected_mix"):
+        ignored.add("protected_mix_strength")
+    return {k: v for k, v in settings.items() if k not in ignored}
 
 
 @dataclass(frozen=True)
@@ -230,12 +271,13 @@ def adapt_model(
 ) -> AdaptResult:
     """Adapt a trained model to a marketplace's titles and save it as a new version.
 
-    The adapted model is the base model's pipeline fitted again on the same training rows
-    plus the marketplace titles the base model is sure of (self-training), or the base
-    model's own fit (without it), serving with the marketplace's protected mix. It keeps the base model's labels and policy, and serves with the
-    thresholds the base model's training chose on adapted folds when it measured these
-    settings (`measured_for`), else the base model's own; the base model's
-    metrics stay in the metadata as `base_metrics`, and it records where it came from.
+    The adapted model is the base model's own fit (by default), or with self-training its
+    pipeline fitted again on the same training rows plus the marketplace titles the base
+    model is sure of; with `protected_mix` it serves with the marketplace's protected mix.
+    It keeps the base model's labels and policy, and serves with the thresholds the base
+    model's training chose on adapted folds when it measured these settings
+    (`measured_for`), else the base model's own; the base model's metrics stay in the
+    metadata as `base_metrics`, and it records where it came from.
 
     Args:
         base_dir: The trained model to adapt (verified like any model that is loaded); not
@@ -256,7 +298,9 @@ def adapt_model(
 
     Raises:
         AdaptError: When the base model is itself adapted, the dataset is not the one it
-            was trained on, or no title is there to adopt.
+            was trained on, the file has no title, nothing would adapt (no self-training
+            and fewer than two protected clusters), or, with self-training, no title is
+            there to adopt.
     """
     say = progress or (lambda _msg: None)
     base = load_artifact(Path(base_dir))
@@ -265,7 +309,7 @@ def adapt_model(
             f"model {base.version} is already adapted (from "
             f"{base.metadata['adaptation']['base_version']}): adapt its base model instead"
         )
-    config = TrainConfig.model_validate(base.metadata["config"])
+    config = stored_config(base.metadata["config"])
     given = {
         "self_training": self_training,
         "min_confidence": min_confidence,
@@ -276,6 +320,11 @@ def adapt_model(
         {**config.adapt.model_dump(), **{k: v for k, v in given.items() if v is not None}}
     )
     config = config.model_copy(update={"adapt": settings})
+    if not settings.self_training and len(set(base.metadata["protected"])) < 2:
+        raise AdaptError(
+            f"model {base.version} has fewer than two protected clusters, so there is no "
+            "protected mix to adapt: adapt it with self-training"
+        )
 
     dataset = load_dataset(Path(dataset_path))
     expected = base.metadata.get("data", {}).get("fingerprint")
@@ -304,9 +353,9 @@ def adapt_model(
     if measured is None:
         say(
             f"warning: {base.version} has no thresholds chosen on adapted folds with these "
-            "settings (train it with `[evaluation] adaptation = true`): the adapted model "
-            "keeps its plain thresholds, whose block precision on adapted titles is not "
-            "what they were chosen for"
+            f"settings ({_unmeasured(base.metadata, settings)}): the adapted model keeps its "
+            "plain thresholds, whose block precision on adapted titles is not what they "
+            "were chosen for"
         )
     say(f"scoring {len(titles)} distinct titles with {base.version}")
     start = time.perf_counter()

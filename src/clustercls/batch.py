@@ -303,8 +303,8 @@ def run_report(summary: BatchSummary, model: Model, input_path: str, output_path
                 f"{_percent(unfamiliar_share)} of judgeable titles are unfamiliar (policy "
                 f"limit {_percent(rules.max_unfamiliar_share)}{'; ' + seen if seen else ''}): "
                 "the model knows few of their words, so its scores are least reliable; "
-                "they are never blocked. `clustercls adapt` on this marketplace's titles "
-                "teaches the model their words"
+                "they are never blocked. `clustercls adapt --self-training` on this "
+                "marketplace's titles teaches the model their words"
             )
         shift = comparison["training"]["cluster_shift"] if comparison else None
         if shift is not None and shift > rules.max_cluster_shift:

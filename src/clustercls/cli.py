@@ -74,7 +74,8 @@ def handles_errors(func):
             return func(*args, **kwargs)
         except ValidationError as exc:
             first = exc.errors()[0]
-            where = ".".join(str(part) for part in first["loc"])
+            # A check across settings (a model validator) has no field to name.
+            where = ".".join(str(part) for part in first["loc"]) or exc.title
             raise _err(f"invalid setting {where}: {first['msg']}", EXIT_USAGE) from None
         except (DataError, InputError, FileNotFoundError) as exc:
             raise _err(str(exc), EXIT_DATA) from None
@@ -294,11 +295,17 @@ def adapt(
     ] = None,
     min_confidence: Annotated[
         float | None,
-        typer.Option(help="Top probability a title needs to be adopted [default: the model's]."),
+        typer.Option(
+            help="With self-training: top probability a title needs to be adopted "
+            "[default: the model's]."
+        ),
     ] = None,
     weight: Annotated[
         float | None,
-        typer.Option(help="Weight of the adopted titles as one source [default: the model's]."),
+        typer.Option(
+            help="With self-training: weight of the adopted titles as one source "
+            "[default: the model's]."
+        ),
     ] = None,
     protected_mix: Annotated[
         bool | None,
@@ -325,7 +332,7 @@ def adapt(
     registers it like a trained one."""
     from clustercls.adapt import adapt_model
     from clustercls.artifact import latest_model_dir
-    from clustercls.config import TrainConfig
+    from clustercls.config import stored_config
     from clustercls.evaluate import format_summary
 
     result = adapt_model(
@@ -341,7 +348,7 @@ def adapt(
         progress=_say,
     )
     done = result.evaluation["adaptation"]
-    config = TrainConfig.model_validate(result.metadata["config"])
+    config = stored_config(result.metadata["config"])
     tracking_given = _tracking_overrides(tracking, tracking_uri)
     config = config.model_copy(
         update={"tracking": config.tracking.model_copy(update=tracking_given)}

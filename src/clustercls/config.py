@@ -273,3 +273,15 @@ def load_train_config(path: Path | str | None = None, **overrides: dict) -> Trai
         else:
             settings[key] = value
     return TrainConfig.model_validate(settings)
+
+
+def stored_adapt(raw: dict) -> dict:
+    """An `[adapt]` record as a model stored it, with what records written before a
+    setting existed meant: `self_training`, added as an option, was always on."""
+    return {"self_training": True, **raw}
+
+
+def stored_config(raw: dict) -> TrainConfig:
+    """The `TrainConfig` a model's metadata (or an MLflow run) stored, read with
+    `stored_adapt`, so an older model keeps meaning what it was trained with."""
+    return TrainConfig.model_validate({**raw, "adapt": stored_adapt(raw.get("adapt", {}))})
