@@ -109,9 +109,9 @@ def rows(folder: Path, label: str) -> list[dict]:
     ]
 
 
-def markdown(table: list[dict]) -> str:
+def markdown(table: list[dict], title: str = "Adaptation on unseen marketplaces") -> str:
     lines = [
-        "# Adaptation on unseen marketplaces",
+        f"# {title}",
         "",
         "Written by `benchmarks/adaptation_report.py` from models trained with "
         "`[evaluation] adaptation = true`. Plain thresholds are chosen on the plain "
@@ -149,6 +149,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("models", nargs="+", help="model folder, optionally =label")
     parser.add_argument("--markdown", default="", help="also write the table here")
+    parser.add_argument(
+        "--title", default="Adaptation on unseen marketplaces", help="the Markdown heading"
+    )
     args = parser.parse_args()
     table: list[dict] = []
     for given in args.models:
@@ -158,7 +161,7 @@ def main() -> None:
             k: v for k, v in table[0].items() if k != "name"
         }
         table += adapted if same else [plain, *adapted]
-    text = markdown(table)
+    text = markdown(table, args.title)
     print(text)
     if args.markdown:
         Path(args.markdown).write_text(text)

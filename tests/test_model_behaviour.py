@@ -38,6 +38,9 @@ OBVIOUS = {
         "Patung Kayu Ukiran Bali",
         "Hiasan Dinding Rotan Anyaman",
         "Handcrafted Brass Elephant Figurine Showpiece",
+        # Wall art named by its medium (lexicon v5), in both languages.
+        "Mountain Landscape Photography Print 8x10",
+        "Poster Kayu Aesthetic Dekorasi Kamar",
     ],
     "other": [
         "Samsung Galaxy A52 Garansi Resmi",
