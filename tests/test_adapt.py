@@ -250,6 +250,19 @@ def _adapt(
     )
 
 
+def _assert_serves_the_pipeline(model_dir: Path, pipeline, titles: list[str]) -> None:
+    """Serving a saved model runs its pipeline, the protected mix included, and explains
+    with the classifier's words (the wrapper's base)."""
+    with load_model(model_dir, n_jobs=1) as served:
+        scored = served.predict(titles)
+    np.testing.assert_allclose(
+        scored[[f"p_{c}" for c in pipeline.classes_]].to_numpy(),
+        pipeline.predict_proba(titles),
+        atol=1e-6,
+    )
+    assert (scored["top_ngrams"] != "[]").all()
+
+
 def test_adapt_command_saves_a_new_version_serving_the_marketplace_mix(
     project: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -306,14 +319,7 @@ def test_adapt_command_saves_a_new_version_serving_the_marketplace_mix(
         list(mix.values()),
         atol=1e-4,
     )
-    with load_model(adapted, n_jobs=1) as served:
-        scored = served.predict(titles[:3])
-    np.testing.assert_allclose(
-        scored[[f"p_{c}" for c in pipeline.classes_]].to_numpy(),
-        pipeline.predict_proba(titles[:3]),
-        atol=1e-6,
-    )
-    assert (scored["top_ngrams"] != "[]").all()
+    _assert_serves_the_pipeline(adapted, pipeline, titles[:3])
 
 
 def test_adapt_refuses_another_dataset_and_empty_input(project: Path) -> None:
@@ -520,15 +526,7 @@ def test_adapt_with_the_protected_mix_only(project: Path) -> None:
     np.testing.assert_allclose(
         mixed.predict_proba(titles)[:, other], plain.predict_proba(titles)[:, other], atol=1e-12
     )
-    # Serving runs the wrapped pipeline, and explains with the base classifier's words.
-    with load_model(adapted, n_jobs=1) as served:
-        scored = served.predict(titles[:3])
-    np.testing.assert_allclose(
-        scored[[f"p_{c}" for c in mixed.classes_]].to_numpy(),
-        mixed.predict_proba(titles[:3]),
-        atol=1e-6,
-    )
-    assert (scored["top_ngrams"] != "[]").all()
+    _assert_serves_the_pipeline(adapted, mixed, titles[:3])
 
 
 def test_a_model_stored_before_self_training_was_an_option_self_trains() -> None:
