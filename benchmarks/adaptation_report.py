@@ -109,7 +109,10 @@ def rows(folder: Path, label: str) -> list[dict]:
     ]
 
 
-def markdown(table: list[dict], title: str = "Adaptation on unseen marketplaces") -> str:
+TITLE = "Adaptation on unseen marketplaces"
+
+
+def markdown(table: list[dict], title: str = TITLE) -> str:
     lines = [
         f"# {title}",
         "",
@@ -149,9 +152,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("models", nargs="+", help="model folder, optionally =label")
     parser.add_argument("--markdown", default="", help="also write the table here")
-    parser.add_argument(
-        "--title", default="Adaptation on unseen marketplaces", help="the Markdown heading"
-    )
+    parser.add_argument("--title", default=TITLE, help="the Markdown heading")
     args = parser.parse_args()
     table: list[dict] = []
     for given in args.models:

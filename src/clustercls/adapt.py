@@ -149,13 +149,17 @@ def fit_adapted(
         rows = pd.concat([rows, adopted], ignore_index=True)
         scale = {ADAPTED_SOURCE: settings.weight}
         fitted = fit_pipeline(rows, features, model, source_scale=scale)
-    # A mix among the protected clusters needs two of them.
-    if settings.protected_mix and len(titles) and len(set(protected)) >= 2:
+    if settings.protected_mix and len(titles) and _has_a_mix(protected):
         prior = training_mix(fitted, *weighted_rows(rows, model, scale))
         fitted = with_protected_mix(
             fitted, titles, protected, settings.protected_mix_strength, prior
         )
     return fitted, adopted
+
+
+def _has_a_mix(protected: Sequence[str]) -> bool:
+    """A mix among the protected clusters needs two of them."""
+    return len(set(protected)) >= 2
 
 
 def protected_shares(pipeline: Pipeline) -> dict[str, float] | None:
@@ -320,7 +324,7 @@ def adapt_model(
         {**config.adapt.model_dump(), **{k: v for k, v in given.items() if v is not None}}
     )
     config = config.model_copy(update={"adapt": settings})
-    if not settings.self_training and len(set(base.metadata["protected"])) < 2:
+    if not settings.self_training and not _has_a_mix(base.metadata["protected"]):
         raise AdaptError(
             f"model {base.version} has fewer than two protected clusters, so there is no "
             "protected mix to adapt: adapt it with self-training"
