@@ -9,8 +9,8 @@ without the rows that exactly one group carries, to train and compare
 (`lexicon_v6.md`'s third run):
 
     .venv/bin/python benchmarks/lexicon_spread.py --since <rev> --without-single FILE
-    cp -r src /tmp/spread_src && cp FILE /tmp/spread_src/clustercls/resources/lexicon.csv
-    PYTHONPATH=/tmp/spread_src .venv/bin/clustercls train --models-dir runs --no-tracking
+    cp -r src spread_src && cp FILE spread_src/clustercls/resources/lexicon.csv
+    PYTHONPATH=spread_src .venv/bin/clustercls train --models-dir runs --no-tracking
 
 Rows no title contains are kept: they come from the policy, not from a group's titles.
 """
