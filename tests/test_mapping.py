@@ -504,6 +504,20 @@ CASES = [
     ("prdect_id", "Muslim Fashion", "Sajadah Travel Lipat Motif Turki", O),
     ("prdect_id", "Beauty", "Jepit Rambut Jedai Korea 6 pcs", F),
     ("prdect_id", "Precious Metal", "Logam Mulia Antam 5 gram", O),
+    # bullion in a jewellery store is not worn; a coin made into a pendant is
+    (
+        "amazon_india",
+        "accessories > Gold & Diamond Jewellery",
+        "Malabar Gold & Diamonds 24k (999) 2 gm Yellow Gold Coin",
+        O,
+    ),
+    (
+        "amazon_india",
+        "accessories > Gold & Diamond Jewellery",
+        "Euphoria 24kt (999) 2 gram Yellow Gold Coin cum Pendant",
+        F,
+    ),
+    ("amazon_india", "stores > Amazon Fashion", "Refinery 24k (999.9) 2 gm Yellow Gold Bar", O),
     ("lazada_2019", "beli-smart-tv", "Samsung 43 inch Smart TV Full HD", O),
     ("tokopedia_seblak", "keyword:seblak", "Kerupuk Seblak Pedas Daun Jeruk 250gr", D),
     ("instacart", "alcohol", "California Cabernet Sauvignon Red Wine", D),
