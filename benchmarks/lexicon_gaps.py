@@ -46,20 +46,23 @@ def gaps(scores: pd.DataFrame, dataset: pd.DataFrame, top: int, min_errors: int)
     fired = [{cluster_of[t] for t in lexicon.matches(n)} for n in frame["norm"]]
     frame["unnamed"] = [c not in f for c, f in zip(frame["cluster"], fired, strict=True)]
 
+    frame["grams"] = frame["norm"].map(_grams)
+
     labels: dict[str, Counter] = defaultdict(Counter)
-    for norm, cluster in zip(frame["norm"], frame["cluster"], strict=True):
-        for gram in _grams(norm):
+    for grams, cluster in zip(frame["grams"], frame["cluster"], strict=True):
+        for gram in grams:
             labels[gram][cluster] += 1
 
     wrong = frame[(frame["cluster"] != frame["predicted"]) & frame["unnamed"]]
     rows = []
     for (group, true, predicted), errors in wrong.groupby(["group", "cluster", "predicted"]):
-        counts = Counter(g for norm in errors["norm"] for g in _grams(norm))
-        for gram, n in counts.most_common(top):
+        counts = Counter(g for grams in errors["grams"] for g in grams)
+        # Ties in word order, so the list does not depend on the hash seed.
+        for gram, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:top]:
             if n < min_errors:
                 break
             total = sum(labels[gram].values())
-            example = errors["title"][errors["norm"].map(lambda t, g=gram: g in _grams(t))]
+            example = errors["title"][errors["grams"].map(lambda grams, g=gram: g in grams)]
             rows.append(
                 {
                     "group": group,

@@ -18,8 +18,8 @@ Rows no title contains are kept: they come from the policy, not from a group's t
 from __future__ import annotations
 
 import argparse
-import io
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -32,13 +32,13 @@ from clustercls.text.normaliser import normalize_many
 
 
 def _terms_at(rev: str) -> set[str]:
-    """The terms of the packaged lexicon at a git revision."""
+    """The terms of the packaged lexicon at a git revision, read as `load_lexicon` reads."""
     path = "src/clustercls/resources/lexicon.csv"
-    text = subprocess.run(
-        ["git", "show", f"{rev}:{path}"], check=True, capture_output=True, text=True
-    ).stdout
-    rows = pd.read_csv(io.StringIO(text), comment="#")
-    return set(rows["term"].str.lower())
+    text = subprocess.run(["git", "show", f"{rev}:{path}"], check=True, capture_output=True).stdout
+    with tempfile.NamedTemporaryFile(suffix=".csv") as old:
+        old.write(text)
+        old.flush()
+        return set(load_lexicon(old.name).rows["term"])
 
 
 def spread(dataset: pd.DataFrame, lexicon: pd.DataFrame, groups: dict[str, str]) -> pd.DataFrame:
