@@ -490,7 +490,95 @@ class WordClusters:
         return _fit(pipeline, frame, self.model, scale)
 
 
+class WordDropout:
+    """Word dropout as augmentation: every training title is added once more with each word
+    dropped with probability `p` (at least one word kept), as a source of its own weighted
+    `weight` after the usual balancing.
+
+    Titles from a marketplace no source covers are often shorter, or carry other
+    boilerplate, than the sources'. Training on thinned copies makes each word carry its
+    own evidence rather than lean on the words a source usually puts beside it (for a
+    linear model, dropout noise acts as an adaptive regulariser that favours rare,
+    discriminative words: Wager, Wang and Liang 2013).
+    """
+
+    def __init__(
+        self, p: float = 0.3, weight: float = 0.5, fraction: float = 1.0, seed: int = 0
+    ) -> None:
+        self.p, self.weight, self.fraction, self.seed = p, weight, fraction, seed
+        self.features, self.model = FeatureConfig(), ModelConfig()
+
+    def thinned(self, titles) -> list[str]:
+        rng = np.random.default_rng(self.seed)
+        out = []
+        for title in titles:
+            words = str(title).split()
+            keep = rng.random(len(words)) >= self.p
+            if words and not keep.any():
+                keep[rng.integers(len(words))] = True
+            out.append(" ".join(w for w, k in zip(words, keep, strict=True) if k))
+        return out
+
+    def __call__(self, frame: pd.DataFrame):
+        pipeline = build_pipeline(self.features, self.model)
+        copied = frame.sample(frac=self.fraction, random_state=self.seed)
+        extra = pd.DataFrame(
+            {
+                "title": self.thinned(copied["title"]),
+                "cluster": copied["cluster"].to_numpy(),
+                "source": "(dropout)",
+            }
+        )
+        return _fit_with_extra(pipeline, frame, extra, self.weight, self.model)
+
+
+class LexiconPairFeatures(TransformerMixin, BaseEstimator):
+    """Indicators of the pairs of lexicon clusters a normalised title names together
+    (`pair=food_beverage+other` for "cetakan kue coklat"), so the classifier can learn
+    what a look-alike is: a protected word beside the product that is something else."""
+
+    def fit(self, X=None, y=None):
+        self.lexicon_ = LexiconFeatures(head=False).fit()
+        clusters = sorted({cluster for _, _, cluster in self.lexicon_.terms_.values()})
+        pairs = [(a, b) for i, a in enumerate(clusters) for b in clusters[i + 1 :]]
+        self.columns_ = {pair: i for i, pair in enumerate(pairs)}
+        return self
+
+    def transform(self, X):
+        terms = self.lexicon_.terms_
+        indptr, indices = [0], []
+        for text in X:
+            named = sorted({terms[t][2] for t in self.lexicon_.matches(text)})
+            for i, a in enumerate(named):
+                for b in named[i + 1 :]:
+                    indices.append(self.columns_[(a, b)])
+            indptr.append(len(indices))
+        return sp.csr_matrix(
+            (np.ones(len(indices), dtype=np.float32), indices, indptr),
+            shape=(len(indptr) - 1, len(self.columns_)),
+        )
+
+
+class LexiconPairs:
+    """The default pipeline plus `LexiconPairFeatures`."""
+
+    def __init__(self) -> None:
+        self.features, self.model = FeatureConfig(), ModelConfig()
+
+    def __call__(self, frame: pd.DataFrame):
+        pipeline = build_pipeline(self.features, self.model)
+        pipeline.named_steps["features"].transformer_list.append(("pairs", LexiconPairFeatures()))
+        scale = 1.0
+        if self.model.lexicon_documents:
+            frame, scale = with_lexicon_documents(frame, self.model.lexicon_documents)
+        return _fit(pipeline, frame, self.model, scale)
+
+
 FIT_IDEAS = {
+    "word_dropout_0.3": lambda dataset, groups: WordDropout(0.3, 0.5),
+    "word_dropout_0.3_half": lambda dataset, groups: WordDropout(0.3, 0.5, fraction=0.5),
+    "word_dropout_0.5_half": lambda dataset, groups: WordDropout(0.5, 0.5, fraction=0.5),
+    "lexicon_pairs": lambda dataset, groups: LexiconPairs(),
     "balanced_after_sources": lambda dataset, groups: BalancedAfterSources(),
     "lexicon_swap": lambda dataset, groups: LexiconSwap(),
     "head_words_3": lambda dataset, groups: HeadWords(3),
