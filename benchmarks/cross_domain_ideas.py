@@ -22,7 +22,13 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from clustercls.classifier import make_classifier
 from clustercls.config import FeatureConfig, ModelConfig
 from clustercls.features import tokenize
-from clustercls.fit import build_pipeline, fit_pipeline, sample_weights, with_lexicon_documents
+from clustercls.fit import (
+    build_pipeline,
+    fit_pipeline,
+    sample_weights,
+    weighted_rows,
+    with_lexicon_documents,
+)
 from clustercls.lexicon import LexiconFeatures, load_lexicon
 
 
@@ -534,7 +540,7 @@ class WordDropout:
 
 class LexiconPairFeatures(TransformerMixin, BaseEstimator):
     """Indicators of the pairs of lexicon clusters a normalised title names together
-    (`pair=food_beverage+other` for "cetakan kue coklat"), so the classifier can learn
+    (food_beverage and other for "botol minum kopi", a bottle named with its drink), so the classifier can learn
     what a look-alike is: a protected word beside the product that is something else."""
 
     def fit(self, X=None, y=None):
@@ -568,10 +574,10 @@ class LexiconPairs:
     def __call__(self, frame: pd.DataFrame):
         pipeline = build_pipeline(self.features, self.model)
         pipeline.named_steps["features"].transformer_list.append(("pairs", LexiconPairFeatures()))
-        scale = 1.0
-        if self.model.lexicon_documents:
-            frame, scale = with_lexicon_documents(frame, self.model.lexicon_documents)
-        return _fit(pipeline, frame, self.model, scale)
+        rows, weights = weighted_rows(frame, self.model)
+        return pipeline.fit(
+            rows["title"].to_numpy(), rows["cluster"].to_numpy(), classifier__sample_weight=weights
+        )
 
 
 FIT_IDEAS = {
