@@ -55,6 +55,29 @@ IDEAS: dict[str, dict] = {
         "model": {"lexicon_documents": 2.0},
     },
     "sources_equal": {"model": {"source_weight": 1.0}},
+    # Thinned copies of the titles (`ModelConfig.word_dropout`, lexicon terms kept): off,
+    # and at other shares of the titles copied; calibration on 2 folds instead of 3 (one
+    # temperature needs no more, and the calibration folds are much of each fit's time).
+    "no_word_dropout": {"model": {"word_dropout": 0.0}},
+    "dropout_keep_terms_half": {"model": {"word_dropout": 0.3, "word_dropout_copies": 0.5}},
+    "dropout_keep_terms_half_cv2": {
+        "model": {"word_dropout": 0.3, "word_dropout_copies": 0.5, "calibration_cv": 2}
+    },
+    # Other draws of the same copies: how much of a group's figure is the draw.
+    **{
+        f"dropout_keep_terms_half_cv2_seed{seed}": {
+            "model": {
+                "word_dropout": 0.3,
+                "word_dropout_copies": 0.5,
+                "calibration_cv": 2,
+                "word_dropout_seed": seed,
+            }
+        }
+        for seed in (1, 2)
+    },
+    "dropout_keep_terms_quarter_cv2": {
+        "model": {"word_dropout": 0.3, "word_dropout_copies": 0.25, "calibration_cv": 2}
+    },
     # Regularisation of the default linear SVM (C=0.4).
     "C_0.2": {"model": {"C": 0.2}},
     "C_1.0": {"model": {"C": 1.0}},

@@ -8,7 +8,7 @@ those probabilities on an unseen marketplace, so each is scored group by group i
   (Saerens et al. 2002), the probabilities re-weighted by the estimated prior over the
   training prior (uniform: clusters are balanced in training). `prior_em_200` adds 200
   pseudo-titles at the training mix to every EM step, so a small marketplace's estimate
-  stays near the training mix.
+  stays near the training mix; `prior_em_1000` adds 1,000.
 - `protected_mix_em_50`: the same EM, but only for the mix among the protected clusters,
   weighted by each title's protected probability and shrunk by 50 pseudo-titles (also
   0, 20 and 200): each
@@ -53,6 +53,7 @@ IDEAS = (
     "default",
     "prior_em",
     "prior_em_200",
+    "prior_em_1000",
     *(f"protected_mix_em_{strength}" for strength in MIX_STRENGTHS),
     "stacker",
 )
@@ -150,6 +151,7 @@ def main() -> None:
             "default": proba[part],
             "prior_em": mixed(proba[part], mix_em(proba[part][distinct])),
             "prior_em_200": mixed(proba[part], mix_em(proba[part][distinct], 200.0)),
+            "prior_em_1000": mixed(proba[part], mix_em(proba[part][distinct], 1000.0)),
             # As `clustercls adapt` serves it (without the refit).
             **{
                 f"protected_mix_em_{strength}": ProtectedMixClassifier(

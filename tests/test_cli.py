@@ -109,6 +109,19 @@ def test_data_error_is_one_line_with_exit_code(project: Path, tiny_sources: Path
     assert len(result.output.strip().splitlines()) == 1
 
 
+def test_train_options_reach_the_stored_config(project: Path) -> None:
+    assert invoke("data", "build", "--hand-labelled", "hand.csv").exit_code == 0
+    trained = invoke("train", "--no-loso", "--no-tracking", "--word-dropout", "0", "--C", "0.3")
+    assert trained.exit_code == 0, trained.output
+    model_dir = project / trained.stdout.strip().splitlines()[-1]
+    stored = json.loads((model_dir / "metadata.json").read_text())["config"]["model"]
+    assert stored["word_dropout"] == 0 and stored["C"] == 0.3
+    assert (
+        invoke("train", "--word-dropout", "1.5", "--no-loso", "--no-tracking").exit_code
+        == EXIT_USAGE
+    )
+
+
 def test_invalid_setting_is_a_usage_error(project: Path) -> None:
     result = runner.invoke(app, ["train", "--calibration", "bogus", "--no-loso", "--no-tracking"])
     assert result.exit_code == EXIT_USAGE

@@ -10,7 +10,7 @@ import pytest
 
 from clustercls.config import ModelConfig
 from clustercls.data import build_dataset, write_dataset
-from clustercls.fit import sample_weights
+from clustercls.fit import THINNED_SOURCE, sample_weights, thin_titles, weighted_rows
 from clustercls.train import choose_candidate, select_model
 from tests.conftest import tiny_config
 
@@ -30,6 +30,53 @@ def test_sample_weights_balance_clusters_and_sources() -> None:
     assert source_full[frame["source"] == "s1"].sum() == pytest.approx(
         source_full[frame["source"] == "s2"].sum()
     )
+
+
+LONG_TITLE = "Kemeja Batik Pria Lengan Panjang Premium Murah Original Terbaru Keren Slim Fit Katun"
+
+
+def test_thinning_keeps_the_lexicon_terms_and_drops_other_words() -> None:
+    # "kemeja" and "batik" are lexicon terms; at p=0.9 nearly every other word goes.
+    thinned = thin_titles([LONG_TITLE] * 20, p=0.9, seed=1)
+    for title in thinned:
+        words = title.split()
+        assert {"kemeja", "batik"} <= set(words)
+    assert sum(len(t.split()) for t in thinned) < 20 * 6
+    assert len(set(thinned)) > 1  # the draws differ from title to title
+
+
+def test_thinning_never_empties_a_title_and_is_repeatable() -> None:
+    titles = ["Lengan Panjang Murah", "abc", "Premium Original Terbaru", LONG_TITLE]
+    first = thin_titles(titles, p=0.99, seed=7)
+    assert all(t.split() for t in first)
+    assert first == thin_titles(titles, p=0.99, seed=7)
+    assert thin_titles(titles, p=0.0, seed=7) == thin_titles(titles, p=0.0, seed=8)
+
+
+def test_weighted_rows_add_thinned_copies_as_a_source_of_their_own() -> None:
+    frame = pd.DataFrame(
+        {
+            "title": [f"{LONG_TITLE} {i}" for i in range(40)]
+            + [f"Casing HP {i}" for i in range(40)],
+            "cluster": ["fashion_textile"] * 40 + ["other"] * 40,
+            "source": ["a"] * 40 + ["b"] * 40,
+        }
+    )
+    plain = ModelConfig(word_dropout=0.0, lexicon_documents=0.0)
+    thinned = ModelConfig(word_dropout=0.5, word_dropout_copies=0.5, lexicon_documents=0.0)
+    rows, weights = weighted_rows(frame, thinned)
+    copies = rows["source"] == THINNED_SOURCE
+    assert copies.sum() == 40 and len(rows) == 120
+    # Every copy is a thinned original of the same cluster.
+    originals = dict(zip(thin_titles(frame["title"], 0.0, 0), frame["cluster"], strict=True))
+    for title, cluster in rows.loc[copies, ["title", "cluster"]].itertuples(index=False):
+        match = [o for o in originals if set(title.split()) <= set(o.split())]
+        assert match and {originals[o] for o in match} == {cluster}
+    # The originals keep their rows, and halving the copies' weight halves only theirs.
+    assert len(weighted_rows(frame, plain)[0]) == 80
+    heavier = weighted_rows(frame, thinned.model_copy(update={"word_dropout_weight": 1.0}))[1]
+    np.testing.assert_allclose(weights[copies], heavier[copies] / 2)
+    np.testing.assert_allclose(weights[~copies], heavier[~copies])
 
 
 def test_select_model_ranks_candidates(tmp_path, tiny_sources) -> None:

@@ -217,6 +217,13 @@ def train(
             help="Average cross-validation models, or one model on all rows.",
         ),
     ] = None,
+    word_dropout: Annotated[
+        float | None,
+        typer.Option(
+            help="Chance of dropping a word outside a lexicon term in the thinned training "
+            "copies; 0 trains without them [default: 0.3]."
+        ),
+    ] = None,
     loso: Annotated[
         bool | None,
         typer.Option("--loso/--no-loso", help="Run leave-one-source-out evaluation [default: on]."),
@@ -236,6 +243,7 @@ def train(
         "C": c,
         "calibration": calibration,
         "calibration_ensemble": calibration_ensemble,
+        "word_dropout": word_dropout,
     }
     model_overrides = {k: v for k, v in given.items() if v is not None}
     # Options given on the command line win over the file; the rest keep the file's value.

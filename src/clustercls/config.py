@@ -126,7 +126,32 @@ class ModelConfig(_Frozen):
         description="train on each lexicon term as a one-term title of its cluster, its "
         "rows weighted as one more source times this factor (0: off)",
     )
-    calibration_cv: int = Field(3, ge=2, le=10)
+    word_dropout: float = Field(
+        0.3,
+        ge=0,
+        lt=1,
+        description="also train on thinned copies of titles: each word outside a lexicon "
+        "term dropped with this probability (0: off; leave-one-source-out: "
+        "benchmarks/results/loso_ideas_keep_terms.md)",
+    )
+    word_dropout_copies: float = Field(
+        0.5, gt=0, le=1, description="with word_dropout: the share of the titles copied thinned"
+    )
+    word_dropout_weight: float = Field(
+        0.5,
+        gt=0,
+        le=1,
+        description="with word_dropout: the copies' weight, as one more source, relative to a "
+        "labelled one",
+    )
+    word_dropout_seed: int = Field(0, description="with word_dropout: which titles and words")
+    calibration_cv: int = Field(
+        2,
+        ge=2,
+        le=10,
+        description="folds of the cross-validated scores the calibration is fitted on (one "
+        "temperature needs no more than 2)",
+    )
     calibration_ensemble: bool = Field(
         False,
         description="True: average calibration_cv models fit on part of the data each; "

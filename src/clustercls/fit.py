@@ -11,7 +11,7 @@ from sklearn.pipeline import Pipeline
 from clustercls.classifier import make_classifier
 from clustercls.config import FeatureConfig, ModelConfig
 from clustercls.features import build_features
-from clustercls.lexicon import load_lexicon
+from clustercls.lexicon import LexiconFeatures, load_lexicon
 from clustercls.text import TextNormalizer
 
 
@@ -74,6 +74,59 @@ def with_lexicon_documents(frame: pd.DataFrame, factor: float) -> tuple[pd.DataF
     return rows, scale
 
 
+THINNED_SOURCE = "(thinned)"
+"""The source name of the thinned copies `with_thinned_copies` adds."""
+
+
+def thin_titles(titles, p: float, seed: int) -> list[str]:
+    """Titles normalised, then each word dropped with probability `p`, except the words of
+    the policy lexicon's terms (and at least one word of every title).
+
+    The copies keep the product ("kemeja", "rattan basket") and lose some of the context a
+    source writes around it, so the product words carry the label on their own: on a
+    marketplace no source covers, the product words are what stays. Dropping the product
+    words too was measured: it teaches the context words the label instead, and the worst
+    held-out group fell below 0.80 (benchmarks/results/loso_ideas_dropout.md).
+
+    Args:
+        titles: Raw titles.
+        p: Probability of dropping a word outside a lexicon term.
+        seed: Seed of the draws: the same titles and seed give the same copies.
+
+    Returns:
+        One thinned, normalised title per title (normalisation is idempotent, so the
+        pipeline's own normalisation leaves it as it is).
+    """
+    rng = np.random.default_rng(seed)
+    lexicon = LexiconFeatures(head=False).fit()
+    out = []
+    for text in TextNormalizer().fit(None).transform(list(titles)):
+        words = text.split()
+        keep = rng.random(len(words)) >= p
+        if words:
+            named = {word for term in lexicon.matches(text) for word in term.split()}
+            keep |= np.fromiter((word in named for word in words), dtype=bool, count=len(words))
+            if not keep.any():
+                keep[rng.integers(len(words))] = True
+        out.append(" ".join(word for word, k in zip(words, keep, strict=True) if k))
+    return out
+
+
+def with_thinned_copies(frame: pd.DataFrame, model: ModelConfig) -> pd.DataFrame:
+    """Training rows plus thinned copies (`thin_titles`) of `model.word_dropout_copies` of
+    them, as one more source (`THINNED_SOURCE`; `weighted_rows` weighs it by
+    `model.word_dropout_weight`)."""
+    copied = frame.sample(frac=model.word_dropout_copies, random_state=model.word_dropout_seed)
+    extra = pd.DataFrame(
+        {
+            "title": thin_titles(copied["title"], model.word_dropout, model.word_dropout_seed),
+            "cluster": copied["cluster"].to_numpy(),
+            "source": THINNED_SOURCE,
+        }
+    )
+    return pd.concat([frame[["title", "cluster", "source"]], extra], ignore_index=True)
+
+
 def weighted_rows(
     frame: pd.DataFrame, model: ModelConfig, source_scale: dict[str, float] | None = None
 ) -> tuple[pd.DataFrame, np.ndarray]:
@@ -85,8 +138,14 @@ def weighted_rows(
     """
     scale: float | np.ndarray = 1.0
     rows = frame[["title", "cluster", "source"]]
+    if model.word_dropout:
+        rows = with_thinned_copies(rows, model)
     if model.lexicon_documents:
         rows, scale = with_lexicon_documents(rows, model.lexicon_documents)
+    if model.word_dropout:
+        scale = scale * np.where(
+            rows["source"].to_numpy() == THINNED_SOURCE, model.word_dropout_weight, 1.0
+        )
     if source_scale:
         scale = scale * rows["source"].map(source_scale).fillna(1.0).to_numpy()
     return rows, sample_weights(rows, model) * scale
