@@ -8,9 +8,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from clustercls.config import ModelConfig
+from clustercls.config import FeatureConfig, ModelConfig
 from clustercls.data import build_dataset, write_dataset
-from clustercls.fit import THINNED_SOURCE, sample_weights, thin_titles, weighted_rows
+from clustercls.fit import (
+    THINNED_SOURCE,
+    fit_pipeline,
+    sample_weights,
+    thin_titles,
+    weighted_rows,
+)
 from clustercls.train import choose_candidate, select_model
 from tests.conftest import tiny_config
 
@@ -77,6 +83,27 @@ def test_weighted_rows_add_thinned_copies_as_a_source_of_their_own() -> None:
     heavier = weighted_rows(frame, thinned.model_copy(update={"word_dropout_weight": 1.0}))[1]
     np.testing.assert_allclose(weights[copies], heavier[copies] / 2)
     np.testing.assert_allclose(weights[~copies], heavier[~copies])
+
+
+def test_thinned_copies_add_no_vocabulary() -> None:
+    # Each copy repeats its original's n-grams: counted, every n-gram of one title would
+    # pass min_df=2. The fitted vocabulary must be the one the originals give alone.
+    titles = [f"Kemeja Batik Motif{i} Lengan Panjang" for i in range(30)]
+    titles += [f"Casing HP Model{i} Anti Crack" for i in range(30)]
+    frame = pd.DataFrame(
+        {"title": titles, "cluster": ["fashion_textile"] * 30 + ["other"] * 30, "source": "a"}
+    )
+    features = FeatureConfig(min_df=2, max_features_word=None, max_features_char=None)
+    fitted = {
+        p: fit_pipeline(frame, features, ModelConfig(word_dropout=p, word_dropout_copies=1.0))
+        for p in (0.0, 0.5)
+    }
+    vocabularies = {p: fitted[p].named_steps["features"].get_feature_names_out() for p in fitted}
+    assert not any("motif7" in name for name in vocabularies[0.0])
+    np.testing.assert_array_equal(vocabularies[0.5], vocabularies[0.0])
+    # The copies still reach the classifier: its fit differs from the one without them.
+    log_proba = {p: np.log(fitted[p].predict_proba(titles[:5])) for p in fitted}
+    assert not np.allclose(log_proba[0.5], log_proba[0.0])
 
 
 def test_select_model_ranks_candidates(tmp_path, tiny_sources) -> None:

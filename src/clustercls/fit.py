@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 from sklearn.pipeline import Pipeline
 
 from clustercls.classifier import make_classifier
@@ -162,8 +163,18 @@ def fit_pipeline(
     rows, weights = weighted_rows(frame, model, source_scale)
     # Plain arrays: scikit-learn's cross-validated calibration indexes y by position, and
     # a subset frame's index is not 0..n-1.
-    return build_pipeline(features, model).fit(
-        rows["title"].to_numpy(),
-        rows["cluster"].to_numpy(),
-        classifier__sample_weight=weights,
+    titles, clusters = rows["title"].to_numpy(), rows["cluster"].to_numpy()
+    pipeline = build_pipeline(features, model)
+    thinned = (rows["source"] == THINNED_SOURCE).to_numpy()
+    if not thinned.any():
+        return pipeline.fit(titles, clusters, classifier__sample_weight=weights)
+    # A copy repeats n-grams of its original: counted in the vocabulary, every n-gram of a
+    # single title would pass `min_df` (and the bigrams a dropped word leaves would enter
+    # it). The feature steps are fitted on the other rows; the copies are only transformed.
+    front, classifier = pipeline[:-1], pipeline.steps[-1][1]
+    X = sp.vstack(
+        [front.fit_transform(titles[~thinned]), front.transform(titles[thinned])], format="csr"
     )
+    order = np.concatenate([np.flatnonzero(~thinned), np.flatnonzero(thinned)])
+    classifier.fit(X, clusters[order], sample_weight=weights[order])
+    return pipeline
