@@ -17,6 +17,7 @@ from clustercls.fit import (
     thin_titles,
     weighted_rows,
 )
+from clustercls.text import normalize
 from clustercls.train import choose_candidate, select_model
 from tests.conftest import tiny_config
 
@@ -56,7 +57,8 @@ def test_thinning_never_empties_a_title_and_is_repeatable() -> None:
     first = thin_titles(titles, p=0.99, seed=7)
     assert all(t.split() for t in first)
     assert first == thin_titles(titles, p=0.99, seed=7)
-    assert thin_titles(titles, p=0.0, seed=7) == thin_titles(titles, p=0.0, seed=8)
+    # Nothing to drop: the titles come back normalised, whole.
+    assert thin_titles(titles, p=0.0, seed=7) == [normalize(t) for t in titles]
 
 
 def test_weighted_rows_add_thinned_copies_as_a_source_of_their_own() -> None:

@@ -221,7 +221,7 @@ def train(
         float | None,
         typer.Option(
             help="Chance of dropping a word outside a lexicon term in the thinned training "
-            "copies; 0 trains without them [default: 0.3]."
+            "copies; 0 trains without them [default: ModelConfig.word_dropout]."
         ),
     ] = None,
     loso: Annotated[

@@ -86,8 +86,8 @@ def thin_titles(titles, p: float, seed: int) -> list[str]:
     The copies keep the product ("kemeja", "rattan basket") and lose some of the context a
     source writes around it, so the product words carry the label on their own: on a
     marketplace no source covers, the product words are what stays. Dropping the product
-    words too was measured: it teaches the context words the label instead, and the worst
-    held-out group fell below 0.80 (benchmarks/results/loso_ideas_dropout.md).
+    words too was measured: it teaches the context words the label instead, and F1 fell
+    (benchmarks/results/loso_ideas_dropout.md).
 
     Args:
         titles: Raw titles.
