@@ -55,11 +55,13 @@ IDEAS: dict[str, dict] = {
         "model": {"lexicon_documents": 2.0},
     },
     "sources_equal": {"model": {"source_weight": 1.0}},
-    # Thinned copies of the titles (`ModelConfig.word_dropout`, lexicon terms kept): off,
-    # and at other shares of the titles copied; calibration on 2 folds instead of 3 (one
-    # temperature needs no more, and the calibration folds are much of each fit's time).
+    # Thinned copies of the titles (`ModelConfig.word_dropout`, lexicon terms kept; the
+    # default is `_half_cv2`): off, with calibration on 3 folds (the default before), and
+    # at a quarter of the titles copied.
     "no_word_dropout": {"model": {"word_dropout": 0.0}},
-    "dropout_keep_terms_half": {"model": {"word_dropout": 0.3, "word_dropout_copies": 0.5}},
+    "dropout_keep_terms_half": {
+        "model": {"word_dropout": 0.3, "word_dropout_copies": 0.5, "calibration_cv": 3}
+    },
     "dropout_keep_terms_half_cv2": {
         "model": {"word_dropout": 0.3, "word_dropout_copies": 0.5, "calibration_cv": 2}
     },
