@@ -141,12 +141,9 @@ def weighted_rows(
     rows = frame[["title", "cluster", "source"]]
     if model.word_dropout:
         rows = with_thinned_copies(rows, model)
+        source_scale = {THINNED_SOURCE: model.word_dropout_weight, **(source_scale or {})}
     if model.lexicon_documents:
         rows, scale = with_lexicon_documents(rows, model.lexicon_documents)
-    if model.word_dropout:
-        scale = scale * np.where(
-            rows["source"].to_numpy() == THINNED_SOURCE, model.word_dropout_weight, 1.0
-        )
     if source_scale:
         scale = scale * rows["source"].map(source_scale).fillna(1.0).to_numpy()
     return rows, sample_weights(rows, model) * scale
