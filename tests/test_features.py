@@ -117,6 +117,85 @@ def test_fast_word_counts_are_identical(ngram_range) -> None:
     assert abs(slow.transform(odd) - fast.transform(odd)).max() <= 1e-6
 
 
+def _fit_kwargs(analyzer: str, ngram_range, **limits) -> dict:
+    from clustercls.text import tokenize
+
+    kwargs = dict(
+        analyzer=analyzer,
+        lowercase=False,
+        ngram_range=ngram_range,
+        sublinear_tf=True,
+        dtype=np.float32,
+        **limits,
+    )
+    if analyzer == "word":
+        kwargs.update(tokenizer=tokenize, token_pattern=None)
+    return kwargs
+
+
+def _fit_both(titles: list[str], analyzer: str, ngram_range, **limits):
+    kwargs = _fit_kwargs(analyzer, ngram_range, **limits)
+    slow, fast = TfidfVectorizer(**kwargs), FastTfidfVectorizer(**kwargs)
+    return slow, slow.fit_transform(titles), fast, fast.fit_transform(titles)
+
+
+def _assert_same_fit(slow, a, fast, b) -> None:
+    assert fast.vocabulary_ == slow.vocabulary_
+    np.testing.assert_array_equal(fast.idf_, slow.idf_)
+    # Entry for entry, in the same order within each row: the classifier sums a row in
+    # stored order, so only this makes the fitted model identical.
+    for part in ("indptr", "indices", "data"):
+        np.testing.assert_array_equal(getattr(b, part), getattr(a, part))
+
+
+@pytest.mark.parametrize(
+    ("analyzer", "ngram_range"),
+    [
+        ("char_wb", (2, 5)),
+        ("char_wb", (3, 5)),
+        ("char_wb", (2, 7)),
+        ("word", (1, 2)),
+        ("word", (1, 1)),
+        ("word", (2, 3)),
+    ],
+)
+@pytest.mark.parametrize("limits", [{"min_df": 1}, {"min_df": 2, "max_features": 300}])
+def test_fast_fit_is_identical_down_to_the_order_of_entries(analyzer, ngram_range, limits) -> None:
+    titles = [
+        normalize(t)
+        for c in ("craft", "fashion_textile", "other", "food_beverage")
+        for t in make_titles(c, 80, seed=5)
+    ] + [*EDGE, "dan yang kopi dan", "dan", "kopi kopi kopi bubuk kopi"]
+    slow, a, fast, b = _fit_both(titles, analyzer, ngram_range, **limits)
+    assert fast._fit_counts(titles) is not None  # the numpy path, not a fallback
+    _assert_same_fit(slow, a, fast, b)
+
+
+@pytest.mark.parametrize("analyzer", ["char_wb", "word"])
+def test_fast_fit_falls_back_and_fails_alike(analyzer) -> None:
+    odd = ["Kopi Bubuk", " kopi", "kopi  bubuk", "kemeja batik"]
+    _assert_same_fit(*_fit_both(odd, analyzer, (2, 4) if analyzer == "char_wb" else (1, 2)))
+    # Nothing to count: the numpy path stands aside and scikit-learn's error is raised.
+    empty = ["", "dan"] if analyzer == "word" else ["", ""]
+    kwargs = _fit_kwargs(analyzer, (1, 2) if analyzer == "word" else (2, 4))
+    assert FastTfidfVectorizer(**kwargs)._fit_counts(empty) is None
+    for vectorizer in (TfidfVectorizer(**kwargs), FastTfidfVectorizer(**kwargs)):
+        with pytest.raises(ValueError, match="empty vocabulary"):
+            vectorizer.fit(empty)
+
+
+@needs_shared()
+@pytest.mark.parametrize("analyzer", ["char_wb", "word"])
+def test_fast_fit_is_identical_on_real_titles(analyzer) -> None:
+    frames = [
+        pd.read_csv(p, dtype=str, keep_default_na=False).sample(300, random_state=1, replace=True)
+        for p in sorted(SHARED_SOURCES.glob("*.csv"))
+    ]
+    titles = [normalize(t) for t in pd.concat(frames)["title"]]
+    ngram_range = (2, 5) if analyzer == "char_wb" else (1, 2)
+    _assert_same_fit(*_fit_both(titles, analyzer, ngram_range, min_df=2, max_features=5000))
+
+
 @pytest.mark.parametrize("analyzer", ["char_wb", "word"])
 def test_one_title_and_many_titles_take_different_paths_to_the_same_rows(analyzer) -> None:
     from clustercls.text import tokenize

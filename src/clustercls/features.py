@@ -304,7 +304,10 @@ class FastTfidfVectorizer(TfidfVectorizer):
 
     def _count_vocab(self, raw_documents, fixed_vocab):
         docs = raw_documents if isinstance(raw_documents, list) else list(raw_documents)
-        fast = fixed_vocab and (self._fast_chars() or self._fast_words())
+        if not fixed_vocab:
+            counted = self._fit_counts(docs)
+            return counted if counted is not None else super()._count_vocab(docs, fixed_vocab)
+        fast = self._fast_chars() or self._fast_words()
         # The compiled counter checks the alphabet itself (spacing does not matter to
         # char_wb, which splits on whitespace) and stands aside for anything else.
         if fast and self._fast_chars() and (counts := self._count_chars_compiled(docs)) is not None:
@@ -322,6 +325,138 @@ class FastTfidfVectorizer(TfidfVectorizer):
         if self._fast_chars():
             return self.vocabulary_, self._count_chars(docs, lookup)
         return self.vocabulary_, self._count_words(docs, *lookup)
+
+    def _fit_counts(self, docs: list[str]) -> tuple[dict, sp.csr_matrix] | None:
+        """The vocabulary and counts scikit-learn's fit counts, counted with numpy.
+
+        Fitting counts every n-gram of the training titles; scikit-learn does it one
+        Python string at a time, a fifth of a training fit, repeated by every
+        leave-one-source-out fold. Terms get ids in the order scikit-learn first meets
+        them and each row lists its terms by id, as scikit-learn's matrix does: the
+        vocabulary, the IDF weights and even the order of each row's entries come out
+        identical, so the fitted model does too (a test checks it). None where the fast
+        paths do not apply: scikit-learn then counts.
+        """
+        if not docs or not (self._fast_chars() or self._fast_words()) or not all_normalised(docs):
+            return None
+        found = self._char_grams(docs) if self._fast_chars() else self._word_grams(docs)
+        if found is None:
+            return None
+        gram, start, row_of, major_of, n_base, decode = found
+        if not len(gram):
+            return None  # scikit-learn raises its "empty vocabulary" error
+        # One sort of (n-gram, position) pairs groups each n-gram's occurrences and puts
+        # its first one in front: numpy's sort is vectorised, its stable argsort is not.
+        span = int(start.max()) + 1
+        if int(gram.max()) >= np.iinfo(np.int64).max // span:
+            return None
+        pairs = gram * span + start
+        del gram, start
+        pairs.sort()
+        gram = pairs // span
+        position = pairs - gram * span
+        del pairs
+        new = np.empty(len(gram), dtype=bool)
+        new[0] = True
+        np.not_equal(gram[1:], gram[:-1], out=new[1:])
+        unique, first = gram[new], position[new]
+        del gram
+        # scikit-learn meets n-grams word by word (titles, for word n-grams), n by n,
+        # left to right, and numbers each when first met.
+        by_first = np.lexsort((first, unique % n_base, major_of[first]))
+        rank = np.empty(len(unique), dtype=np.int64)
+        rank[by_first] = np.arange(len(unique))
+        n_terms = len(unique)
+        ids = rank[np.cumsum(new) - 1]
+        del new
+        cells, counts = np.unique(row_of[position] * n_terms + ids, return_counts=True)
+        del ids, position
+        row, column = np.divmod(cells, n_terms)
+        index_dtype = np.int32 if len(cells) <= np.iinfo(np.int32).max else np.int64
+        indptr = np.zeros(len(docs) + 1, dtype=index_dtype)
+        np.cumsum(np.bincount(row, minlength=len(docs)), out=indptr[1:])
+        counts = sp.csr_matrix(
+            (counts.astype(self.dtype), column.astype(index_dtype), indptr),
+            shape=(len(docs), n_terms),
+        )
+        counts.has_sorted_indices = True
+        terms = decode(unique[by_first])
+        return dict(zip(terms, range(n_terms), strict=True)), counts
+
+    def _char_grams(self, docs: list[str]):
+        """Every char_wb n-gram of clean documents as an integer (base-38 key, then n),
+        with its start position; per position its document and word; the base n is
+        written in; and a function turning integers back into n-grams."""
+        joined = "|".join([f" {d} " for d in docs]).encode("ascii")
+        c = _CODES[np.frombuffer(joined, dtype=np.uint8)]
+        row_of = np.cumsum(c == _SEPARATOR)
+        # An n-gram belongs to the word its first character starts or pads.
+        word_of = np.cumsum(c == _SPACE)
+        low, high = self.ngram_range
+        key, valid = c, c != _SEPARATOR
+        starts, grams = [], []
+        for n in range(2, high + 1):
+            last = c[n - 1 :]
+            key = key[:-1] * _BASE + last
+            inner_ok = (c[:-1] != _SPACE) | (last != _SPACE) if n == 2 else c[n - 2 : -1] != _SPACE
+            valid = valid[:-1] & (last != _SEPARATOR) & inner_ok
+            if n >= low:
+                where = np.flatnonzero(valid)
+                starts.append(where)
+                grams.append(key[where] * (_MAX_N + 1) + n)
+        letters = np.frombuffer(_ALPHABET.encode("ascii"), dtype=np.uint8)
+
+        def decode(values: np.ndarray) -> list[str]:
+            out = np.empty(len(values), dtype=object)
+            lengths, keys = values % (_MAX_N + 1), values // (_MAX_N + 1)
+            for n in np.unique(lengths):
+                pick = np.flatnonzero(lengths == n)
+                digits = keys[pick, None] // _BASE ** np.arange(n - 1, -1, -1) % _BASE
+                raw = np.ascontiguousarray(letters[digits]).view(f"S{n}").ravel()
+                out[pick] = [b.decode("ascii") for b in raw.tolist()]
+            return out.tolist()
+
+        return np.concatenate(grams), np.concatenate(starts), row_of, word_of, _MAX_N + 1, decode
+
+    def _word_grams(self, docs: list[str]):
+        """Every word n-gram of clean documents as an integer (token ids in base T, then
+        n), with its start position; per position its document (twice: titles are what
+        scikit-learn's word analyzer goes through); the base n is written in; and a
+        function turning integers back into n-grams. None where keys would overflow."""
+        tokens = f" {TITLE_BREAK} ".join(docs).split()
+        codes, uniques = pd.factorize(np.asarray(tokens, dtype=object))
+        uniques = np.asarray(uniques, dtype=object)
+        stop = pd.Index(uniques).isin(list(load_stopwords()))
+        codes = codes[~stop[codes]]
+        brk = codes == (np.flatnonzero(uniques == TITLE_BREAK)[:1].tolist() or [-1])[0]
+        low, high = self.ngram_range
+        n_tokens = len(uniques)
+        if n_tokens**high * (high + 1) >= 2**62:
+            return None
+        row_of = np.cumsum(brk)
+        key, valid = codes.astype(np.int64), ~brk
+        starts, grams = [], []
+        for n in range(1, high + 1):
+            if n > 1:
+                key = key[:-1] * n_tokens + codes[n - 1 :]
+                valid = valid[:-1] & ~brk[n - 1 :]
+            if n >= low:
+                where = np.flatnonzero(valid)
+                starts.append(where)
+                grams.append(key[where] * (high + 1) + n)
+
+        def decode(values: np.ndarray) -> list[str]:
+            out = np.empty(len(values), dtype=object)
+            lengths, keys = values % (high + 1), values // (high + 1)
+            for n in np.unique(lengths):
+                pick = np.flatnonzero(lengths == n)
+                parts = [
+                    uniques[keys[pick] // n_tokens ** (n - 1 - i) % n_tokens] for i in range(n)
+                ]
+                out[pick] = [" ".join(t) for t in zip(*parts, strict=True)]
+            return out.tolist()
+
+        return np.concatenate(grams), np.concatenate(starts), row_of, row_of, high + 1, decode
 
     def _count_chars_compiled(self, docs: list[str]) -> sp.csr_matrix | None:
         """char_wb counts from the compiled counter (``clustercls._ngrams``), for any
