@@ -10,7 +10,9 @@ table rewards them and production can run them.
 
 from __future__ import annotations
 
+import os
 from functools import partial
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -25,6 +27,7 @@ from clustercls.features import tokenize
 from clustercls.fit import (
     build_pipeline,
     fit_pipeline,
+    fit_rows,
     sample_weights,
     thin_titles,
     weighted_rows,
@@ -604,6 +607,57 @@ class LexiconPairs:
         )
 
 
+class WordVectorFeatures(TransformerMixin, BaseEstimator):
+    """The mean of a normalised title's word vectors (a fixed table, `words` and `vectors`
+    files), times `weight`: pretrained knowledge of which words are alike."""
+
+    def __init__(self, words: str, vectors: str, weight: float = 1.0) -> None:
+        self.words, self.vectors, self.weight = words, vectors, weight
+
+    def fit(self, X=None, y=None):
+        words = Path(self.words).read_text(encoding="utf-8").split("\n")
+        self.vectors_ = np.load(self.vectors).astype(np.float32)
+        self.index_ = {w: i for i, w in enumerate(words[: len(self.vectors_)])}
+        return self
+
+    def transform(self, X):
+        index = self.index_
+        indptr, indices = [0], []
+        for text in X:
+            found = [j for j in map(index.get, text.split()) if j is not None]
+            indices.extend(found)
+            indptr.append(len(indices))
+        counts = np.diff(indptr)
+        data = np.repeat(self.weight / np.maximum(counts, 1), counts).astype(np.float32)
+        mean = sp.csr_matrix(
+            (data, np.asarray(indices, dtype=np.int64), indptr),
+            shape=(len(indptr) - 1, len(self.vectors_)),
+        )
+        return sp.csr_matrix(mean @ self.vectors_)
+
+
+class WordVectors:
+    """The default pipeline plus `WordVectorFeatures`, fitted as `fit_pipeline` fits (the
+    thinned copies only transformed)."""
+
+    def __init__(self, words: str, vectors: str, weight: float = 1.0) -> None:
+        self.words, self.vectors, self.weight = words, vectors, weight
+        self.features, self.model = FeatureConfig(), ModelConfig()
+
+    def __call__(self, frame: pd.DataFrame):
+        pipeline = build_pipeline(self.features, self.model)
+        pipeline.named_steps["features"].transformer_list.append(
+            ("vectors", WordVectorFeatures(self.words, self.vectors, self.weight))
+        )
+        return fit_rows(pipeline, *weighted_rows(frame, self.model))
+
+
+def _vectors(weight: float, dims: int):
+    # Built outside the project's environment (`build_word_vectors.py`), so found by path.
+    folder = os.environ.get("WORD_VECTORS_DIR", "word_vectors")
+    return WordVectors(f"{folder}/words.txt", f"{folder}/vectors{dims}.npy", weight)
+
+
 FIT_IDEAS = {
     "word_dropout_0.3": lambda dataset, groups: WordDropout(0.3, 0.5),
     "word_dropout_0.3_half": lambda dataset, groups: WordDropout(0.3, 0.5, fraction=0.5),
@@ -621,5 +675,7 @@ FIT_IDEAS = {
     "word_clusters_400_target": lambda dataset, groups: WordClusters(dataset, groups, True),
     "selftrain_0.9": lambda dataset, groups: SelfTraining(dataset, groups, threshold=0.9),
     "selftrain_0.97": lambda dataset, groups: SelfTraining(dataset, groups, threshold=0.97),
+    "word_vectors_64": lambda dataset, groups: _vectors(1.0, 64),
+    "word_vectors_128_double": lambda dataset, groups: _vectors(2.0, 128),
 }
 """Idea name -> factory of its fit function, given the dataset and the source groups."""

@@ -158,10 +158,14 @@ def fit_pipeline(
     """Build and fit the pipeline on training rows (`title`, `cluster`, `source`),
     weighted as `weighted_rows` weighs them."""
     rows, weights = weighted_rows(frame, model, source_scale)
+    return fit_rows(build_pipeline(features, model), rows, weights)
+
+
+def fit_rows(pipeline: Pipeline, rows: pd.DataFrame, weights: np.ndarray) -> Pipeline:
+    """Fit `pipeline` on the rows and weights `weighted_rows` returns."""
     # Plain arrays: scikit-learn's cross-validated calibration indexes y by position, and
     # a subset frame's index is not 0..n-1.
     titles, clusters = rows["title"].to_numpy(), rows["cluster"].to_numpy()
-    pipeline = build_pipeline(features, model)
     thinned = (rows["source"] == THINNED_SOURCE).to_numpy()
     if not thinned.any():
         return pipeline.fit(titles, clusters, classifier__sample_weight=weights)
