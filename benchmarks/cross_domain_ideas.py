@@ -11,6 +11,7 @@ table rewards them and production can run them.
 from __future__ import annotations
 
 import os
+import re
 from functools import partial
 from pathlib import Path
 
@@ -652,6 +653,42 @@ class WordVectors:
         return fit_rows(pipeline, *weighted_rows(frame, self.model))
 
 
+class DropCodeWords(TransformerMixin, BaseEstimator):
+    """Normalised titles without their words that hold a digit (model codes such as
+    "snk809k2" or "cw2288"; units and bare numbers are already placeholders or gone)."""
+
+    def fit(self, X=None, y=None):
+        return self
+
+    def transform(self, X):
+        return [" ".join(w for w in text.split() if not _HAS_DIGIT(w)) for text in X]
+
+    def get_feature_names_out(self, input_features=None):
+        return np.asarray(input_features if input_features is not None else [], dtype=object)
+
+
+_HAS_DIGIT = re.compile(r"\d").search
+
+
+class CharWithoutCodes:
+    """The default pipeline, its character n-grams counted without the words that hold a
+    digit: a code's n-grams carry no morphology, only which shops write codes (mostly
+    electronics sellers), and they outweighed "casio" in "casio mtp v002d 7b". The word
+    block still sees each code as a word."""
+
+    def __init__(self) -> None:
+        self.features, self.model = FeatureConfig(), ModelConfig()
+
+    def __call__(self, frame: pd.DataFrame):
+        from sklearn.pipeline import Pipeline
+
+        pipeline = build_pipeline(self.features, self.model)
+        blocks = pipeline.named_steps["features"].transformer_list
+        at = [name for name, _ in blocks].index("char")
+        blocks[at] = ("char", Pipeline([("codes", DropCodeWords()), ("tfidf", blocks[at][1])]))
+        return fit_rows(pipeline, *weighted_rows(frame, self.model))
+
+
 def _vectors(weight: float, dims: int):
     # Built outside the project's environment (`build_word_vectors.py`), so found by path.
     folder = os.environ.get("WORD_VECTORS_DIR", "word_vectors")
@@ -677,5 +714,6 @@ FIT_IDEAS = {
     "selftrain_0.97": lambda dataset, groups: SelfTraining(dataset, groups, threshold=0.97),
     "word_vectors_64": lambda dataset, groups: _vectors(1.0, 64),
     "word_vectors_128_double": lambda dataset, groups: _vectors(2.0, 128),
+    "char_without_codes": lambda dataset, groups: CharWithoutCodes(),
 }
 """Idea name -> factory of its fit function, given the dataset and the source groups."""
