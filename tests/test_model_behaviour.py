@@ -24,6 +24,8 @@ OBVIOUS = {
         "Kaos Kaki Bayi Motif Lucu",
         "Ransel Laptop Pria Anti Air",
         "Kalung Choker Wanita Korea",
+        # A brand and a model code, nothing else (lexicon v7).
+        "Timex Weekender TW2R42500",
     ],
     "food_beverage": [
         "Kopi Bubuk Arabika Gayo 250gr",
@@ -62,6 +64,9 @@ OBVIOUS = {
         "Ikan Cupang Halfmoon Jantan",
         "Logam Mulia 5 gr Sertifikat",
         "Yellow Gold Coin 24k 2 gm",
+        # Diapers sold as "pants" and toothpaste named by its brand (lexicon v7).
+        "Mamy Poko Pants L 28",
+        "Pepsodent 190g",
     ],
 }
 
