@@ -174,7 +174,9 @@ def test_fast_fit_is_identical_down_to_the_order_of_entries(analyzer, ngram_rang
 @pytest.mark.parametrize("analyzer", ["char_wb", "word"])
 def test_fast_fit_falls_back_and_fails_alike(analyzer) -> None:
     odd = ["Kopi Bubuk", " kopi", "kopi  bubuk", "kemeja batik"]
-    _assert_same_fit(*_fit_both(odd, analyzer, (2, 4) if analyzer == "char_wb" else (1, 2)))
+    slow, a, fast, b = _fit_both(odd, analyzer, (2, 4) if analyzer == "char_wb" else (1, 2))
+    assert fast._fit_counts(odd) is None  # not normalised: scikit-learn counts
+    _assert_same_fit(slow, a, fast, b)
     # Nothing to count: the numpy path stands aside and scikit-learn's error is raised.
     empty = ["", "dan"] if analyzer == "word" else ["", ""]
     kwargs = _fit_kwargs(analyzer, (1, 2) if analyzer == "word" else (2, 4))

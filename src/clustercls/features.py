@@ -171,7 +171,9 @@ class FastTfidfVectorizer(TfidfVectorizer):
       becomes an integer id, and the n-grams of ids are looked up the same way.
 
     The counts equal scikit-learn's and the TF-IDF weights agree to float32 rounding
-    (tests check both, on real titles too). Fitting is scikit-learn's own; the lookup
+    (tests check both, on real titles too). Fitting counts the training titles the same
+    way (`_fit_counts`) and leaves the rest of the fit (vocabulary order, `min_df`,
+    `max_features`, IDF) to scikit-learn; the fitted vectoriser is identical. The lookup
     tables are derived from `vocabulary_` on first use and never pickled. Text outside
     the alphabet, and settings the fast paths do not mimic, take scikit-learn's path.
     """
@@ -330,7 +332,7 @@ class FastTfidfVectorizer(TfidfVectorizer):
         """The vocabulary and counts scikit-learn's fit counts, counted with numpy.
 
         Fitting counts every n-gram of the training titles; scikit-learn does it one
-        Python string at a time, a fifth of a training fit, repeated by every
+        Python string at a time, which took a third of a training fit, repeated by every
         leave-one-source-out fold. Terms get ids in the order scikit-learn first meets
         them and each row lists its terms by id, as scikit-learn's matrix does: the
         vocabulary, the IDF weights and even the order of each row's entries come out
