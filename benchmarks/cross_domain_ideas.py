@@ -638,8 +638,8 @@ class WordVectorFeatures(TransformerMixin, BaseEstimator):
 
 
 class WordVectors:
-    """The default pipeline plus `WordVectorFeatures`, fitted as `fit_pipeline` fits (the
-    thinned copies only transformed)."""
+    """The default pipeline plus `WordVectorFeatures`, fitted as training fits
+    (`fit_rows`: the thinned copies only transformed)."""
 
     def __init__(self, words: str, vectors: str, weight: float = 1.0) -> None:
         self.words, self.vectors, self.weight = words, vectors, weight
