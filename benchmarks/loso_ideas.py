@@ -57,7 +57,7 @@ IDEAS: dict[str, dict] = {
     "sources_equal": {"model": {"source_weight": 1.0}},
     # Thinned copies of the titles (`ModelConfig.word_dropout`, lexicon terms kept; the
     # default is `_half_cv2`): off, with calibration on 3 folds (the default before), and
-    # at a quarter of the titles copied.
+    # at a quarter or all of the titles copied.
     "no_word_dropout": {"model": {"word_dropout": 0.0}},
     "dropout_keep_terms_half": {
         "model": {"word_dropout": 0.3, "word_dropout_copies": 0.5, "calibration_cv": 3}
@@ -79,6 +79,9 @@ IDEAS: dict[str, dict] = {
     },
     "dropout_keep_terms_quarter_cv2": {
         "model": {"word_dropout": 0.3, "word_dropout_copies": 0.25, "calibration_cv": 2}
+    },
+    "dropout_keep_terms_all_cv2": {
+        "model": {"word_dropout": 0.3, "word_dropout_copies": 1.0, "calibration_cv": 2}
     },
     # Regularisation of the default linear SVM (C=0.4).
     "C_0.2": {"model": {"C": 0.2}},
