@@ -83,6 +83,10 @@ IDEAS: dict[str, dict] = {
     "dropout_keep_terms_all_cv2": {
         "model": {"word_dropout": 0.3, "word_dropout_copies": 1.0, "calibration_cv": 2}
     },
+    # A heavier thinning of the same half of the titles.
+    "dropout_keep_terms_half_p05_cv2": {
+        "model": {"word_dropout": 0.5, "word_dropout_copies": 0.5, "calibration_cv": 2}
+    },
     # Regularisation of the default linear SVM (C=0.4).
     "C_0.2": {"model": {"C": 0.2}},
     "C_1.0": {"model": {"C": 1.0}},
