@@ -116,6 +116,29 @@ class _KeyIndex:
         return cols
 
 
+def _joined_codes(docs: list[str]) -> np.ndarray:
+    """The character codes of clean documents, each padded with spaces and closed by a
+    separator, so that no n-gram may cross from one document into the next."""
+    joined = "|".join([f" {d} " for d in docs]).encode("ascii")
+    return _CODES[np.frombuffer(joined, dtype=np.uint8)]
+
+
+def _char_wb_keys(c: np.ndarray, ngram_range: tuple[int, int]):
+    """Per n in `ngram_range` (from 2 up): n, the base-38 key of the n-gram starting at
+    each position of `c`, and whether it is a char_wb n-gram."""
+    low, high = ngram_range
+    key, valid = c, c != _SEPARATOR
+    for n in range(2, high + 1):
+        last = c[n - 1 :]
+        key = key[:-1] * _BASE + last
+        # A char_wb n-gram stays inside one space-padded word: no separator, no space
+        # strictly inside, and (n = 2) not two spaces, the whole of an empty title.
+        inner_ok = (c[:-1] != _SPACE) | (last != _SPACE) if n == 2 else c[n - 2 : -1] != _SPACE
+        valid = valid[:-1] & (last != _SEPARATOR) & inner_ok
+        if n >= low:
+            yield n, key, valid
+
+
 def _position_major_csr(
     cols: list[np.ndarray], row_of: np.ndarray, n_docs: int, n_features: int, dtype
 ) -> sp.csr_matrix:
@@ -389,23 +412,15 @@ class FastTfidfVectorizer(TfidfVectorizer):
         """Every char_wb n-gram of clean documents as an integer (base-38 key, then n),
         with its start position; per position its document and word; the base n is
         written in; and a function turning integers back into n-grams."""
-        joined = "|".join([f" {d} " for d in docs]).encode("ascii")
-        c = _CODES[np.frombuffer(joined, dtype=np.uint8)]
+        c = _joined_codes(docs)
         row_of = np.cumsum(c == _SEPARATOR)
         # An n-gram belongs to the word its first character starts or pads.
         word_of = np.cumsum(c == _SPACE)
-        low, high = self.ngram_range
-        key, valid = c, c != _SEPARATOR
         starts, grams = [], []
-        for n in range(2, high + 1):
-            last = c[n - 1 :]
-            key = key[:-1] * _BASE + last
-            inner_ok = (c[:-1] != _SPACE) | (last != _SPACE) if n == 2 else c[n - 2 : -1] != _SPACE
-            valid = valid[:-1] & (last != _SEPARATOR) & inner_ok
-            if n >= low:
-                where = np.flatnonzero(valid)
-                starts.append(where)
-                grams.append(key[where] * (_MAX_N + 1) + n)
+        for n, key, valid in _char_wb_keys(c, self.ngram_range):
+            where = np.flatnonzero(valid)
+            starts.append(where)
+            grams.append(key[where] * (_MAX_N + 1) + n)
         letters = np.frombuffer(_ALPHABET.encode("ascii"), dtype=np.uint8)
 
         def decode(values: np.ndarray) -> list[str]:
@@ -541,22 +556,9 @@ class FastTfidfVectorizer(TfidfVectorizer):
 
     def _count_chars(self, docs: list[str], index: _KeyIndex) -> sp.csr_matrix:
         """char_wb counts of clean documents, all at once."""
-        # Each title padded with spaces and closed by a separator: no n-gram may cross one.
-        joined = "|".join([f" {d} " for d in docs]).encode("ascii")
-        c = _CODES[np.frombuffer(joined, dtype=np.uint8)]
+        c = _joined_codes(docs)
         row_of = np.cumsum(c == _SEPARATOR)
-        low, high = self.ngram_range
-        key, valid = c, c != _SEPARATOR
-        cols = []
-        for n in range(2, high + 1):
-            last = c[n - 1 :]
-            key = key[:-1] * _BASE + last
-            # A char_wb n-gram stays inside one space-padded word: no separator, no space
-            # strictly inside, and (n = 2) not two spaces, the whole of an empty title.
-            inner_ok = (c[:-1] != _SPACE) | (last != _SPACE) if n == 2 else c[n - 2 : -1] != _SPACE
-            valid = valid[:-1] & (last != _SEPARATOR) & inner_ok
-            if n >= low:
-                cols.append(index.lookup(n, key, valid))
+        cols = [index.lookup(n, key, valid) for n, key, valid in _char_wb_keys(c, self.ngram_range)]
         return _position_major_csr(cols, row_of, len(docs), len(self.vocabulary_), self.dtype)
 
     def _count_words(
