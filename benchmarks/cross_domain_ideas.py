@@ -689,6 +689,22 @@ class CharWithoutCodes:
         return fit_rows(pipeline, *weighted_rows(frame, self.model))
 
 
+class BlockWeights:
+    """The default pipeline with its feature blocks weighted apart (`FeatureUnion`'s
+    `transformer_weights`): under the SVM's one penalty, a block scaled by w is penalised
+    as if by 1/w**2, so this moves weight between word, character and lexicon features.
+    The notes report character n-grams as the features that hold best across domains."""
+
+    def __init__(self, **weights: float) -> None:
+        self.weights = weights
+        self.features, self.model = FeatureConfig(), ModelConfig()
+
+    def __call__(self, frame: pd.DataFrame):
+        pipeline = build_pipeline(self.features, self.model)
+        pipeline.named_steps["features"].set_params(transformer_weights=self.weights)
+        return fit_rows(pipeline, *weighted_rows(frame, self.model))
+
+
 def _vectors(weight: float, dims: int):
     # Built outside the project's environment (`build_word_vectors.py`), so found by path.
     folder = os.environ.get("WORD_VECTORS_DIR", "word_vectors")
@@ -715,5 +731,8 @@ FIT_IDEAS = {
     "word_vectors_64": lambda dataset, groups: _vectors(1.0, 64),
     "word_vectors_128_double": lambda dataset, groups: _vectors(2.0, 128),
     "char_without_codes": lambda dataset, groups: CharWithoutCodes(),
+    "char_weight_1.5": lambda dataset, groups: BlockWeights(char=1.5),
+    "word_weight_0.6": lambda dataset, groups: BlockWeights(word=0.6),
+    "char_weight_0.7": lambda dataset, groups: BlockWeights(char=0.7),
 }
 """Idea name -> factory of its fit function, given the dataset and the source groups."""

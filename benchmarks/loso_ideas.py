@@ -99,6 +99,10 @@ IDEAS: dict[str, dict] = {
     # n-gram ranges: word bigrams may carry one shop's phrasing; single characters its script.
     "word_unigrams": {"features": {"word_ngram_range": (1, 1)}},
     "char_1_5": {"features": {"char_ngram_range": (1, 5)}},
+    # Vocabulary size: n-grams met in few titles are mostly one shop's names and codes.
+    "min_df_5": {"features": {"min_df": 5}},
+    "min_df_1": {"features": {"min_df": 1}},
+    "char_features_100k": {"features": {"max_features_char": 100_000}},
 }
 
 
