@@ -26,6 +26,9 @@ OBVIOUS = {
         "Kalung Choker Wanita Korea",
         # A brand and a model code, nothing else (lexicon v7).
         "Timex Weekender TW2R42500",
+        # Sportswear brands with a model line, nothing else (lexicon v8).
+        "Nike Air Force 1 07 CW2288-111",
+        "Skechers Go Walk 6",
     ],
     "food_beverage": [
         "Kopi Bubuk Arabika Gayo 250gr",
@@ -67,6 +70,9 @@ OBVIOUS = {
         # Diapers sold as "pants" and toothpaste named by its brand (lexicon v7).
         "Mamy Poko Pants L 28",
         "Pepsodent 190g",
+        # The same brands' equipment is not worn (lexicon v8 names the brands fashion).
+        "Nike Basketball Size 7",
+        "Adidas Yoga Mat 4mm",
     ],
 }
 
