@@ -55,6 +55,7 @@ IDEAS: dict[str, dict] = {
         "model": {"lexicon_documents": 2.0},
     },
     "sources_equal": {"model": {"source_weight": 1.0}},
+    "sources_quarter": {"model": {"source_weight": 0.25}},
     # Thinned copies of the titles (`ModelConfig.word_dropout`, lexicon terms kept; the
     # default is `_half_cv2`): off, with calibration on 3 folds (the default before), and
     # at a quarter or all of the titles copied.
@@ -90,6 +91,8 @@ IDEAS: dict[str, dict] = {
     # Regularisation of the default linear SVM (C=0.4).
     "C_0.2": {"model": {"C": 0.2}},
     "C_1.0": {"model": {"C": 1.0}},
+    # The default C predates the thinned copies, which add rows and regularise by themselves.
+    "C_0.6": {"model": {"C": 0.6}},
     # Logistic regression at the C model selection gives it (ModelConfig's C=0.4 is an SVM
     # value, far too strong a penalty for a log-loss), with the default temperature
     # calibration: one model on all rows, the argmax kept.
