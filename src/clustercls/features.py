@@ -139,6 +139,17 @@ def _char_wb_keys(c: np.ndarray, ngram_range: tuple[int, int]):
             yield n, key, valid
 
 
+def _word_keys(ids: np.ndarray, ok: np.ndarray, n_base: int, high: int):
+    """Per n from 1 to `high`: n, the base-`n_base` key of the word n-gram starting at each
+    position of `ids`, and whether all its words are `ok` (known, not a title break)."""
+    key, valid = ids, ok
+    yield 1, key, valid
+    for n in range(2, high + 1):
+        key = key[:-1] * n_base + ids[n - 1 :]
+        valid = valid[:-1] & ok[n - 1 :]
+        yield n, key, valid
+
+
 def _position_major_csr(
     cols: list[np.ndarray], row_of: np.ndarray, n_docs: int, n_features: int, dtype
 ) -> sp.csr_matrix:
@@ -451,12 +462,8 @@ class FastTfidfVectorizer(TfidfVectorizer):
         if n_tokens**high * (high + 1) >= 2**62:
             return None
         row_of = np.cumsum(brk)
-        key, valid = codes.astype(np.int64), ~brk
         starts, grams = [], []
-        for n in range(1, high + 1):
-            if n > 1:
-                key = key[:-1] * n_tokens + codes[n - 1 :]
-                valid = valid[:-1] & ~brk[n - 1 :]
+        for n, key, valid in _word_keys(codes.astype(np.int64), ~brk, n_tokens, high):
             if n >= low:
                 where = np.flatnonzero(valid)
                 starts.append(where)
@@ -576,11 +583,8 @@ class FastTfidfVectorizer(TfidfVectorizer):
         cols = []
         if low == 1:
             cols.append(np.where(known, unigram[np.where(known, ids, 0)], -1))
-        key, valid = ids, known
-        for n in range(2, high + 1):
-            key = key[:-1] * n_tokens + ids[n - 1 :]
-            valid = valid[:-1] & known[n - 1 :]
-            if n < low:
+        for n, key, valid in _word_keys(ids, known, n_tokens, high):
+            if n < max(low, 2):
                 continue
             found = np.full(len(key), -1, dtype=np.int32)
             if n in index:
