@@ -930,12 +930,18 @@ def test_all_normalised_agrees_with_checking_each_text(texts: list[str]) -> None
 
 
 # The titles `normalize_many` takes its own path for, and the ones it must hand on: markup,
-# non-ASCII, leet, every kind of value, limits that cut inside a word.
+# non-ASCII, leet, letters beside digits with and without a reading, apostrophes, "@" and
+# "$", every kind of value, limits that cut inside a word.
 many_soup = st.lists(
     st.one_of(
         cleaner_soup,
         token_soup(
             "kemeja batik &amp; <b>kopi</b> kópi k0pi ＫＯＰＩ 250gr".split(), "ab &<>é1 ", 8
+        ),
+        token_soup(
+            "500ml rtx3060 k3meja 5ml d'arc j@ket $ale 3in1 kop1 k'op1 ko'p1 batik".split(),
+            "a1 '@$",
+            8,
         ),
         st.none(),
         st.floats(allow_nan=True),
@@ -952,6 +958,26 @@ def test_normalize_many_equals_normalize_each(titles: list, limit: int) -> None:
     from clustercls.text import normalize_many
 
     assert normalize_many(titles, limit) == [normalize(t, limit) for t in titles]
+
+
+@pytest.mark.parametrize(
+    "title",
+    [
+        "Kopi Bubuk 500ml",  # a letter beside a digit, nothing to read
+        "RTX3060 Ti 12GB",
+        "K3meja B4tik Pria",  # read
+        "k'op1 bubuk",  # read only once the apostrophe is gone: normalize reads again
+        "ko'p1",
+        "j@ket 2in1",  # "@" splits a word
+        "$ale Kopi 1kg",
+        "Kopi 250gr " + "bubuk " * 60,  # cut at the limit
+    ],
+)
+def test_normalize_many_takes_normalize_s_path_for_titles_with_digits(title: str) -> None:
+    from clustercls.text import normalize_many
+
+    for limit in (10, 300):
+        assert normalize_many([title], limit) == [normalize(title, limit)]
 
 
 @needs_shared()
