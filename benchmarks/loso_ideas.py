@@ -106,6 +106,17 @@ IDEAS: dict[str, dict] = {
     "min_df_5": {"features": {"min_df": 5}},
     "min_df_1": {"features": {"min_df": 1}},
     "char_features_100k": {"features": {"max_features_char": 100_000}},
+    # Settings no run had measured: longer or shorter n-grams, raw term counts, and the
+    # calibration averaged over models fitted on part of the data each.
+    "word_1_3": {"features": {"word_ngram_range": (1, 3)}},
+    "char_3_5": {"features": {"char_ngram_range": (3, 5)}},
+    "char_2_6": {"features": {"char_ngram_range": (2, 6)}},
+    "sublinear_tf_off": {"features": {"sublinear_tf": False}},
+    "calibration_ensemble": {"model": {"calibration_ensemble": True}},
+    # The lexicon's one-term documents weighted as two or four sources: the policy's
+    # product names, look-alikes among them, pull harder against a marketplace's words.
+    "lexicon_documents_2": {"model": {"lexicon_documents": 2.0}},
+    "lexicon_documents_4": {"model": {"lexicon_documents": 4.0}},
 }
 
 
@@ -218,10 +229,12 @@ def main() -> None:
         if "decisions" in row:
             print("   ", _decisions_line(row["decisions"]), flush=True)
         print("   ", json.dumps(row["per_group_protected_vs_other_f1"]), flush=True)
-    if args.out:
-        Path(args.out).write_text(json.dumps(table, indent=2, default=float))
-    if args.markdown:
-        Path(args.markdown).write_text(markdown(table, holdout or sorted(set(groups.values()))))
+        # Written after every idea: a run of several ideas takes an hour, and one that
+        # fails late keeps the rows of those before it.
+        if args.out:
+            Path(args.out).write_text(json.dumps(table, indent=2, default=float))
+        if args.markdown:
+            Path(args.markdown).write_text(markdown(table, holdout or sorted(set(groups.values()))))
 
 
 def _thresholds_text(thresholds: dict) -> str:
