@@ -28,6 +28,7 @@ from clustercls.features import tokenize
 from clustercls.fit import (
     THINNED_SOURCE,
     build_pipeline,
+    fit_features,
     fit_pipeline,
     fit_rows,
     sample_weights,
@@ -770,15 +771,10 @@ class SharedSubsetEnsemble:
             )
             sources[thinned] = copied["source"].to_numpy(dtype=object)
         pipeline = build_pipeline(self.features, self.model)
-        front = pipeline[:-1]
-        titles, clusters = rows["title"].to_numpy(), rows["cluster"].to_numpy()
         is_copy = np.zeros(len(rows), dtype=bool)
         is_copy[thinned] = True
-        # As `fit_rows`: the feature steps are fitted on the rows that are not copies.
-        X = sp.vstack(
-            [front.fit_transform(titles[~is_copy]), front.transform(titles[is_copy])], format="csr"
-        )
-        order = np.concatenate([np.flatnonzero(~is_copy), np.flatnonzero(is_copy)])
+        X, order = fit_features(pipeline[:-1], rows["title"].to_numpy(), is_copy)
+        clusters = rows["cluster"].to_numpy()
         members = SubsetMeanClassifier(pipeline.steps[-1][1], self.k, self.seed)
         members.fit(X, clusters[order], sample_weight=weights[order], sources=sources[order])
         pipeline.steps[-1] = ("classifier", members)

@@ -973,7 +973,7 @@ def test_normalize_many_equals_normalize_each(titles: list, limit: int) -> None:
         "Kopi 250gr " + "bubuk " * 60,  # cut at the limit
     ],
 )
-def test_normalize_many_takes_normalize_s_path_for_titles_with_digits(title: str) -> None:
+def test_normalize_many_equals_normalize_on_titles_with_digits(title: str) -> None:
     from clustercls.text import normalize_many
 
     for limit in (10, 300):

@@ -169,13 +169,26 @@ def fit_rows(pipeline: Pipeline, rows: pd.DataFrame, weights: np.ndarray) -> Pip
     thinned = (rows["source"] == THINNED_SOURCE).to_numpy()
     if not thinned.any():
         return pipeline.fit(titles, clusters, classifier__sample_weight=weights)
-    # A copy repeats n-grams of its original: counted in the vocabulary, every n-gram of a
-    # single title would pass `min_df` (and the bigrams a dropped word leaves would enter
-    # it). The feature steps are fitted on the other rows; the copies are only transformed.
-    front, classifier = pipeline[:-1], pipeline.steps[-1][1]
+    X, order = fit_features(pipeline[:-1], titles, thinned)
+    pipeline.steps[-1][1].fit(X, clusters[order], sample_weight=weights[order])
+    return pipeline
+
+
+def fit_features(
+    front: Pipeline, titles: np.ndarray, thinned: np.ndarray
+) -> tuple[sp.csr_matrix, np.ndarray]:
+    """Fit the feature steps `front` on the titles that are not thinned copies, and
+    transform all of them.
+
+    A copy repeats n-grams of its original: counted in the vocabulary, every n-gram of a
+    single title would pass `min_df` (and the bigrams a dropped word leaves would enter
+    it). So the feature steps are fitted on the other rows; the copies are only
+    transformed.
+
+    Returns:
+        The feature matrix, originals first, and the row of `titles` each of its rows is.
+    """
     X = sp.vstack(
         [front.fit_transform(titles[~thinned]), front.transform(titles[thinned])], format="csr"
     )
-    order = np.concatenate([np.flatnonzero(~thinned), np.flatnonzero(thinned)])
-    classifier.fit(X, clusters[order], sample_weight=weights[order])
-    return pipeline
+    return X, np.concatenate([np.flatnonzero(~thinned), np.flatnonzero(thinned)])
