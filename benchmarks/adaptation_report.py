@@ -85,7 +85,13 @@ def rows(folder: Path, label: str) -> list[dict]:
         f"p >= {adapt.min_confidence}, weight {adapt.weight}, "
         if adapt.self_training
         else "no self-training, "
-    ) + (f"protected mix {adapt.protected_mix_strength:g}" if adapt.protected_mix else "no mix")
+    ) + (
+        "no mix"
+        if not adapt.protected_mix
+        else f"mix of every cluster {adapt.full_mix_strength:g}"
+        if adapt.mix_scope == "all"
+        else f"protected mix {adapt.protected_mix_strength:g}"
+    )
     plain = pd.read_parquet(folder / "out_of_source_scores.parquet")
     loso, loso_adapted = (
         evaluation["leave_one_source_out"],

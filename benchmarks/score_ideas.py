@@ -18,12 +18,21 @@ those probabilities on an unseen marketplace, so each is scored group by group i
   is `clustercls.classifier.ProtectedMixClassifier`, as `clustercls adapt` serves it,
   here without the refit that comes before it there, and at a uniform training mix (the
   saved scores do not say what their folds were fitted at; `adapt` measures it).
+- `full_mix_1000`: the EM of `prior_em_1000` as `clustercls adapt` serves it
+  (`clustercls.classifier.FullMixClassifier`): the cluster and the blocks follow the moved
+  probabilities, the review screens on the model's own (`screen`); also at 500 and 2,000
+  pseudo-titles. `prior_em_1000` is the same mix with the review on the moved ones.
 - `stacker`: a gradient-boosted second stage on the out-of-source scores of the other
   groups, given the four log-probabilities, the familiarity score, the lexicon's cluster
   and head-cluster indicators and the title's length in words. It could learn when to
   trust the lexicon over the words ("blush" beside "peach"). Caveat: the other groups'
   scores come from models that saw the held-out group, a mild leak in the stacker's
   favour.
+
+Decisions are measured twice: with the model's own thresholds (chosen on its plain
+scores), and with thresholds chosen on each idea's scores by the rule training uses
+(`policy.choose_thresholds`, the review on the screen where an idea has one), as training
+chooses them for adapted models.
 
     .venv/bin/python benchmarks/score_ideas.py [--model models/<version>] [--markdown FILE]
 """
@@ -41,20 +50,22 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import f1_score
 
 from clustercls.artifact import latest_model_dir
-from clustercls.classifier import ProtectedMixClassifier, mix_em, mixed
+from clustercls.classifier import FullMixClassifier, ProtectedMixClassifier, mix_em, mixed
 from clustercls.config import TrainConfig
 from clustercls.data import load_dataset
 from clustercls.lexicon import LexiconFeatures
-from clustercls.policy import decision_rates, load_policy
+from clustercls.policy import choose_thresholds, decision_rates, load_policy, screen_of
 from clustercls.text import TextNormalizer
 
 MIX_STRENGTHS = (0, 20, 50, 200)
+FULL_MIX_STRENGTHS = (500, 1000, 2000)
 IDEAS = (
     "default",
     "prior_em",
     "prior_em_200",
     "prior_em_1000",
     *(f"protected_mix_em_{strength}" for strength in MIX_STRENGTHS),
+    *(f"full_mix_{strength}" for strength in FULL_MIX_STRENGTHS),
     "stacker",
 )
 
@@ -143,6 +154,13 @@ def main() -> None:
     given = _GivenScores(labels).fit()
     protected = tuple(load_policy(TrainConfig().policy).protected)
     rows, shifted = [], {name: np.empty_like(proba) for name in IDEAS}
+    # The probabilities each idea's review screens on, where they are not its own.
+    # Saved scores of a model adapted to a full mix screen on their own columns.
+    given_screen = screen_of(scores, labels)
+    own_screen = proba if given_screen is None else given_screen
+    screens = {f"full_mix_{strength}": own_screen for strength in FULL_MIX_STRENGTHS}
+    if given_screen is not None:
+        screens["default"] = given_screen
     for group in sorted(set(groups)):
         part = groups == group
         distinct = np.unique(titles[part], return_index=True)[1]
@@ -161,6 +179,12 @@ def main() -> None:
                 .predict_proba(proba[part])
                 for strength in MIX_STRENGTHS
             },
+            **{
+                f"full_mix_{strength}": FullMixClassifier(given, strength=float(strength))
+                .fit(proba[part][distinct])
+                .predict_proba(proba[part])
+                for strength in FULL_MIX_STRENGTHS
+            },
             # The stacker's classes_ are sorted like the model's.
             "stacker": stacker.predict_proba(X[part]),
         }
@@ -178,44 +202,57 @@ def main() -> None:
     summary["worst_group"] = [
         table[table.idea == i].set_index("group")["pvo_f1"].idxmin() for i in summary.index
     ]
-    # What the model's own thresholds do with each idea's probabilities.
+    # What the model's own thresholds do with each idea's probabilities, and what
+    # thresholds chosen on the idea's own scores do (as training chooses adapted ones).
     metadata = json.loads((folder / "metadata.json").read_text())
     policy = load_policy(TrainConfig.model_validate(metadata["config"]).policy)
     blockable = scores["familiarity"].to_numpy() >= policy.serving.min_familiarity
     caught_per_group: dict[str, dict] = {}
+    chosen_summary = summary[[]].copy()
     for idea in summary.index:
-        rates = decision_rates(
-            y,
-            shifted[idea],
-            labels,
-            metadata["policy"]["chosen_thresholds"],
-            policy.protected,
-            groups,
-            blockable=blockable,
-        )
-        checked = {
-            g: r["block_precision"]
-            for g, r in rates["per_group"].items()
-            if r["blocks"] >= policy.thresholds.group_min_blocks
-        }
-        summary.loc[idea, "lowest_group_block_precision"] = min(checked.values())
-        caught = {g: r["caught"] for g, r in rates["per_group"].items()}
-        caught_per_group[idea] = caught
-        summary.loc[idea, "block_precision"] = rates["pooled"]["block_precision"]
-        summary.loc[idea, "caught"] = rates["pooled"]["caught"]
-        summary.loc[idea, "review_rate"] = rates["pooled"]["review_rate"]
-        summary.loc[idea, "lowest_caught"] = (
-            f"{min(caught, key=caught.get)} {min(caught.values()):.4f}"
-        )
+        screen = screens.get(idea)
+        own = choose_thresholds(y, shifted[idea], labels, policy, groups, blockable, screen)
+        for target, thresholds in ((summary, metadata["policy"]["chosen_thresholds"]),
+                                   (chosen_summary, own)):  # fmt: skip
+            rates = decision_rates(
+                y,
+                shifted[idea],
+                labels,
+                thresholds,
+                policy.protected,
+                groups,
+                blockable=blockable,
+                screen=screen,
+            )
+            checked = {
+                g: r["block_precision"]
+                for g, r in rates["per_group"].items()
+                if r["blocks"] >= policy.thresholds.group_min_blocks
+            }
+            caught = {g: r["caught"] for g, r in rates["per_group"].items()}
+            if target is summary:
+                caught_per_group[idea] = caught
+            else:
+                target.loc[idea, "mean_macro_f1"] = summary.loc[idea, "mean_macro_f1"]
+                target.loc[idea, "review_threshold"] = thresholds["review"]
+            target.loc[idea, "lowest_group_block_precision"] = min(checked.values())
+            target.loc[idea, "block_precision"] = rates["pooled"]["block_precision"]
+            target.loc[idea, "block_recall"] = rates["pooled"]["block_recall"]
+            target.loc[idea, "caught"] = rates["pooled"]["caught"]
+            target.loc[idea, "review_rate"] = rates["pooled"]["review_rate"]
+            target.loc[idea, "lowest_caught"] = (
+                f"{min(caught, key=caught.get)} {min(caught.values()):.4f}"
+            )
     per_group = table.pivot(index="idea", columns="group", values="pvo_f1").loc[summary.index]
     text = (
         f"# score_ideas.py on {folder.name} ({args.scores})\n\n"
-        + (
-            "Decisions use the model's plain thresholds (chosen on its plain scores).\n\n"
-            if args.scores != "out_of_source_scores.parquet"
-            else ""
-        )
+        + "Decisions in this first table use the model's thresholds (chosen on its plain "
+        + "scores).\n\n"
         + _markdown(summary)
+        + "\n\nWith thresholds chosen on each idea's own scores (`policy.choose_thresholds`, "
+        + "the review on the model's own scores for `full_mix_*`), as training chooses "
+        + "thresholds for adapted models:\n\n"
+        + _markdown(chosen_summary)
         + "\n\nProtected-vs-other F1 per held-out group:\n\n"
         + _markdown(per_group)
         + "\n\nProtected titles caught (blocked or sent to review) per held-out group, "

@@ -23,12 +23,16 @@ from clustercls.adapt import (
     measured_for,
 )
 from clustercls.artifact import load_artifact, read_metadata
-from clustercls.classifier import ProtectedMixClassifier
+from clustercls.classifier import (
+    FullMixClassifier,
+    ProtectedMixClassifier,
+    pipeline_proba_and_screen,
+)
 from clustercls.cli import EXIT_DATA, EXIT_USAGE, app
 from clustercls.config import AdaptConfig, FeatureConfig, ModelConfig, TrainConfig, stored_config
 from clustercls.data import load_dataset
 from clustercls.familiarity import familiarity, word_vocabulary
-from clustercls.policy import load_policy, scores_decision_rates
+from clustercls.policy import decide_scores, load_policy, scores_decision_rates
 from clustercls.predict import load_model
 from tests.conftest import make_titles, tiny_config, write_tiny_sources
 
@@ -207,6 +211,80 @@ def test_protected_mix_follows_the_estimator_contract() -> None:
             ProtectedMixClassifier(_Given().fit(None), protected=bad).fit(proba)
 
 
+def _full_marketplace_scores(mix: list[float], n: int, seed: int = 0) -> np.ndarray:
+    """Calibrated probabilities of n titles from a marketplace whose clusters are in
+    proportions `mix` (`other` included), from a classifier fitted at a uniform mix: the
+    clusters' features overlap (the exact posteriors of points drawn around nearby
+    centres)."""
+    rng = np.random.default_rng(seed)
+    truth = rng.choice(4, size=n, p=mix)
+    centres = np.array([[0.0, 0.0], [2.0, 0.0], [0.0, 2.0], [2.0, 2.0]])
+    points = centres[truth] + rng.normal(size=(n, 2))
+    log_likelihood = -0.5 * ((points[:, None, :] - centres[None]) ** 2).sum(axis=2)
+    proba = np.exp(log_likelihood - log_likelihood.max(axis=1, keepdims=True))
+    return proba / proba.sum(axis=1, keepdims=True)
+
+
+def test_full_mix_is_the_marketplace_mix() -> None:
+    truth = [0.02, 0.08, 0.1, 0.8]
+    proba = _full_marketplace_scores(truth, 4000)
+    free = FullMixClassifier(_Given().fit(None), strength=0).fit(proba)
+    assert free.mix_.sum() == pytest.approx(1) and np.abs(free.mix_ - truth).max() < 0.05
+    np.testing.assert_allclose(free.ratio_, free.mix_ * 4)
+    # Pseudo-titles at the training mix hold a small marketplace's estimate near it.
+    small = FullMixClassifier(_Given().fit(None), strength=1000).fit(proba[:60])
+    assert np.abs(small.mix_ - 0.25).max() < 0.05
+    assert FullMixClassifier(_Given().fit(None), strength=1000).fit(proba).mix_[3] > 0.6
+
+
+def test_full_mix_moves_the_cluster_and_keeps_the_screen() -> None:
+    proba = _full_marketplace_scores([0.02, 0.08, 0.1, 0.8], 4000)
+    mix = FullMixClassifier(_Given().fit(None), strength=0).fit(proba)
+    doubtful = np.array([[0.45, 0.1, 0.1, 0.35], [0.0, 0.0, 0.0, 1.0], [0.01, 0.97, 0.01, 0.01]])
+    moved, screen = mix.proba_and_screen(doubtful)
+    np.testing.assert_allclose(moved, mix.predict_proba(doubtful))
+    np.testing.assert_allclose(moved.sum(axis=1), 1)
+    # On a marketplace of mostly other goods a title leaning to craft is one of them, but
+    # the review still screens on the classifier's own probabilities.
+    assert doubtful[0].argmax() == 0 and moved[0].argmax() == 3
+    assert mix.predict(doubtful[:1]).tolist() == ["other"]
+    assert np.array_equal(screen, doubtful)
+    np.testing.assert_allclose(moved[1], doubtful[1], atol=1e-12)
+    # A sure title stays what it is.
+    assert moved[2].argmax() == 1
+    # Serving decides on the moved cluster and on the screen's protected probability.
+    thresholds = {"block": {c: 0.8 for c in _PROTECTED}, "review": 0.5}
+    classes = list(_Given().fit(None).classes_)
+    decided = decide_scores(moved, classes, thresholds, _PROTECTED, screen=screen)
+    assert decided.tolist() == ["review", "allow", "block"]
+    assert decide_scores(moved, classes, thresholds, _PROTECTED)[0] == "allow"
+
+
+def test_full_mix_follows_the_estimator_contract() -> None:
+    proba = _full_marketplace_scores([0.2, 0.2, 0.2, 0.4], 500)
+    mix = FullMixClassifier(FrozenEstimator(_Given().fit(None)))
+    with pytest.raises(NotFittedError):
+        mix.predict_proba(proba)
+    assert mix.fit(proba) is mix and mix.get_params(deep=False)["strength"] == 1000.0
+    twin = clone(mix)
+    assert not hasattr(twin, "mix_")
+    np.testing.assert_array_equal(twin.fit(proba).mix_, mix.mix_)
+    before = {k: np.copy(v) if isinstance(v, np.ndarray) else v for k, v in vars(mix).items()}
+    mix.proba_and_screen(proba)
+    assert all(np.array_equal(vars(mix)[k], v) for k, v in before.items())
+    with pytest.raises(ValueError, match="prior"):
+        FullMixClassifier(_Given().fit(None), prior=[1, 0, 1, 1]).fit(proba)
+    with pytest.raises(ValueError, match="strength"):
+        FullMixClassifier(_Given().fit(None), strength=-1).fit(proba)
+
+
+def test_a_model_stored_before_the_mix_scope_adapts_only_the_protected_mix() -> None:
+    stored = TrainConfig().model_dump(mode="json")
+    del stored["adapt"]["mix_scope"]
+    assert stored_config(stored).adapt.mix_scope == "protected"
+    assert TrainConfig().adapt.mix_scope == "all"
+
+
 def test_one_protected_cluster_has_no_mix_to_learn(tiny_model_dir: Path) -> None:
     artifact = load_artifact(tiny_model_dir)
     dataset = load_dataset(tiny_model_dir.parent.parent / "processed" / "dataset.parquet")
@@ -253,14 +331,31 @@ def _adapt(
 def _assert_serves_the_pipeline(model_dir: Path, pipeline, titles: list[str]) -> None:
     """Serving a saved model runs its pipeline, the protected mix included, and explains
     with the classifier's words (the wrapper's base)."""
+    # Vague titles too, which no model blocks: their reasons name the review's probability.
+    titles = [*titles, "Barang Murah Ready Stock", "Zorvex KT-4471 Vanta", "Paket Hemat Isi 3"]
     with load_model(model_dir, n_jobs=1) as served:
         scored = served.predict(titles)
+        thresholds, protected = served.thresholds, served.protected
+    proba, screen = pipeline_proba_and_screen(pipeline, titles)
     np.testing.assert_allclose(
-        scored[[f"p_{c}" for c in pipeline.classes_]].to_numpy(),
-        pipeline.predict_proba(titles),
-        atol=1e-6,
+        scored[[f"p_{c}" for c in pipeline.classes_]].to_numpy(), proba, atol=1e-6
     )
-    assert (scored["top_ngrams"] != "[]").all()
+    assert (scored["top_ngrams"][: len(titles) - 3] != "[]").all()
+    # Decided as thresholds are chosen: the review on the screen's protected probability.
+    expected = decide_scores(
+        proba,
+        list(pipeline.classes_),
+        thresholds,
+        protected,
+        blockable=~scored["unfamiliar"].to_numpy(),
+        screen=screen,
+    )
+    assert scored["decision"].tolist() == expected.tolist()
+    full = isinstance(pipeline.steps[-1][1], FullMixClassifier)
+    judged = scored[(scored["decision"] != "block") & (scored["status"] == "ok")]
+    assert len(judged) >= 2
+    for reason in judged["reason"]:
+        assert ("protected p before the marketplace mix=" in reason) == full, reason
 
 
 def test_adapt_command_saves_a_new_version_serving_the_marketplace_mix(
@@ -307,18 +402,20 @@ def test_adapt_command_saves_a_new_version_serving_the_marketplace_mix(
     # An adapted model is not adapted again: its base is.
     again = _adapt("new.parquet", adapted)
     assert again.exit_code == EXIT_DATA and "already adapted" in again.output
-    # It serves with the marketplace's protected mix, recorded, and its reasons are the
-    # refitted classifier's words.
-    mix = done["protected_shares"]
+    # It serves with the marketplace's mix of every cluster (the default scope), recorded
+    # with the share among the protected clusters, and its reasons are the refitted
+    # classifier's words.
+    mix, protected_mix = done["all_shares"], done["protected_shares"]
     assert "serves with its protected mix: craft" in result.output
-    assert set(mix) == set(meta["protected"]) and sum(mix.values()) == pytest.approx(1, abs=1e-3)
+    assert "and with its mix of every cluster: craft" in result.output
+    assert set(mix) == set(meta["labels"]) and sum(mix.values()) == pytest.approx(1, abs=1e-3)
+    assert set(protected_mix) == set(meta["protected"])
+    in_protected = sum(mix[c] for c in meta["protected"])
+    for cluster, share in protected_mix.items():
+        assert share == pytest.approx(mix[cluster] / in_protected, abs=1e-3)
     pipeline = load_artifact(adapted).pipeline
-    assert isinstance(pipeline.steps[-1][1], ProtectedMixClassifier)
-    np.testing.assert_allclose(
-        pipeline.steps[-1][1].mix_[[pipeline.classes_.tolist().index(c) for c in mix]],
-        list(mix.values()),
-        atol=1e-4,
-    )
+    assert isinstance(pipeline.steps[-1][1], FullMixClassifier)
+    np.testing.assert_allclose(pipeline.steps[-1][1].mix_, list(mix.values()), atol=1e-4)
     _assert_serves_the_pipeline(adapted, pipeline, titles[:3])
 
 
@@ -453,15 +550,23 @@ def test_training_measures_adapted_folds_beside_the_plain_ones(tmp_path: Path) -
     # Any setting that changes the adapted model gets none of it: those measurements were
     # not of its models. Without self-training no title is adopted, so the adoption
     # settings change nothing.
+    # Nor does the strength of the mix scope not used.
     assert config.adapt.protected_mix and not config.adapt.self_training
+    assert config.adapt.mix_scope == "all"
     for change in [
         {"self_training": True},
         {"self_training": True, "min_confidence": 0.95},
         {"self_training": True, "protected_mix": False},
-        {"protected_mix_strength": 20.0},
+        {"full_mix_strength": 200.0},
+        {"mix_scope": "protected"},
     ]:
         assert measured_for(result.metadata, config.adapt.model_copy(update=change)) is None
-    for change in [{}, {"min_confidence": 0.95}, {"weight": 0.25}]:
+    for change in [
+        {},
+        {"min_confidence": 0.95},
+        {"weight": 0.25},
+        {"protected_mix_strength": 20.0},
+    ]:
         assert measured_for(result.metadata, config.adapt.model_copy(update=change)) == measured
     # Adapting with other settings says which differ from those measured.
     said: list[str] = []
@@ -503,12 +608,15 @@ def test_adapt_with_the_protected_mix_only(project: Path) -> None:
     base = next((project / "models").iterdir())
     titles = _marketplace_titles()
     pd.DataFrame({"title": titles}).to_csv(project / "new.csv", index=False)
-    result = _adapt("new.csv", base, "--no-self-training", "--no-tracking")
+    result = _adapt(
+        "new.csv", base, "--no-self-training", "--mix-scope", "protected", "--no-tracking"
+    )
     assert result.exit_code == 0, result.output
     adapted = Path(result.stdout.strip().splitlines()[-1])
     meta = read_metadata(adapted)
     done = meta["adaptation"]
     assert done["self_training"] is False and meta["config"]["adapt"]["self_training"] is False
+    assert "all_shares" not in done and "mix of every cluster" not in result.output
     assert done["adopted"] == 0 and meta["data"]["rows_adopted"] == 0
     assert "no self-training" in result.output
     assert "serves with its protected mix: craft" in result.output
@@ -542,9 +650,15 @@ def test_the_mix_alone_needs_two_protected_clusters(project: Path) -> None:
     metadata = read_metadata(base)
     (base / "metadata.json").write_text(json.dumps({**metadata, "protected": ["craft"]}))
     pd.DataFrame({"title": _marketplace_titles()}).to_csv(project / "new.csv", index=False)
-    result = _adapt("new.csv", base, "--no-self-training", "--no-tracking")
+    result = _adapt(
+        "new.csv", base, "--no-self-training", "--mix-scope", "protected", "--no-tracking"
+    )
     assert result.exit_code == EXIT_DATA, result.output
     assert "fewer than two protected clusters" in result.output
+    # The mix of every cluster has `other` beside the one protected cluster.
+    result = _adapt("new.csv", base, "--no-self-training", "--no-tracking")
+    assert result.exit_code == 0, result.output
+    assert "and with its mix of every cluster: craft" in result.output
 
 
 def test_adapting_nothing_is_refused(project: Path) -> None:

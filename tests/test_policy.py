@@ -150,6 +150,21 @@ def test_review_catches_protected_titles_whose_top_cluster_is_other() -> None:
     assert rates["blocks"] == 0
 
 
+def test_review_threshold_is_chosen_on_the_screen_where_there_is_one() -> None:
+    # A marketplace mix moved these protected titles to `other` at 0.9; the model's own
+    # scores, which the review screens on, still give them 0.4 protected.
+    moved = np.array([[0.05, 0.03, 0.02, 0.9]] * 20 + [[0.0, 0.0, 0.01, 0.99]] * 80)
+    screen = np.array([[0.1, 0.2, 0.1, 0.6]] * 20 + [[0.0, 0.0, 0.05, 0.95]] * 80)
+    y = np.array(["fashion_textile"] * 20 + ["other"] * 80)
+    policy = Policy(version="t", **LABELS, protected=("craft", "fashion_textile", "food_beverage"))
+    chosen = choose_thresholds(y, moved, CLASSES, policy, screen=screen)
+    assert chosen["review"] == pytest.approx(0.4)
+    rates = decision_rates(y, moved, CLASSES, chosen, policy.protected, screen=screen)
+    assert rates["pooled"]["caught"] == 1.0 and rates["pooled"]["review_rate"] == 0.2
+    # On the moved scores alone the same threshold catches none of them.
+    assert decision_rates(y, moved, CLASSES, chosen, policy.protected)["pooled"]["caught"] == 0
+
+
 def test_too_few_positives_falls_back() -> None:
     policy = Policy(
         version="t",

@@ -1,11 +1,14 @@
-"""Adaptation to a marketplace the model never saw: its own mix of protected clusters,
-and optionally self-training on its own titles.
+"""Adaptation to a marketplace the model never saw: its own mix of clusters, and
+optionally self-training on its own titles.
 
 Marketplaces differ most in what they sell. The model scores the marketplace's titles and
-its classifier is wrapped in `ProtectedMixClassifier`: the marketplace's mix among the
-protected clusters, estimated on its titles, decides which protected cluster a doubtful
-title leans to; its probability of being protected at all stays the model's
-(`AdaptConfig.protected_mix_strength`). With `AdaptConfig.self_training`, the pipeline is
+its classifier is wrapped in `FullMixClassifier` (`AdaptConfig.mix_scope = "all"`): the
+marketplace's mix of every cluster, estimated on its titles, moves the probabilities, so
+on a marketplace with almost no craft a title that looks like craft is more likely one of
+its many other goods; the review still screens on the model's own probabilities, so what
+the model alone sends to review still goes there. With `mix_scope = "protected"` it is
+`ProtectedMixClassifier`: only the mix among the protected clusters moves, and a title's
+probability of being protected at all stays the model's. With `AdaptConfig.self_training`, the pipeline is
 first fitted again: the titles the model is sure of (top probability >=
 `AdaptConfig.min_confidence`) join the training rows with the cluster it gave them, as one
 more source weighted `AdaptConfig.weight`, so the marketplace's own words get weights from
@@ -35,7 +38,11 @@ from sklearn.frozen import FrozenEstimator
 from sklearn.pipeline import Pipeline
 
 from clustercls.artifact import load_artifact, save_artifact
-from clustercls.classifier import ProtectedMixClassifier
+from clustercls.classifier import (
+    FullMixClassifier,
+    ProtectedMixClassifier,
+    pipeline_proba_and_screen,
+)
 from clustercls.config import (
     AdaptConfig,
     FeatureConfig,
@@ -91,36 +98,44 @@ def adopted_titles(
     )
 
 
-def with_protected_mix(
+def with_mix(
     pipeline: Pipeline,
     titles: Sequence[object],
+    settings: AdaptConfig,
     protected: Sequence[str],
-    strength: float,
     prior: np.ndarray | None = None,
 ) -> Pipeline:
-    """`pipeline` with its classifier wrapped in a `ProtectedMixClassifier` fitted on
-    `titles` (the same fitted steps, shared, not copied).
+    """`pipeline` with its classifier wrapped in a `FullMixClassifier`, or with
+    `settings.mix_scope = "protected"` a `ProtectedMixClassifier`, fitted on `titles` (the
+    same fitted steps, shared, not copied).
 
     Args:
         pipeline: A fitted pipeline (raw titles in).
         titles: The marketplace's distinct titles.
+        settings: The scope of the mix and its strength (pseudo-titles at the training mix).
         protected: The protected clusters.
-        strength: Pseudo-titles at the training mix.
         prior: The class mix the pipeline was fitted at (`training_mix`).
     """
     *steps, (name, classifier) = pipeline.steps
     features = Pipeline(steps).transform(list(titles))
-    mix = ProtectedMixClassifier(
-        FrozenEstimator(classifier), protected=tuple(protected), strength=strength, prior=prior
-    ).fit(features)
-    return Pipeline([*steps, (name, mix)])
+    frozen = FrozenEstimator(classifier)
+    if settings.mix_scope == "all":
+        mix = FullMixClassifier(frozen, strength=settings.full_mix_strength, prior=prior)
+    else:
+        mix = ProtectedMixClassifier(
+            frozen,
+            protected=tuple(protected),
+            strength=settings.protected_mix_strength,
+            prior=prior,
+        )
+    return Pipeline([*steps, (name, mix.fit(features))])
 
 
 def training_mix(pipeline: Pipeline, rows: pd.DataFrame, weights: np.ndarray) -> np.ndarray:
     """The class mix a fitted pipeline's probabilities are at on its own training rows:
     their weighted mean probability. Weights and calibration both shape it (balanced
     clusters, then balanced sources), so it is measured, not assumed; on titles like the
-    training rows, the protected mix then moves nothing."""
+    training rows, the mix then moves nothing."""
     return weights @ pipeline.predict_proba(rows["title"].to_numpy()) / weights.sum()
 
 
@@ -135,7 +150,7 @@ def fit_adapted(
 ) -> tuple[Pipeline, pd.DataFrame]:
     """With `settings.self_training`, fit a fresh pipeline on the training rows plus the
     titles `pipeline` adopts (else keep `pipeline`, which `train` must be the rows of); then,
-    with `settings.protected_mix`, give it the titles' protected mix.
+    with `settings.protected_mix`, give it the titles' mix (`with_mix`).
 
     Returns:
         The adapted pipeline and the adopted rows (none without self-training).
@@ -149,30 +164,39 @@ def fit_adapted(
         rows = pd.concat([rows, adopted], ignore_index=True)
         scale = {ADAPTED_SOURCE: settings.weight}
         fitted = fit_pipeline(rows, features, model, source_scale=scale)
-    if settings.protected_mix and len(titles) and _has_a_mix(protected):
+    if settings.protected_mix and len(titles) and _has_a_mix(settings, protected):
         prior = training_mix(fitted, *weighted_rows(rows, model, scale))
-        fitted = with_protected_mix(
-            fitted, titles, protected, settings.protected_mix_strength, prior
-        )
+        fitted = with_mix(fitted, titles, settings, protected, prior)
     return fitted, adopted
 
 
-def _has_a_mix(protected: Sequence[str]) -> bool:
-    """A mix among the protected clusters needs two of them."""
-    return len(set(protected)) >= 2
+def _has_a_mix(settings: AdaptConfig, protected: Sequence[str]) -> bool:
+    """A mix among the protected clusters needs two of them (the mix of every cluster
+    always has `other` beside them)."""
+    return settings.mix_scope == "all" or len(set(protected)) >= 2
 
 
-def protected_shares(pipeline: Pipeline) -> dict[str, float] | None:
-    """The protected mix an adapted pipeline serves with, per protected cluster, or None
-    when it has none."""
+def _shares_record(shares: dict[str, dict] | None) -> dict:
+    """`mix_shares` as an adaptation records them: `protected_shares` (None without a
+    mix), and `all_shares` with a mix of every cluster."""
+    record: dict = {"protected_shares": None if shares is None else shares["protected"]}
+    if shares is not None and "all" in shares:
+        record["all_shares"] = shares["all"]
+    return record
+
+
+def mix_shares(pipeline: Pipeline, protected: Sequence[str]) -> dict[str, dict] | None:
+    """The mix an adapted pipeline serves with, or None when it has none: `protected`,
+    the shares among the protected clusters, and with a mix of every cluster `all`."""
     classifier = pipeline.steps[-1][1]
-    if not isinstance(classifier, ProtectedMixClassifier):
+    if not isinstance(classifier, ProtectedMixClassifier | FullMixClassifier):
         return None
-    return {
-        str(c): round(float(m), 4)
-        for c, m in zip(classifier.classes_, classifier.mix_, strict=True)
-        if c in classifier.protected
-    }
+    mix = dict(zip(map(str, classifier.classes_), map(float, classifier.mix_), strict=True))
+    total = sum(mix[c] for c in protected)
+    shares = {"protected": {c: round(mix[c] / total, 4) for c in protected}}
+    if isinstance(classifier, FullMixClassifier):
+        shares["all"] = {c: round(m, 4) for c, m in mix.items()}
+    return shares
 
 
 def measured_for(base_metadata: dict, settings: AdaptConfig) -> dict | None:
@@ -211,13 +235,18 @@ def _unmeasured(base_metadata: dict, settings: AdaptConfig) -> str:
 
 def _what_moves(settings: dict) -> dict:
     """The settings that change an adapted model: without self-training no title is
-    adopted, so its threshold and weight change nothing, nor the mix's strength without
-    the mix. Any other setting, one added later included, must match."""
+    adopted, so its threshold and weight change nothing, nor the mix's scope and
+    strengths without the mix, nor the strength of the scope not used. Any other setting,
+    one added later included, must match."""
     ignored = set()
     if not settings.get("self_training"):
         ignored |= {"min_confidence", "weight"}
     if not settings.get("protected_mix"):
+        ignored |= {"mix_scope", "protected_mix_strength", "full_mix_strength"}
+    elif settings.get("mix_scope") == "all":
         ignored.add("protected_mix_strength")
+    else:
+        ignored.add("full_mix_strength")
     return {k: v for k, v in settings.items() if k not in ignored}
 
 
@@ -267,6 +296,7 @@ def adapt_model(
     min_confidence: float | None = None,
     weight: float | None = None,
     protected_mix: bool | None = None,
+    mix_scope: str | None = None,
     models_dir: Path | None = None,
     self_training: bool | None = None,
     hand_labelled: Path | None = None,
@@ -277,7 +307,7 @@ def adapt_model(
 
     The adapted model is the base model's own fit (by default), or with self-training its
     pipeline fitted again on the same training rows plus the marketplace titles the base
-    model is sure of; with `protected_mix` it serves with the marketplace's protected mix.
+    model is sure of; with `protected_mix` it serves with the marketplace's mix (`with_mix`).
     It keeps the base model's labels and policy, and serves with the thresholds the base
     model's training chose on adapted folds when it measured these settings
     (`measured_for`), else the base model's own; the base model's metrics stay in the
@@ -290,7 +320,9 @@ def adapt_model(
         dataset_path: The processed dataset the base model was trained on.
         min_confidence: Adoption threshold; default the base model's `adapt` setting.
         weight: Weight of the adopted titles; default the base model's `adapt` setting.
-        protected_mix: Serve with the marketplace's protected mix; default the base
+        protected_mix: Serve with the marketplace's mix; default the base model's
+            `adapt` setting.
+        mix_scope: "all" or "protected" (`AdaptConfig.mix_scope`); default the base
             model's `adapt` setting.
         self_training: Refit on the adopted titles; default the base model's `adapt`
             setting.
@@ -319,15 +351,16 @@ def adapt_model(
         "min_confidence": min_confidence,
         "weight": weight,
         "protected_mix": protected_mix,
+        "mix_scope": mix_scope,
     }
     settings = AdaptConfig.model_validate(
         {**config.adapt.model_dump(), **{k: v for k, v in given.items() if v is not None}}
     )
     config = config.model_copy(update={"adapt": settings})
-    if not settings.self_training and not _has_a_mix(base.metadata["protected"]):
+    if not settings.self_training and not _has_a_mix(settings, base.metadata["protected"]):
         raise AdaptError(
             f"model {base.version} has fewer than two protected clusters, so there is no "
-            "protected mix to adapt: adapt it with self-training"
+            "mix among them to adapt: adapt it with self-training or `--mix-scope all`"
         )
 
     dataset = load_dataset(Path(dataset_path))
@@ -386,6 +419,7 @@ def adapt_model(
     evaluation["thresholds"] = thresholds
     if hand is not None:
         evaluation["hand_labelled"], hand_proba = evaluate_hand_labelled(pipeline, hand, protected)
+        _, hand_screen = pipeline_proba_and_screen(pipeline, hand["title"])
         # The thresholds it serves with, checked on titles no fold saw.
         evaluation["decisions"] = {
             "hand_labelled": hand_decision_rates(
@@ -396,6 +430,7 @@ def adapt_model(
                 thresholds,
                 protected,
                 serving_rules(base.metadata).min_familiarity,
+                screen=hand_screen,
             )
         }
     digest = hashlib.sha256("\n".join(map(str, titles)).encode("utf-8", "replace")).hexdigest()
@@ -406,8 +441,9 @@ def adapt_model(
         "titles_sha256": digest,
         "adopted": len(adopted),
         "adopted_per_cluster": {c: int((adopted["cluster"] == c).sum()) for c in labels},
-        # The marketplace's estimated mix among the protected clusters (None: no mix).
-        "protected_shares": protected_shares(pipeline),
+        # The marketplace's estimated mix (None: no mix): among the protected clusters,
+        # and of every cluster when that is the mix it serves with.
+        **_shares_record(mix_shares(pipeline, protected)),
         "thresholds_chosen_on": thresholds.get("chosen_on"),
         **settings.model_dump(mode="json"),
     }

@@ -216,8 +216,9 @@ def _distance(shares: Mapping[str, float] | None, reference: Mapping | None) -> 
 
 
 def _adapted_mix(metadata: Mapping, clusters: Counter) -> dict | None:
-    """For a model adapted to a marketplace's protected mix: that mix, the input's (shares
-    of the titles judged protected), and how far apart they are; else None."""
+    """For a model adapted to a marketplace's mix: its mix among the protected clusters,
+    the input's (shares of the titles judged protected), and how far apart they are; else
+    None."""
     adaptation = metadata.get("adaptation") or {}
     shares = adaptation.get("protected_shares")
     total = sum(clusters[c] for c in shares or {})

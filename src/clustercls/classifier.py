@@ -227,9 +227,8 @@ class ProtectedMixClassifier(ClassifierMixin, BaseEstimator):
     `predict_proba` moves each title's protected probability to that mix. The probability
     of every other class is the classifier's own, so whether a title is protected at all,
     and with it every review and every catch, is never moved by the mix: only which
-    protected cluster it is. (Moving the whole mix was measured and dropped: it lowers the
-    protected probability exactly where protected listings are rare, and they are then
-    let through; docs/training.md.)
+    protected cluster it is. `FullMixClassifier` moves the whole mix and keeps the review
+    on the classifier's own probabilities instead.
 
     Args:
         classifier: A fitted classifier with `predict_proba` and `classes_`, used as it
@@ -323,13 +322,18 @@ class ProtectedMixClassifier(ClassifierMixin, BaseEstimator):
         Returns:
             Array (rows x classes) in `classes_` order.
         """
+        return self.proba_and_screen(X)[0]
+
+    def proba_and_screen(self, X) -> tuple[np.ndarray, np.ndarray]:
+        """`predict_proba(X)`, and the probabilities the review screens on: the
+        classifier's own (their protected total is the same as after the mix)."""
         check_is_fitted(self, "mix_")
         proba = np.asarray(self.classifier.predict_proba(X), dtype=np.float64)
         columns = self.protected_columns_
         share = proba[:, columns]
         out = proba.copy()
         out[:, columns] = mixed(share, self.ratio_) * share.sum(axis=1, keepdims=True)
-        return out
+        return out, proba
 
     def predict(self, X) -> np.ndarray:
         """The most probable class of each row."""
@@ -341,3 +345,131 @@ class ProtectedMixClassifier(ClassifierMixin, BaseEstimator):
         weights explain a title's cluster as they do without the mix."""
         inner = self.classifier
         return inner.estimator if isinstance(inner, FrozenEstimator) else inner
+
+
+class FullMixClassifier(ClassifierMixin, BaseEstimator):
+    """A fitted classifier whose probabilities are moved to a marketplace's own mix of
+    every cluster, `other` included, while the review keeps screening on its own.
+
+    On a marketplace that sells almost no craft, a title the classifier calls craft at
+    0.9 is more likely one of the marketplace's many other goods that look like craft
+    (Saerens, Latinne and Decaestecker 2002): `fit` estimates the marketplace's mix by EM
+    on its unlabelled titles, shrunk towards the training mix by `strength` pseudo-titles,
+    and `predict_proba` moves every probability to it. The cluster, its probability and
+    so the block follow the moved probabilities. Moved probabilities of being protected
+    fall exactly where protected listings are rare, and a review threshold on them would
+    let those listings through; so `proba_and_screen` also returns the classifier's own
+    probabilities, and the review screens on their protected total: a title the
+    classifier alone would send to review still goes there (docs/training.md, "Adapting
+    to a new marketplace").
+
+    Args:
+        classifier: A fitted classifier with `predict_proba` and `classes_`, used as it
+            is: `fit` never fits it. Wrap it in `sklearn.frozen.FrozenEstimator` so that
+            `clone` keeps it fitted.
+        strength: Pseudo-titles at the training mix added to the marketplace's titles.
+        prior: The class mix the classifier's probabilities were fitted at, in its
+            `classes_` order (`fit_adapted` measures it); None: uniform.
+        max_iter: Most EM steps.
+        tol: EM stops when no share moves more than this.
+
+    Attributes:
+        classes_: The classifier's classes.
+        mix_: The estimated share of each class, in `classes_` order.
+        ratio_: Each class's share in `mix_` over its share at training.
+        n_titles_: How many titles the mix was estimated on.
+    """
+
+    def __init__(
+        self, classifier, strength: float = 1000.0, prior=None, max_iter: int = 500, tol=1e-8
+    ) -> None:
+        self.classifier = classifier
+        self.strength = strength
+        self.prior = prior
+        self.max_iter = max_iter
+        self.tol = tol
+
+    def fit(self, X, y=None) -> FullMixClassifier:
+        """Estimate the mix of the titles whose features are `X`.
+
+        Args:
+            X: Features of the marketplace's titles (distinct titles, so that a title
+                listed a thousand times does not decide the mix alone).
+            y: Ignored: the marketplace's titles have no labels.
+
+        Returns:
+            self
+        """
+        check_is_fitted(self.classifier)
+        classes = np.asarray(self.classifier.classes_)
+        if not self.strength >= 0:
+            raise ValueError(f"strength must be >= 0, got {self.strength}")
+        prior = np.ones(len(classes)) if self.prior is None else np.asarray(self.prior, float)
+        if prior.shape != classes.shape or not (prior > 0).all():
+            raise ValueError(f"prior needs a positive share per class of {classes.tolist()}")
+        trained = prior / prior.sum()
+        proba = self.classifier.predict_proba(X)
+        self.classes_ = classes
+        self.mix_ = mix_em(
+            proba, self.strength, trained=trained, max_iter=self.max_iter, tol=self.tol
+        )
+        self.ratio_ = self.mix_ / trained
+        self.n_titles_ = int(proba.shape[0])
+        return self
+
+    def predict_proba(self, X) -> np.ndarray:
+        """The classifier's probabilities moved to `mix_`.
+
+        Args:
+            X: Feature matrix (rows x features).
+
+        Returns:
+            Array (rows x classes) in `classes_` order.
+        """
+        return self.proba_and_screen(X)[0]
+
+    def proba_and_screen(self, X) -> tuple[np.ndarray, np.ndarray]:
+        """`predict_proba(X)`, and the probabilities the review screens on: the
+        classifier's own, before the mix."""
+        check_is_fitted(self, "mix_")
+        proba = np.asarray(self.classifier.predict_proba(X), dtype=np.float64)
+        return mixed(proba, self.ratio_), proba
+
+    def predict(self, X) -> np.ndarray:
+        """The most probable class of each row."""
+        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+
+    @property
+    def base_classifier_(self):
+        """The fitted classifier inside (unwrapped from `FrozenEstimator`): its linear
+        weights explain a title's cluster as they do without the mix."""
+        inner = self.classifier
+        return inner.estimator if isinstance(inner, FrozenEstimator) else inner
+
+
+def proba_and_screen(classifier, X) -> tuple[np.ndarray, np.ndarray]:
+    """A fitted classifier's probabilities of `X`, and the probabilities the review
+    screens on: the same for a plain classifier; for one adapted to a marketplace's mix,
+    its own before the mix (`FullMixClassifier`).
+
+    Args:
+        classifier: A fitted classifier (the last step of a pipeline).
+        X: Its input.
+
+    Returns:
+        Two arrays (rows x classes) in `classes_` order, possibly the same object.
+    """
+    both = getattr(classifier, "proba_and_screen", None)
+    if both is not None:
+        return both(X)
+    proba = classifier.predict_proba(X)
+    return proba, proba
+
+
+def pipeline_proba_and_screen(pipeline, X) -> tuple[np.ndarray, np.ndarray]:
+    """`proba_and_screen` of a fitted pipeline's classifier on the pipeline's input `X`
+    (raw titles): its steps transform `X` as `Pipeline.predict_proba` does."""
+    features = X
+    for _, step in pipeline.steps[:-1]:
+        features = step.transform(features)
+    return proba_and_screen(pipeline.steps[-1][1], features)

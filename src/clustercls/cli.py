@@ -319,8 +319,16 @@ def adapt(
         bool | None,
         typer.Option(
             "--protected-mix/--no-protected-mix",
-            help="Share the protected probability out by the marketplace's own mix of "
-            "protected clusters [default: the model's].",
+            help="Move the probabilities to the marketplace's own mix, estimated on its "
+            "titles [default: the model's].",
+        ),
+    ] = None,
+    mix_scope: Annotated[
+        str | None,
+        typer.Option(
+            help="all: the mix of every cluster, the review screening on the model's own "
+            "probabilities; protected: only the mix among the protected clusters "
+            "[default: the model's].",
         ),
     ] = None,
     hand_labelled: Annotated[
@@ -336,7 +344,7 @@ def adapt(
     tracking_uri: TrackingUri = None,
 ) -> None:
     """Adapt a model to a marketplace it never saw (self-training on its unlabelled titles
-    and/or its own mix of protected clusters); saves a new model version beside it and
+    and/or its own mix of clusters); saves a new model version beside it and
     registers it like a trained one."""
     from clustercls.adapt import adapt_model
     from clustercls.artifact import latest_model_dir
@@ -350,6 +358,7 @@ def adapt(
         min_confidence=min_confidence,
         weight=weight,
         protected_mix=protected_mix,
+        mix_scope=mix_scope,
         self_training=self_training,
         hand_labelled=_data_config(None, hand_labelled=hand_labelled).hand_labelled,
         name=name,
@@ -376,6 +385,9 @@ def adapt(
     if done.get("protected_shares"):
         shares = ", ".join(f"{c} {share:.2f}" for c, share in done["protected_shares"].items())
         typer.echo(f"serves with its protected mix: {shares}")
+    if done.get("all_shares"):
+        shares = ", ".join(f"{c} {share:.2f}" for c, share in done["all_shares"].items())
+        typer.echo(f"and with its mix of every cluster: {shares} (review on its own scores)")
     typer.echo(str(result.model_dir))
 
 

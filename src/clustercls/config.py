@@ -168,7 +168,7 @@ class EvalConfig(_Frozen):
         True,
         description="also adapt each leave-one-source-out fold to its held-out titles "
         "(`adapt` settings), report both and choose thresholds for adapted models: about "
-        "a minute more on 2 cores with the protected mix only, twice the "
+        "a minute more on 2 cores with the mix only, twice the "
         "leave-one-source-out time with self-training",
     )
     cross_source_floor: float = Field(
@@ -182,13 +182,13 @@ class EvalConfig(_Frozen):
 
 class AdaptConfig(_Frozen):
     """Adaptation to a new marketplace's own titles (`clustercls adapt`, and
-    leave-one-source-out with `evaluation.adaptation`): self-training, the protected mix,
+    leave-one-source-out with `evaluation.adaptation`): self-training, the marketplace's mix,
     or both."""
 
     self_training: bool = Field(
         False,
         description="refit on the training rows plus the marketplace titles the model is "
-        "sure of (False: keep the base model's fit; only the protected mix adapts it)",
+        "sure of (False: keep the base model's fit; only the mix adapts it)",
     )
     min_confidence: float = Field(
         0.9,
@@ -205,14 +205,27 @@ class AdaptConfig(_Frozen):
     protected_mix: bool = Field(
         True,
         description=(
-            "share each title's protected probability out by the marketplace's own mix of "
-            "protected clusters, estimated on its titles (after the refit, with self-training)"
+            "move the probabilities to the marketplace's own mix, estimated on its titles "
+            "(after the refit, with self-training): of the clusters `mix_scope` names"
+        ),
+    )
+    mix_scope: Literal["protected", "all"] = Field(
+        "all",
+        description=(
+            "the mix of every cluster, `other` included, with the review screening on the "
+            "model's own probabilities (all), or only the mix among the protected clusters, "
+            "each title's protected probability kept (protected)"
         ),
     )
     protected_mix_strength: float = Field(
         50.0,
         ge=0,
-        description="pseudo-titles at the training mix the protected mix is shrunk towards",
+        description="pseudo-titles at the training mix the protected-only mix is shrunk towards",
+    )
+    full_mix_strength: float = Field(
+        1000.0,
+        ge=0,
+        description="pseudo-titles at the training mix the mix of every cluster is shrunk towards",
     )
 
     @model_validator(mode="after")
@@ -302,8 +315,9 @@ def load_train_config(path: Path | str | None = None, **overrides: dict) -> Trai
 
 def stored_adapt(raw: dict) -> dict:
     """An `[adapt]` record as a model stored it, with what records written before a
-    setting existed meant: `self_training`, added as an option, was always on."""
-    return {"self_training": True, **raw}
+    setting existed meant: `self_training`, added as an option, was always on; the mix
+    was only the protected clusters' before `mix_scope`."""
+    return {"self_training": True, "mix_scope": "protected", **raw}
 
 
 def stored_config(raw: dict) -> TrainConfig:

@@ -17,6 +17,8 @@ from sklearn.metrics import (
 )
 from sklearn.pipeline import Pipeline
 
+from clustercls.classifier import pipeline_proba_and_screen
+from clustercls.policy import SCREEN_PREFIX
 from clustercls.text import detect_lang, normalize
 
 
@@ -185,13 +187,18 @@ def _fit_score(
     train: pd.DataFrame,
     test: pd.DataFrame,
     adapt: Callable[[pd.DataFrame, Pipeline, list], Pipeline] | None = None,
-) -> list[tuple[list[str], np.ndarray, np.ndarray]]:
+) -> list[tuple[list[str], np.ndarray, np.ndarray | None, np.ndarray]]:
     from clustercls.familiarity import familiarity
 
     pipeline = fit(train)
     titles = test["title"].tolist()
     fitted = [pipeline] if adapt is None else [pipeline, adapt(train, pipeline, titles)]
-    return [(list(p.classes_), p.predict_proba(titles), familiarity(p, titles)) for p in fitted]
+    scored = []
+    for p in fitted:
+        proba, screen = pipeline_proba_and_screen(p, titles)
+        known = familiarity(p, titles)
+        scored.append((list(p.classes_), proba, None if screen is proba else screen, known))
+    return scored
 
 
 def _holdout(frame: pd.DataFrame, name: str) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -248,7 +255,9 @@ def out_of_source_scores_adapted(
     them: `adapt(train rows, fold model, held-out titles)` (labels unseen) returns it.
 
     Returns:
-        The out-of-source scores and the adapted ones, both as `out_of_source_scores`.
+        The out-of-source scores and the adapted ones, both as `out_of_source_scores`;
+        the adapted ones also hold `screen_<label>` columns when the review screens on
+        other probabilities than `p_<label>` (`classifier.FullMixClassifier`).
     """
     base, adapted = _scores(fit, adapt, dataset, groups, n_jobs, progress, holdout)
     return base, adapted
@@ -268,7 +277,7 @@ def _scores(fit, adapt, dataset, groups, n_jobs, progress, holdout) -> list[pd.D
     for k in range(1 if adapt is None else 2):
         parts = []
         for name, fitted in zip(names, results, strict=True):
-            classes, proba, known = fitted[k]
+            classes, proba, screen, known = fitted[k]
             test = frame[frame["group_"] == name]
             part = pd.DataFrame(
                 {
@@ -283,8 +292,16 @@ def _scores(fit, adapt, dataset, groups, n_jobs, progress, holdout) -> list[pd.D
             )
             for i, label in enumerate(classes):
                 part[f"p_{label}"] = proba[:, i]
+            if screen is not None:
+                for i, label in enumerate(classes):
+                    part[f"{SCREEN_PREFIX}{label}"] = screen[:, i]
             parts.append(part)
         scored = pd.concat(parts)
+        for label in classes:
+            if f"{SCREEN_PREFIX}{label}" in scored:
+                # A fold with no mix to adapt to screens on its own probabilities.
+                column = f"{SCREEN_PREFIX}{label}"
+                scored[column] = scored[column].fillna(scored[f"p_{label}"])
         outputs.append(scored.loc[frame.index[frame.index.isin(scored.index)]])
     return outputs
 

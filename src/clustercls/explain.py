@@ -178,8 +178,9 @@ def linear_weights(classifier, n_classes: int) -> np.ndarray | None:
     """The linear weights (classes x features) of a classifier, averaged over the folds of
     a calibrated one, or None when it (or a fold's estimator) has no weights of one row
     per class."""
-    # A marketplace's protected mix (`ProtectedMixClassifier`) moves probabilities, not
-    # the words' weights: the words that argue for a cluster are the inner classifier's.
+    # A marketplace's mix (`ProtectedMixClassifier`, `FullMixClassifier`) moves
+    # probabilities, not the words' weights: the words that argue for a cluster are the
+    # inner classifier's.
     classifier = getattr(classifier, "base_classifier_", classifier)
     folds = getattr(classifier, "calibrated_classifiers_", None)
     estimators = [fold.estimator for fold in folds] if folds else [classifier]

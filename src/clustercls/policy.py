@@ -224,6 +224,7 @@ def choose_thresholds(
     policy: Policy,
     groups: np.ndarray | None = None,
     blockable: np.ndarray | None = None,
+    screen: np.ndarray | None = None,
 ) -> dict:
     """Choose the block thresholds per protected cluster and the review threshold.
 
@@ -247,6 +248,8 @@ def choose_thresholds(
         groups: Optional held-out group per row, for the group check.
         blockable: Optional; False for titles serving never blocks (unfamiliar ones): they
             reach block's precision nothing and only review can catch them.
+        screen: Optional probabilities the review screens on, where they are not `proba`
+            (a model adapted to a marketplace's full mix: `classifier.proba_and_screen`).
 
     Returns:
         `block` (per protected cluster), `review`, and per cluster the `basis` of its
@@ -278,7 +281,9 @@ def choose_thresholds(
     # Blocks alone: no review threshold yet.
     blocked = {"block": block, "review": np.inf}
     caught = decide_scores(proba, classes, blocked, policy.protected, can_block) == BLOCK
-    p_protected = protected_probability(proba, classes, policy.protected)
+    p_protected = protected_probability(
+        proba if screen is None else screen, classes, policy.protected
+    )
     needed = int(np.ceil(rules.review_recall * is_protected.sum()))
     missing = needed - int((caught & is_protected).sum())
     if missing <= 0:
@@ -340,15 +345,17 @@ def decide_scores(
     thresholds: dict,
     protected,
     blockable: np.ndarray | None = None,
+    screen: np.ndarray | None = None,
 ) -> np.ndarray:
     """`decide` on probability rows, as serving applies it (every title judgeable and
-    cross-border): the one decision rule that thresholds are chosen and measured with."""
+    cross-border): the one decision rule that thresholds are chosen and measured with.
+    `screen`: the probabilities the review screens on, where they are not `proba`."""
     top = proba.argmax(axis=1)
     unfamiliar = None if blockable is None else ~np.asarray(blockable, dtype=bool)
     return decide(
         np.asarray(classes, dtype=object)[top],
         proba[np.arange(len(proba)), top],
-        protected_probability(proba, classes, protected),
+        protected_probability(proba if screen is None else screen, classes, protected),
         thresholds,
         unfamiliar=unfamiliar,
     )
@@ -362,6 +369,7 @@ def decision_rates(
     protected,
     groups: np.ndarray | None = None,
     blockable: np.ndarray | None = None,
+    screen: np.ndarray | None = None,
 ) -> dict:
     """What the decisions achieve on labelled titles, pooled and per group.
 
@@ -370,11 +378,12 @@ def decision_rates(
         `block_precision` (blocked titles that are protected), `block_recall` (protected
         titles blocked), `caught` (protected titles blocked or reviewed) and `review_rate`
         (share of all titles sent to review). With `blockable`, titles marked False are
-        never blocked and a block becomes review, as serving treats unfamiliar titles.
+        never blocked and a block becomes review, as serving treats unfamiliar titles;
+        with `screen`, the review screens on those probabilities (`decide_scores`).
     """
     y_true = np.asarray(y_true, dtype=object)
     positive = np.isin(y_true, list(protected))
-    decision = decide_scores(proba, classes, thresholds, protected, blockable)
+    decision = decide_scores(proba, classes, thresholds, protected, blockable, screen)
     block, review = decision == BLOCK, decision == REVIEW
 
     def rates(mask: np.ndarray) -> dict:
@@ -398,8 +407,9 @@ def decision_rates(
 
 def scores_decision_rates(scores, classes: list[str], thresholds: dict, policy: Policy) -> dict:
     """`decision_rates` of saved out-of-source scores (a frame with `cluster`, `group`,
-    `familiarity` and `p_<cluster>` columns, as training writes them), per group, with
-    unfamiliar titles never blocked as serving does."""
+    `familiarity` and `p_<cluster>` columns, as training writes them, and the
+    `screen_<cluster>` columns where the review screens on other probabilities), per
+    group, with unfamiliar titles never blocked as serving does."""
     return decision_rates(
         scores["cluster"].to_numpy(),
         scores[[f"p_{c}" for c in classes]].to_numpy(),
@@ -408,7 +418,21 @@ def scores_decision_rates(scores, classes: list[str], thresholds: dict, policy: 
         policy.protected,
         scores["group"].to_numpy(),
         blockable=scores["familiarity"].to_numpy() >= policy.serving.min_familiarity,
+        screen=screen_of(scores, classes),
     )
+
+
+SCREEN_PREFIX = "screen_"
+"""Saved scores hold the probabilities the review screens on in `screen_<cluster>`
+columns when they are not the `p_<cluster>` ones (models adapted to a full mix)."""
+
+
+def screen_of(scores, classes: list[str]) -> np.ndarray | None:
+    """The `screen_<cluster>` columns of saved scores, or None where they have none."""
+    columns = [f"{SCREEN_PREFIX}{c}" for c in classes]
+    if not set(columns) <= set(scores.columns):
+        return None
+    return scores[columns].to_numpy()
 
 
 def hand_decision_rates(
@@ -419,10 +443,12 @@ def hand_decision_rates(
     thresholds: dict,
     protected,
     min_familiarity: float,
+    screen: np.ndarray | None = None,
 ) -> dict:
     """`decision_rates` of hand-labelled titles (a frame with `cluster`, `source` and
     `unsure`) scored `proba` with `familiarity`, per source: titles the labeller was unsure
-    of are left out, and unfamiliar ones are never blocked as serving does."""
+    of are left out, and unfamiliar ones are never blocked as serving does (`screen` as
+    in `decision_rates`)."""
     sure = ~hand["unsure"].to_numpy()
     return decision_rates(
         hand["cluster"].to_numpy()[sure],
@@ -432,6 +458,7 @@ def hand_decision_rates(
         protected,
         hand["source"].to_numpy()[sure],
         blockable=familiarity[sure] >= min_familiarity,
+        screen=None if screen is None else screen[sure],
     )
 
 

@@ -20,6 +20,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from clustercls.artifact import Artifact, ArtifactError, latest_model_dir, load_artifact
+from clustercls.classifier import FullMixClassifier, proba_and_screen
 from clustercls.explain import NO_EXPLANATION, Explainer
 from clustercls.familiarity import TokenKinds, familiarity_of
 from clustercls.parallel import WorkerPool, usable_cores
@@ -134,6 +135,12 @@ class Model:
         self._normalizer = self.pipeline.steps[0][1]
         self._feature_steps = [step for _, step in self.pipeline.steps[1:-1]]
         self._classifier = self.pipeline.steps[-1][1]
+        # What `reason` calls the probability the review screens on.
+        self._screen_name = (
+            "protected p before the marketplace mix"
+            if isinstance(self._classifier, FullMixClassifier)
+            else "protected p"
+        )
         self._raw_limit = (
             raw_limit(self._normalizer.max_length)
             if hasattr(self._normalizer, "max_length")
@@ -251,7 +258,7 @@ class Model:
         status[(status == "truncated") & (normalised == "")] = "empty_title"
         first, inverse = _first_occurrences(list(normalised), None)
         unique_texts = list(normalised[first])
-        unique_proba, unique_features = self._proba(unique_texts)
+        unique_proba, unique_features, unique_screen = self._scored(unique_texts)
         unique_best = unique_proba.argmax(axis=1)
         explainer = self._explainer()
         if explainer is None:
@@ -271,7 +278,10 @@ class Model:
         confidence[empty] = 0.0
         proba[empty] = 0.0
         judgeable = status == OK
-        protected = proba[:, self._protected_columns].sum(axis=1)
+        # The review screens on the classifier's own probabilities: the same as `proba`
+        # but for a model adapted to a marketplace's full mix (`FullMixClassifier`).
+        protected = unique_screen[:, self._protected_columns].sum(axis=1)[inverse]
+        protected[empty] = 0.0
         decision = decide(
             cluster, confidence, protected, self.thresholds, judgeable, flags, unfamiliar
         )
@@ -320,12 +330,20 @@ class Model:
     def _proba(self, normalised: list[str]) -> tuple[np.ndarray, sp.spmatrix]:
         """Probabilities of normalised titles, and their features: the pipeline's
         feature steps and classifier, run as `Pipeline.predict_proba` runs them."""
+        proba, features, _ = self._scored(normalised)
+        return proba, features
+
+    def _scored(self, normalised: list[str]) -> tuple[np.ndarray, sp.spmatrix, np.ndarray]:
+        """`_proba`, and the probabilities the review screens on
+        (`classifier.proba_and_screen`)."""
         if len(normalised) == 0:
-            return np.zeros((0, len(self.labels))), sp.csr_matrix((0, 0))
+            empty = np.zeros((0, len(self.labels)))
+            return empty, sp.csr_matrix((0, 0)), empty
         features = normalised
         for step in self._feature_steps:
             features = step.transform(features)
-        return self._classifier.predict_proba(features), features
+        proba, screen = proba_and_screen(self._classifier, features)
+        return proba, features, screen
 
     def _explainer(self) -> Explainer | None:
         """The model's explainer (built on first use), or None when it has no word
@@ -370,11 +388,11 @@ class Model:
                 f"knows, below {least:.2f}): review, never block"
             )
         elif decision == "review":
-            rule = f"{cluster} p={p:.2f}; protected p={protected:.2f} >= review threshold {review}"
+            rule = f"{cluster} p={p:.2f}; {self._screen_name}={protected:.2f} >= review threshold {review}"
             if block is not None:
                 rule += f", below block {block}"
         else:
-            rule = f"{cluster} p={p:.2f}; protected p={protected:.2f} < review threshold {review}"
+            rule = f"{cluster} p={p:.2f}; {self._screen_name}={protected:.2f} < review threshold {review}"
         return f"{rule}; {grams}"
 
     def explain(self, title: str, k: int = 5) -> pd.DataFrame:

@@ -37,6 +37,7 @@ from clustercls.policy import (
     hand_decision_rates,
     load_policy,
     scores_decision_rates,
+    screen_of,
 )
 
 Progress = Callable[[str], None]
@@ -269,6 +270,7 @@ def _choose_decisions(
             policy,
             scores["group"].to_numpy(),
             blockable=familiar,
+            screen=screen_of(scores, classes),
         )
         thresholds["chosen_on"] = "out_of_source"
     elif hand is not None:
