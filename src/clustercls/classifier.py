@@ -215,7 +215,52 @@ def mixed(proba: np.ndarray, ratio: np.ndarray) -> np.ndarray:
     return adjusted / adjusted.sum(axis=1, keepdims=True)
 
 
-class ProtectedMixClassifier(ClassifierMixin, BaseEstimator):
+class _MixClassifier(ClassifierMixin, BaseEstimator):
+    """What the marketplace-mix wrappers share: a fitted `classifier` inside, whose
+    probabilities `proba_and_screen` moves to the mix `fit` estimated."""
+
+    def _classes(self) -> np.ndarray:
+        """The inner classifier's classes, once it and `strength` are checked."""
+        check_is_fitted(self.classifier)
+        if not self.strength >= 0:
+            raise ValueError(f"strength must be >= 0, got {self.strength}")
+        return np.asarray(self.classifier.classes_)
+
+    def _trained(self, classes: np.ndarray, keep: np.ndarray) -> np.ndarray:
+        """The training mix over the classes `keep` marks, from `prior` (None: uniform)."""
+        prior = np.ones(len(classes)) if self.prior is None else np.asarray(self.prior, float)
+        if prior.shape != classes.shape or not (prior[keep] > 0).all():
+            raise ValueError(f"prior needs a positive share per class of {classes.tolist()}")
+        return prior[keep] / prior[keep].sum()
+
+    def proba_and_screen(self, X) -> tuple[np.ndarray, np.ndarray]:
+        """The probabilities of `X` moved to the mix, and those the review screens on."""
+        raise NotImplementedError
+
+    def predict_proba(self, X) -> np.ndarray:
+        """The classifier's probabilities moved to the marketplace's mix (`mix_`).
+
+        Args:
+            X: Feature matrix (rows x features).
+
+        Returns:
+            Array (rows x classes) in `classes_` order.
+        """
+        return self.proba_and_screen(X)[0]
+
+    def predict(self, X) -> np.ndarray:
+        """The most probable class of each row."""
+        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+
+    @property
+    def base_classifier_(self):
+        """The fitted classifier inside (unwrapped from `FrozenEstimator`): its linear
+        weights explain a title's cluster as they do without the mix."""
+        inner = self.classifier
+        return inner.estimator if isinstance(inner, FrozenEstimator) else inner
+
+
+class ProtectedMixClassifier(_MixClassifier):
     """A fitted classifier whose protected probability is shared out by a marketplace's
     own mix of protected clusters.
 
@@ -279,21 +324,15 @@ class ProtectedMixClassifier(ClassifierMixin, BaseEstimator):
         Returns:
             self
         """
-        check_is_fitted(self.classifier)
-        classes = np.asarray(self.classifier.classes_)
+        classes = self._classes()
         unknown = set(self.protected) - set(classes.tolist())
         if len(set(self.protected)) < 2 or unknown:
             raise ValueError(
                 f"protected must name at least two of the classes {classes.tolist()}, got "
                 f"{list(self.protected)}"
             )
-        if not self.strength >= 0:
-            raise ValueError(f"strength must be >= 0, got {self.strength}")
         keep = np.isin(classes, list(self.protected))
-        prior = np.ones(len(classes)) if self.prior is None else np.asarray(self.prior, float)
-        if prior.shape != classes.shape or not (prior[keep] > 0).all():
-            raise ValueError(f"prior needs a positive share per class of {classes.tolist()}")
-        trained = prior[keep] / prior[keep].sum()
+        trained = self._trained(classes, keep)
         proba = self.classifier.predict_proba(X)
         # Each title's split among the protected clusters, counted by how protected it is.
         within = mixed(proba[:, keep], np.ones(keep.sum()))
@@ -313,17 +352,6 @@ class ProtectedMixClassifier(ClassifierMixin, BaseEstimator):
         self.n_titles_ = int(proba.shape[0])
         return self
 
-    def predict_proba(self, X) -> np.ndarray:
-        """The classifier's probabilities with the protected share moved to `mix_`.
-
-        Args:
-            X: Feature matrix (rows x features).
-
-        Returns:
-            Array (rows x classes) in `classes_` order.
-        """
-        return self.proba_and_screen(X)[0]
-
     def proba_and_screen(self, X) -> tuple[np.ndarray, np.ndarray]:
         """`predict_proba(X)`, and the probabilities the review screens on: the
         classifier's own (their protected total is the same as after the mix)."""
@@ -335,19 +363,8 @@ class ProtectedMixClassifier(ClassifierMixin, BaseEstimator):
         out[:, columns] = mixed(share, self.ratio_) * share.sum(axis=1, keepdims=True)
         return out, proba
 
-    def predict(self, X) -> np.ndarray:
-        """The most probable class of each row."""
-        return self.classes_[self.predict_proba(X).argmax(axis=1)]
 
-    @property
-    def base_classifier_(self):
-        """The fitted classifier inside (unwrapped from `FrozenEstimator`): its linear
-        weights explain a title's cluster as they do without the mix."""
-        inner = self.classifier
-        return inner.estimator if isinstance(inner, FrozenEstimator) else inner
-
-
-class FullMixClassifier(ClassifierMixin, BaseEstimator):
+class FullMixClassifier(_MixClassifier):
     """A fitted classifier whose probabilities are moved to a marketplace's own mix of
     every cluster, `other` included, while the review keeps screening on its own.
 
@@ -400,14 +417,8 @@ class FullMixClassifier(ClassifierMixin, BaseEstimator):
         Returns:
             self
         """
-        check_is_fitted(self.classifier)
-        classes = np.asarray(self.classifier.classes_)
-        if not self.strength >= 0:
-            raise ValueError(f"strength must be >= 0, got {self.strength}")
-        prior = np.ones(len(classes)) if self.prior is None else np.asarray(self.prior, float)
-        if prior.shape != classes.shape or not (prior > 0).all():
-            raise ValueError(f"prior needs a positive share per class of {classes.tolist()}")
-        trained = prior / prior.sum()
+        classes = self._classes()
+        trained = self._trained(classes, np.ones(len(classes), dtype=bool))
         proba = self.classifier.predict_proba(X)
         self.classes_ = classes
         self.mix_ = mix_em(
@@ -417,34 +428,12 @@ class FullMixClassifier(ClassifierMixin, BaseEstimator):
         self.n_titles_ = int(proba.shape[0])
         return self
 
-    def predict_proba(self, X) -> np.ndarray:
-        """The classifier's probabilities moved to `mix_`.
-
-        Args:
-            X: Feature matrix (rows x features).
-
-        Returns:
-            Array (rows x classes) in `classes_` order.
-        """
-        return self.proba_and_screen(X)[0]
-
     def proba_and_screen(self, X) -> tuple[np.ndarray, np.ndarray]:
         """`predict_proba(X)`, and the probabilities the review screens on: the
         classifier's own, before the mix."""
         check_is_fitted(self, "mix_")
         proba = np.asarray(self.classifier.predict_proba(X), dtype=np.float64)
         return mixed(proba, self.ratio_), proba
-
-    def predict(self, X) -> np.ndarray:
-        """The most probable class of each row."""
-        return self.classes_[self.predict_proba(X).argmax(axis=1)]
-
-    @property
-    def base_classifier_(self):
-        """The fitted classifier inside (unwrapped from `FrozenEstimator`): its linear
-        weights explain a title's cluster as they do without the mix."""
-        inner = self.classifier
-        return inner.estimator if isinstance(inner, FrozenEstimator) else inner
 
 
 def proba_and_screen(classifier, X) -> tuple[np.ndarray, np.ndarray]:
