@@ -405,6 +405,19 @@ def decision_rates(
     return out
 
 
+SCREEN_PREFIX = "screen_"
+"""Saved scores hold the probabilities the review screens on in `screen_<cluster>`
+columns when they are not the `p_<cluster>` ones (models adapted to a full mix)."""
+
+
+def screen_of(scores, classes: list[str]) -> np.ndarray | None:
+    """The `screen_<cluster>` columns of saved scores, or None where they have none."""
+    columns = [f"{SCREEN_PREFIX}{c}" for c in classes]
+    if not set(columns) <= set(scores.columns):
+        return None
+    return scores[columns].to_numpy()
+
+
 def scores_decision_rates(scores, classes: list[str], thresholds: dict, policy: Policy) -> dict:
     """`decision_rates` of saved out-of-source scores (a frame with `cluster`, `group`,
     `familiarity` and `p_<cluster>` columns, as training writes them, and the
@@ -420,19 +433,6 @@ def scores_decision_rates(scores, classes: list[str], thresholds: dict, policy: 
         blockable=scores["familiarity"].to_numpy() >= policy.serving.min_familiarity,
         screen=screen_of(scores, classes),
     )
-
-
-SCREEN_PREFIX = "screen_"
-"""Saved scores hold the probabilities the review screens on in `screen_<cluster>`
-columns when they are not the `p_<cluster>` ones (models adapted to a full mix)."""
-
-
-def screen_of(scores, classes: list[str]) -> np.ndarray | None:
-    """The `screen_<cluster>` columns of saved scores, or None where they have none."""
-    columns = [f"{SCREEN_PREFIX}{c}" for c in classes]
-    if not set(columns) <= set(scores.columns):
-        return None
-    return scores[columns].to_numpy()
 
 
 def hand_decision_rates(
