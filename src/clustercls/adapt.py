@@ -8,12 +8,14 @@ on a marketplace with almost no craft a title that looks like craft is more like
 its many other goods; the review still screens on the model's own probabilities, so what
 the model alone sends to review still goes there. With `mix_scope = "protected"` it is
 `ProtectedMixClassifier`: only the mix among the protected clusters moves, and a title's
-probability of being protected at all stays the model's. With `AdaptConfig.self_training`, the pipeline is
-first fitted again: the titles the model is sure of (top probability >=
-`AdaptConfig.min_confidence`) join the training rows with the cluster it gave them, as one
-more source weighted `AdaptConfig.weight`, so the marketplace's own words get weights from
-the titles the model already reads well. That refit costs a full fit, and measured on
-every held-out group it gains no more than the mix alone, so it is off by default.
+probability of being protected at all stays the model's.
+
+With `AdaptConfig.self_training`, the pipeline is first fitted again: the titles the model
+is sure of (top probability >= `AdaptConfig.min_confidence`) join the training rows with
+the cluster it gave them, as one more source weighted `AdaptConfig.weight`, so the
+marketplace's own words get weights from the titles the model already reads well. That
+refit costs a full fit, and measured on every held-out group it does not beat the mix
+alone, so it is off by default.
 
 Leave-one-source-out measures it the same way (`evaluation.adaptation`, on by default):
 each held-out group's own titles, labels unseen, adapt the fold's model, and the
@@ -192,7 +194,8 @@ def mix_shares(pipeline: Pipeline, protected: Sequence[str]) -> dict[str, dict] 
     if not isinstance(classifier, ProtectedMixClassifier | FullMixClassifier):
         return None
     mix = dict(zip(map(str, classifier.classes_), map(float, classifier.mix_), strict=True))
-    total = sum(mix[c] for c in protected)
+    # Floored: a mix of every cluster may leave the protected ones next to nothing.
+    total = max(sum(mix[c] for c in protected), 1e-12)
     shares = {"protected": {c: round(mix[c] / total, 4) for c in protected}}
     if isinstance(classifier, FullMixClassifier):
         shares["all"] = {c: round(m, 4) for c, m in mix.items()}
