@@ -272,6 +272,8 @@ def test_summary_compares_with_the_reference_and_warns(tiny_model_dir, tmp_path)
     assert "75.0% of judgeable titles are unfamiliar" in report["warnings"][0]
     assert "training 0.7%, out of source 3.3%" in report["warnings"][0]
     assert report["warnings"][1].startswith(f"cluster shares are {shift:.2f} from the training")
+    # A plain model points at adaptation; a model already adapted is warned about its mix.
+    assert "`clustercls adapt` on them moves the model to its mix" in report["warnings"][1]
     lines = headline(report)
     assert lines[-2:] == [f"warning: {w}" for w in report["warnings"]]
     assert any(line.startswith("unfamiliar titles: 75.0% (training 0.7%") for line in lines)
@@ -329,6 +331,10 @@ def test_summary_warns_when_an_adapted_model_meets_another_mix(tiny_model_dir, t
     assert "here they are craft 0.0%, fashion_textile 20.0%, food_beverage 80.0%" in warning
     assert reports["shirts"]["comparison"]["adapted_mix"]["shift"] < 0.3
     assert about_the_mix(reports["shirts"]) == []
+    # Its cluster shares are far from training's too, but it is adapted already: the
+    # warning does not send it to `clustercls adapt`.
+    shifted = [w for w in reports["coffee"]["warnings"] if w.startswith("cluster shares are")]
+    assert len(shifted) == 1 and "clustercls adapt" not in shifted[0]
     assert (
         "protected mix 0.75 from fashionshop's, which this model was adapted to (warn above "
         "0.30)" in headline(reports["coffee"])

@@ -316,6 +316,12 @@ def run_report(summary: BatchSummary, model: Model, input_path: str, output_path
                     f"{c} {_percent(share)} vs {_percent(training['cluster_share'].get(c, 0.0))}"
                     for c, share in (cluster_share or {}).items()
                 )
+                + (
+                    ""
+                    if model.metadata.get("adaptation")
+                    else ". If these titles come from one marketplace, `clustercls adapt` on "
+                    "them moves the model to its mix"
+                )
             )
         # The same limit as for the cluster shares; the mix is of the protected titles only,
         # so there must be enough of those.
