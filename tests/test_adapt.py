@@ -514,6 +514,10 @@ def test_training_measures_adapted_folds_beside_the_plain_ones(tmp_path: Path) -
     printed = format_summary(evaluation)
     assert "each fold adapted" in printed and "\n  adapted " in printed
     assert "adapted models (thresholds chosen on out_of_source_adapted)" in printed
+    # The default mix (of every cluster) reviews on the model's own scores, and says so.
+    assert "review at protected p before the marketplace mix >= " in printed
+    assert evaluation["thresholds_adapted"]["review_on"] == "before_mix"
+    assert "review_on" not in evaluation["thresholds"]
 
     # Thresholds for adapted models are chosen on the adapted folds' scores, and what they
     # achieve there is what `decisions_adapted` reports.

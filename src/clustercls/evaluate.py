@@ -447,9 +447,10 @@ def format_summary(evaluation: dict) -> str:
             if not chosen:
                 continue
             block = ", ".join(f"{c} {t:.4f}" for c, t in chosen["block"].items())
+            screened = " before the marketplace mix" if chosen.get("review_on") else ""
             lines.append(
                 f"{name} (thresholds chosen on {chosen.get('chosen_on', '?')}): block at "
-                f"{block}; review at protected p >= {chosen['review']:.4f}"
+                f"{block}; review at protected p{screened} >= {chosen['review']:.4f}"
             )
         lines.append(
             f"  {'set':<22}{'n':>7}{'blocks':>8}{'block-P':>9}{'block-R':>9}"

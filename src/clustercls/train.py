@@ -263,6 +263,7 @@ def _choose_decisions(
         say("choosing thresholds on out-of-source predictions")
         proba = scores[[f"p_{c}" for c in classes]].to_numpy()
         familiar = scores["familiarity"].to_numpy() >= min_familiarity
+        screen = screen_of(scores, classes)
         thresholds = choose_thresholds(
             scores["cluster"].to_numpy(),
             proba,
@@ -270,9 +271,13 @@ def _choose_decisions(
             policy,
             scores["group"].to_numpy(),
             blockable=familiar,
-            screen=screen_of(scores, classes),
+            screen=screen,
         )
         thresholds["chosen_on"] = "out_of_source"
+        if screen is not None:
+            # Said where the thresholds are printed: the review's probability is not the
+            # sum of the scores' protected columns.
+            thresholds["review_on"] = "before_mix"
     elif hand is not None:
         say("no leave-one-source-out run: thresholds chosen on the hand-labelled titles")
         thresholds = choose_thresholds(
