@@ -178,28 +178,20 @@ def _has_a_mix(settings: AdaptConfig, protected: Sequence[str]) -> bool:
     return settings.mix_scope == "all" or len(set(protected)) >= 2
 
 
-def _shares_record(shares: dict[str, dict] | None) -> dict:
-    """`mix_shares` as an adaptation records them: `protected_shares` (None without a
-    mix), and `all_shares` with a mix of every cluster."""
-    record: dict = {"protected_shares": None if shares is None else shares["protected"]}
-    if shares is not None and "all" in shares:
-        record["all_shares"] = shares["all"]
-    return record
-
-
-def mix_shares(pipeline: Pipeline, protected: Sequence[str]) -> dict[str, dict] | None:
-    """The mix an adapted pipeline serves with, or None when it has none: `protected`,
-    the shares among the protected clusters, and with a mix of every cluster `all`."""
+def mix_shares(pipeline: Pipeline, protected: Sequence[str]) -> dict:
+    """The mix an adapted pipeline serves with, as an adaptation records it:
+    `protected_shares`, the shares among the protected clusters (None without a mix), and
+    with a mix of every cluster `all_shares`."""
     classifier = pipeline.steps[-1][1]
     if not isinstance(classifier, ProtectedMixClassifier | FullMixClassifier):
-        return None
+        return {"protected_shares": None}
     mix = dict(zip(map(str, classifier.classes_), map(float, classifier.mix_), strict=True))
     # Floored: a mix of every cluster may leave the protected ones next to nothing.
     total = max(sum(mix[c] for c in protected), 1e-12)
-    shares = {"protected": {c: round(mix[c] / total, 4) for c in protected}}
+    record: dict = {"protected_shares": {c: round(mix[c] / total, 4) for c in protected}}
     if isinstance(classifier, FullMixClassifier):
-        shares["all"] = {c: round(m, 4) for c, m in mix.items()}
-    return shares
+        record["all_shares"] = {c: round(m, 4) for c, m in mix.items()}
+    return record
 
 
 def measured_for(base_metadata: dict, settings: AdaptConfig) -> dict | None:
@@ -446,7 +438,7 @@ def adapt_model(
         "adopted_per_cluster": {c: int((adopted["cluster"] == c).sum()) for c in labels},
         # The marketplace's estimated mix (None: no mix): among the protected clusters,
         # and of every cluster when that is the mix it serves with.
-        **_shares_record(mix_shares(pipeline, protected)),
+        **mix_shares(pipeline, protected),
         "thresholds_chosen_on": thresholds.get("chosen_on"),
         **settings.model_dump(mode="json"),
     }

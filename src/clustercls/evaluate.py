@@ -297,11 +297,10 @@ def _scores(fit, adapt, dataset, groups, n_jobs, progress, holdout) -> list[pd.D
                     part[f"{SCREEN_PREFIX}{label}"] = screen[:, i]
             parts.append(part)
         scored = pd.concat(parts)
-        for label in classes:
-            if f"{SCREEN_PREFIX}{label}" in scored:
-                # A fold with no mix to adapt to screens on its own probabilities.
-                column = f"{SCREEN_PREFIX}{label}"
-                scored[column] = scored[column].fillna(scored[f"p_{label}"])
+        for column in [c for c in scored.columns if c.startswith(SCREEN_PREFIX)]:
+            # A fold with no mix to adapt to screens on its own probabilities.
+            label = column.removeprefix(SCREEN_PREFIX)
+            scored[column] = scored[column].fillna(scored[f"p_{label}"])
         outputs.append(scored.loc[frame.index[frame.index.isin(scored.index)]])
     return outputs
 
