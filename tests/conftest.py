@@ -179,6 +179,24 @@ def tiny_hand_labelled(tmp_path: Path) -> Path:
     return path
 
 
+def write_tiny_probes(path: Path) -> Path:
+    """Policy probes for the tiny sources: both parts, two kinds of error, every cluster,
+    titles that no tiny source holds."""
+    rows = [
+        {
+            "title": f"{title} Model Lama",
+            "cluster": cluster,
+            "error_class": "brand_code" if i % 2 else "lookalike",
+            "part": "dev" if i < 3 else "held",
+            "note": "a tiny probe",
+        }
+        for cluster in _NOUNS
+        for i, title in enumerate(make_titles(cluster, 6, seed=31))
+    ]
+    pd.DataFrame(rows).to_csv(path, index=False)
+    return path
+
+
 def tiny_config(tmp_path: Path, sources: Path, hand: Path | None, **data_overrides):
     """A training config that writes everything under tmp_path and runs in seconds."""
     from clustercls.config import (
@@ -198,6 +216,7 @@ def tiny_config(tmp_path: Path, sources: Path, hand: Path | None, **data_overrid
         "corrections": tmp_path / "corrections.csv",
         "policy": POLICY_FILE,
         "hand_labelled": hand,
+        "policy_probes": None,
         "processed_dir": tmp_path / "processed",
     }
     data = DataConfig(**{**settings, **data_overrides})
@@ -234,7 +253,7 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     ]
     hand = root / "hand.csv"
     pd.DataFrame(rows).to_csv(hand, index=False)
-    config = tiny_config(root, sources, hand)
+    config = tiny_config(root, sources, hand, policy_probes=write_tiny_probes(root / "probes.csv"))
     write_dataset(build_dataset(config.data), config.data.processed_dir)
     return train(config).model_dir
 

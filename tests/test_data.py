@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 import pytest
 
@@ -12,6 +14,7 @@ from clustercls.data import (
     check_labels,
     load_dataset,
     load_mapping,
+    load_policy_probes,
     mapping_agreement,
     near_duplicate_key,
     write_dataset,
@@ -25,6 +28,7 @@ from tests.conftest import (
     SHARED_SOURCES,
     needs_shared,
     tiny_config,
+    write_tiny_probes,
 )
 
 CLUSTERS = load_policy(POLICY_FILE).clusters
@@ -122,6 +126,65 @@ def test_hand_labelled_titles_are_kept_out(tmp_path, tiny_sources, tiny_hand_lab
     result = build_dataset(tiny_config(tmp_path, tiny_sources, tiny_hand_labelled).data)
     assert not set(result.frame["title"].map(normalize)) & set(hand["title"].map(normalize))
     assert sum(v for k, v in result.report["dropped"].items() if "hand-labelled" in k) >= 3
+
+
+def test_policy_probes_are_kept_out(tmp_path, tiny_sources) -> None:
+    probes = pd.read_csv(write_tiny_probes(tmp_path / "probes.csv"))
+    umkm = pd.read_csv(tiny_sources / "tokopedia_umkm.csv")
+    leaked = pd.DataFrame(
+        {"title": probes["title"].head(3), "category": "fashion-pria/atasan-pria/kemeja-pria"}
+    )
+    pd.concat([umkm, leaked]).to_csv(tiny_sources / "tokopedia_umkm.csv", index=False)
+    config = tiny_config(tmp_path, tiny_sources, None, policy_probes=tmp_path / "probes.csv")
+    result = build_dataset(config.data)
+    assert not set(result.frame["title"].map(normalize)) & set(probes["title"].map(normalize))
+    assert result.report["dropped"]["in policy probes (or its near-duplicate)"] >= 3
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"cluster": "toys"}, "label not in the policy"),
+        ({"part": "train"}, "part not one of dev, held"),
+        ({"note": " "}, "no note naming the policy line"),
+        ({"error_class": ""}, "no error class"),
+        ({"title": "Kemeja Flanel Pria"}, "title listed twice"),
+    ],
+)
+def test_policy_probes_file_is_checked(tmp_path, change, message) -> None:
+    rows = pd.DataFrame(
+        {
+            "title": ["Kemeja Flanel Pria", "Rak Sepatu Besi"],
+            "cluster": ["fashion_textile", "other"],
+            "error_class": ["brand_code", "lookalike"],
+            "part": ["dev", "held"],
+            "note": ["Clothing", "a shoe rack is not a shoe"],
+        }
+    )
+    assert len(load_policy_probes(_csv(tmp_path, rows), CLUSTERS)) == 2
+    for column, value in change.items():
+        rows.loc[1, column] = value
+    with pytest.raises(DataError, match=message):
+        load_policy_probes(_csv(tmp_path, rows), CLUSTERS)
+    with pytest.raises(DataError, match="missing columns"):
+        load_policy_probes(_csv(tmp_path, rows.drop(columns="note")), CLUSTERS)
+
+
+def _csv(folder: Path, frame: pd.DataFrame) -> Path:
+    path = folder / "probes.csv"
+    frame.to_csv(path, index=False)
+    return path
+
+
+def test_the_policy_probes_cover_both_parts_and_every_kind() -> None:
+    """The project's probes: labels of the policy, and every kind of error in both parts
+    (the loader checks notes, parts and repeats)."""
+    probes = load_policy_probes(REPO / "data/policy_probes.csv", CLUSTERS)
+    assert probes is not None
+    by_part = probes.groupby("part")["error_class"].agg(set)
+    assert set(by_part.index) == {"dev", "held"}
+    assert by_part["dev"] == by_part["held"]
+    assert set(probes["cluster"]) == set(CLUSTERS)
 
 
 def test_corrections_are_applied_last(tmp_path, tiny_sources) -> None:
@@ -230,6 +293,8 @@ def test_real_dataset_checks(real_dataset) -> None:
     assert (counts > 1000).all(), counts
     hand = pd.read_csv(HAND_LABELLED)
     assert not set(real_dataset["title"].map(normalize)) & set(hand["title"].map(normalize))
+    probes = pd.read_csv(REPO / "data/policy_probes.csv")
+    assert not set(real_dataset["title"].map(normalize)) & set(probes["title"].map(normalize))
 
 
 def test_a_dataset_must_hold_exactly_the_policy_clusters() -> None:

@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sklearn.base import clone
 
-from clustercls.lexicon import LexiconFeatures, load_lexicon
+from clustercls.lexicon import LexiconFeatures, english_plurals, load_lexicon, plural
 from clustercls.policy import load_policy
 from clustercls.text import normalize
 from tests.conftest import POLICY_FILE, REPO
@@ -71,6 +71,47 @@ def test_options_drop_cluster_and_head_columns(tmp_path, small) -> None:
     concepts = LexiconFeatures(path=small.path, clusters=False, head=False).fit()
     assert _active(concepts, "kopi dan tas") == {"concept=coffee", "concept=bag"}
     assert not any(n.startswith("head_") for n in concepts.get_feature_names_out())
+
+
+@pytest.mark.parametrize(
+    ("word", "plural_form"),
+    [("sheet", "sheets"), ("box", "boxes"), ("brush", "brushes"), ("accessory", "accessories"),
+     ("tray", "trays")],
+)
+def test_plural_of_an_english_word(word, plural_form) -> None:
+    assert plural(word) == plural_form
+
+
+def test_english_terms_also_match_in_the_plural(tmp_path) -> None:
+    path = _write(
+        tmp_path,
+        [
+            "felt sheet,en,craft_felt,craft,craft supplies",
+            "shoe rack,en,shoe_rack,other,a shoe rack is not a shoe",
+            "shoe racks,en,shoe_rack_set,other,the file's own row for the plural",
+            "glass,en,glassware,other,kitchen goods",
+            "tas,id,bag,fashion_textile,bags",
+        ],
+    )
+    rows = english_plurals(load_lexicon(path).rows)
+    made = rows.iloc[5:]
+    # Indonesian terms and words already ending in "s" get no plural; the file's own
+    # plural row is kept as it is.
+    assert made["term"].tolist() == ["felt sheets"]
+    assert made[["concept", "cluster"]].values.tolist() == [["craft_felt", "craft"]]
+    with_plurals = LexiconFeatures(path=path).fit()
+    without = LexiconFeatures(path=path, plurals=False).fit()
+    assert with_plurals.matches("craft felt sheets isi") == ["felt sheets"]
+    assert without.matches("craft felt sheets isi") == []
+    assert _active(with_plurals, "shoe racks besi") == {
+        "concept=shoe_rack_set",
+        "cluster=other",
+        "head_cluster=other",
+    }
+    # A model saved before the option existed was fitted without plurals, and says so.
+    older = LexiconFeatures(path=path)
+    del older.__dict__["plurals"]
+    assert older.get_params()["plurals"] is False
 
 
 def test_transform_shape_weight_and_no_state_change(small) -> None:

@@ -10,6 +10,7 @@ import pytest
 
 from clustercls.config import FeatureConfig, ModelConfig
 from clustercls.data import build_dataset, write_dataset
+from clustercls.evaluate import format_summary
 from clustercls.fit import (
     THINNED_SOURCE,
     fit_pipeline,
@@ -174,6 +175,31 @@ def test_training_writes_evaluation_with_loso_and_thresholds(tiny_model_dir) -> 
         "food_beverage",
         "other",
     ]
+
+
+def test_training_scores_the_policy_probes(tiny_model_dir) -> None:
+    evaluation = json.loads((tiny_model_dir / "evaluation.json").read_text())
+    scores = pd.read_parquet(tiny_model_dir / "policy_probe_scores.parquet")
+    labels = evaluation["random_split"]["labels"]
+    predicted = np.asarray(labels)[scores[[f"p_{c}" for c in labels]].to_numpy().argmax(axis=1)]
+    assert set(evaluation["policy_probes"]) == {"dev", "held"}
+    for part, probed in evaluation["policy_probes"].items():
+        rows = (scores["part"] == part).to_numpy()
+        right = predicted[rows] == scores["cluster"].to_numpy()[rows]
+        assert probed["n"] == rows.sum()
+        assert probed["accuracy"] == pytest.approx(right.mean(), abs=1e-4)
+        kinds = scores["error_class"].to_numpy()[rows]
+        assert {k: v["n"] for k, v in probed["per_error_class"].items()} == {
+            k: int((kinds == k).sum()) for k in set(kinds)
+        }
+    # Decisions on the probes, per part and kind of error, under the model's thresholds.
+    decided = evaluation["decisions"]["policy_probes"]
+    assert set(decided["per_group"]) == set(scores["part"] + "/" + scores["error_class"])
+    assert decided["pooled"]["n"] == len(scores)
+    summary = format_summary(evaluation)
+    assert "policy probes, dev" in summary and "policy probes, held" in summary
+    meta = json.loads((tiny_model_dir / "metadata.json").read_text())
+    assert meta["metrics"]["probes_held_accuracy"] == evaluation["policy_probes"]["held"]["accuracy"]
 
 
 def test_training_stores_a_reference_for_batch_runs(tiny_model_dir) -> None:

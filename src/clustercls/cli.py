@@ -431,10 +431,13 @@ def evaluate(
         Path, typer.Option(help="Processed dataset whose test split is scored.")
     ] = Path("data/processed/dataset.parquet"),
     hand_labelled: Annotated[Path | None, typer.Option(help="Hand-labelled titles.")] = None,
+    probes: Annotated[
+        Path | None, typer.Option(help="Policy probes [default: data/policy_probes.csv].")
+    ] = None,
 ) -> None:
     """Re-score a saved model and print its evaluation, with the leave-one-source-out table."""
     from clustercls.artifact import latest_model_dir, read_metadata
-    from clustercls.data import load_dataset, load_hand_labelled
+    from clustercls.data import load_dataset, load_hand_labelled, load_policy_probes
     from clustercls.evaluate import evaluate_artifact, format_summary
 
     model_dir = model or latest_model_dir(Path("models"))
@@ -442,7 +445,10 @@ def evaluate(
     # The model is judged by the labels it was trained with.
     labels = read_metadata(model_dir)["labels"]
     result = evaluate_artifact(
-        model_dir, load_dataset(dataset), load_hand_labelled(config.hand_labelled, labels)
+        model_dir,
+        load_dataset(dataset),
+        load_hand_labelled(config.hand_labelled, labels),
+        load_policy_probes(probes or config.policy_probes, labels),
     )
     stored = json.loads((Path(model_dir) / "evaluation.json").read_text())
     typer.echo(format_summary({**stored, **result}))

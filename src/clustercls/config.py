@@ -64,6 +64,10 @@ class DataConfig(_Frozen):
     hand_labelled: Path | None = Field(
         default_factory=lambda: default_shared_dir() / "data" / "hand_labelled.csv"
     )
+    policy_probes: Path | None = Field(
+        Path("data/policy_probes.csv"),
+        description="titles written against the policy's hard cases, scored and never trained on",
+    )
     processed_dir: Path = Path("data/processed")
     test_size: float = Field(0.2, gt=0.0, lt=0.5)
     max_per_group: int = Field(3, ge=1, description="rows kept per near-duplicate group")
@@ -91,6 +95,9 @@ class FeatureConfig(_Frozen):
     lexicon_weight: float = Field(1.0, gt=0, description="value of each lexicon indicator")
     lexicon_clusters: bool = Field(
         True, description="with lexicon: also a cluster indicator per term (else concepts only)"
+    )
+    lexicon_plurals: bool = Field(
+        True, description="with lexicon: English terms also match with their last word plural"
     )
 
     @field_validator("word_ngram_range", "char_ngram_range")

@@ -147,10 +147,42 @@ def evaluate_hand_labelled(
     return metrics, proba
 
 
+def evaluate_probes(
+    pipeline: Pipeline, probes: pd.DataFrame, protected: Sequence[str]
+) -> tuple[dict, np.ndarray]:
+    """Score a fitted pipeline on the policy probes (`data.load_policy_probes`).
+
+    Returns:
+        Per part (`dev`, `held`): `classification_metrics` of its titles, with
+        `per_error_class` (`n`, `accuracy`) added; and the probability matrix (columns in
+        `pipeline.classes_` order).
+    """
+    proba = pipeline.predict_proba(probes["title"])
+    labels = list(pipeline.classes_)
+    pred = np.asarray(labels, dtype=object)[proba.argmax(axis=1)]
+    truth = probes["cluster"].to_numpy(dtype=object)
+    metrics = {}
+    for part in sorted(set(probes["part"])):
+        rows = probes["part"].to_numpy() == part
+        metrics[part] = classification_metrics(
+            truth[rows], pred[rows], labels=labels, protected=protected
+        )
+        kinds = probes["error_class"].to_numpy()[rows]
+        right = truth[rows] == pred[rows]
+        metrics[part]["per_error_class"] = {
+            str(kind): {"n": int((kinds == kind).sum()), "accuracy": _r(right[kinds == kind].mean())}
+            for kind in sorted(set(kinds))
+        }
+    return metrics, proba
+
+
 def evaluate_artifact(
-    model_dir: Path, dataset: pd.DataFrame | None, hand: pd.DataFrame | None
+    model_dir: Path,
+    dataset: pd.DataFrame | None,
+    hand: pd.DataFrame | None,
+    probes: pd.DataFrame | None = None,
 ) -> dict:
-    """Re-score a saved model on the test split and the hand-labelled titles.
+    """Re-score a saved model on the test split, the hand-labelled titles and the probes.
 
     Loads the model through the same verified path prediction uses, so this also checks
     that the saved artifact reproduces the numbers recorded at training time.
@@ -159,9 +191,10 @@ def evaluate_artifact(
         model_dir: A saved model folder.
         dataset: The processed dataset (its `test` split is scored), or None.
         hand: Hand-labelled titles, or None.
+        probes: Policy probes (`data.load_policy_probes`), or None.
 
     Returns:
-        `random_split` and `hand_labelled` metrics for what was given.
+        `random_split`, `hand_labelled` and `policy_probes` metrics for what was given.
     """
     from clustercls.artifact import load_artifact
 
@@ -179,6 +212,8 @@ def evaluate_artifact(
         )
     if hand is not None:
         out["hand_labelled"], _ = evaluate_hand_labelled(pipeline, hand, protected)
+    if probes is not None:
+        out["policy_probes"], _ = evaluate_probes(pipeline, probes, protected)
     return out
 
 
@@ -426,6 +461,14 @@ def format_summary(evaluation: dict) -> str:
             f"hand-labelled     macro-F1 {hand['all']['macro_f1']:.4f}  protected-vs-other F1 "
             f"{hand['all']['protected_vs_other']['f1']:.4f}  (n={hand['all']['n']})"
         )
+    for part, probed in evaluation.get("policy_probes", {}).items():
+        kinds = probed["per_error_class"]
+        worst = min(kinds, key=lambda kind: kinds[kind]["accuracy"])
+        lines.append(
+            f"policy probes, {part:<5}accuracy {probed['accuracy']:.4f}  protected-vs-other F1 "
+            f"{probed['protected_vs_other']['f1']:.4f}  (n={probed['n']}); worst kind {worst} "
+            f"{kinds[worst]['accuracy']:.4f}"
+        )
     for key, heading in (
         ("leave_one_source_out", "leave-one-source-out (train without the group, test on it):"),
         (
@@ -578,7 +621,7 @@ def decisions_table(evaluation: dict) -> pd.DataFrame:
     """What the enforcement decisions achieved, pooled and per group, one row each: out of
     source (the basis of the thresholds), out of source with each fold adapted to its
     held-out titles (when measured: under the thresholds chosen on them, and under the
-    plain ones), and on the hand-labelled titles (the check)."""
+    plain ones), on the hand-labelled titles (the check) and on the policy probes."""
     rows = []
     decisions = evaluation.get("decisions", {})
     sets = [
@@ -588,6 +631,8 @@ def decisions_table(evaluation: dict) -> pd.DataFrame:
         ("adapted", evaluation.get("decisions_adapted")),
         ("adapted, plain thr.", evaluation.get("decisions_adapted_plain_thresholds")),
         ("hand-labelled", decisions.get("hand_labelled")),
+        # Titles written for the policy's hard cases, per part and kind of error.
+        ("policy probes", decisions.get("policy_probes")),
     ]
     for label, part in sets:
         if not part:
@@ -686,6 +731,9 @@ def summary_metrics(evaluation: dict) -> dict[str, float]:
         out["hand_protected_vs_other_f1"] = evaluation["hand_labelled"]["all"][
             "protected_vs_other"
         ]["f1"]
+    for part, probed in evaluation.get("policy_probes", {}).items():
+        out[f"probes_{part}_accuracy"] = probed["accuracy"]
+        out[f"probes_{part}_protected_vs_other_f1"] = probed["protected_vs_other"]["f1"]
     loso = evaluation.get("leave_one_source_out")
     if loso:
         out["loso_mean_macro_f1"] = loso["mean_macro_f1"]

@@ -735,6 +735,7 @@ def build_features(config: FeatureConfig) -> TitleFeatures:
                     weight=config.lexicon_weight,
                     head=config.lexicon_head,
                     clusters=config.lexicon_clusters,
+                    plurals=config.lexicon_plurals,
                 ),
             )
         )

@@ -78,6 +78,39 @@ def load_lexicon(path: Path | str | None = None) -> Lexicon:
     return Lexicon(rows=rows.reset_index(drop=True), sha256=hashlib.sha256(raw).hexdigest())
 
 
+def plural(word: str) -> str:
+    """The regular English plural of a word ("sheet" -> "sheets", "box" -> "boxes",
+    "accessory" -> "accessories")."""
+    if word.endswith(("s", "x", "z", "ch", "sh")):
+        return word + "es"
+    if len(word) > 1 and word[-1] == "y" and word[-2] not in "aeiou":
+        return word[:-1] + "ies"
+    return word + "s"
+
+
+def english_plurals(rows: pd.DataFrame) -> pd.DataFrame:
+    """Lexicon rows plus, for each English term, the term with its last word in the plural,
+    as a row of the same concept and cluster.
+
+    Titles name products in the plural as often as not ("Craft Felt Sheets", "Analogue
+    Watches") and a term matches whole words only. Only regular plurals of words of three
+    or more letters that do not already end in "s" are made, and a plural that is a term of
+    the file itself keeps the file's row.
+    """
+    english = rows[rows["lang"] == "en"]
+    split = english["term"].str.rsplit(" ", n=1)
+    last = split.str[-1]
+    usable = last.str.isalpha() & (last.str.len() >= 3) & ~last.str.endswith("s")
+    variants = english[usable].assign(
+        term=[
+            " ".join([*head[:-1], plural(head[-1])]) for head in split[usable].tolist()
+        ],
+        note=english.loc[usable, "term"].map(lambda t: f"plural of {t!r}"),
+    )
+    variants = variants[~variants["term"].isin(set(rows["term"]))]
+    return pd.concat([rows, variants.drop_duplicates("term")], ignore_index=True)
+
+
 class LexiconFeatures(TransformerMixin, BaseEstimator):
     """Concept and cluster indicators of the lexicon terms a normalised title contains.
 
@@ -94,15 +127,27 @@ class LexiconFeatures(TransformerMixin, BaseEstimator):
             at this scale).
         head: Add the `head_cluster=` indicators.
         clusters: Add the `cluster=` indicators (off: concepts only).
+        plurals: Also match English terms with their last word in the plural
+            (`english_plurals`): the lexicon names "felt sheet", a title sells "felt sheets".
     """
 
+    # A model saved before `plurals` existed was fitted without them; unpickled, it has no
+    # such attribute and reads this one, so its parameters still say what it was fitted with.
+    plurals = False
+
     def __init__(
-        self, path: str | None = None, weight: float = 1.0, head: bool = True, clusters: bool = True
+        self,
+        path: str | None = None,
+        weight: float = 1.0,
+        head: bool = True,
+        clusters: bool = True,
+        plurals: bool = True,
     ) -> None:
         self.path = path
         self.weight = weight
         self.head = head
         self.clusters = clusters
+        self.plurals = plurals
 
     def fit(self, X=None, y=None) -> LexiconFeatures:
         """Read the lexicon and fix the feature columns.
@@ -115,7 +160,7 @@ class LexiconFeatures(TransformerMixin, BaseEstimator):
             self.
         """
         lexicon = load_lexicon(self.path)
-        rows = lexicon.rows
+        rows = english_plurals(lexicon.rows) if self.plurals else lexicon.rows
         concepts = sorted(rows["concept"].unique())
         clusters = sorted(rows["cluster"].unique())
         names = [f"concept={c}" for c in concepts] + [f"cluster={c}" for c in clusters]

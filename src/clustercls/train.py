@@ -16,10 +16,17 @@ import pandas as pd
 from clustercls.adapt import FoldAdapter
 from clustercls.artifact import save_artifact
 from clustercls.config import ModelConfig, TrainConfig
-from clustercls.data import check_labels, load_dataset, load_hand_labelled, load_source_config
+from clustercls.data import (
+    check_labels,
+    load_dataset,
+    load_hand_labelled,
+    load_policy_probes,
+    load_source_config,
+)
 from clustercls.evaluate import (
     classification_metrics,
     evaluate_hand_labelled,
+    evaluate_probes,
     leave_one_source_out,
     loso_metrics,
     out_of_source_scores,
@@ -34,6 +41,7 @@ from clustercls.lexicon import load_lexicon
 from clustercls.policy import (
     Policy,
     choose_thresholds,
+    decision_rates,
     hand_decision_rates,
     load_policy,
     scores_decision_rates,
@@ -119,6 +127,13 @@ def train(
         evaluation["hand_labelled"], hand_proba = evaluate_hand_labelled(
             pipeline, hand, policy.protected
         )
+    probes = load_policy_probes(config.data.policy_probes, policy.clusters)
+    probe_proba = None
+    if probes is not None:
+        say(f"scoring {len(probes)} policy probes")
+        evaluation["policy_probes"], probe_proba = evaluate_probes(
+            pipeline, probes, policy.protected
+        )
     timings["evaluate_seconds"] = round(time.perf_counter() - start, 1)
 
     scores = adapted = None
@@ -150,6 +165,17 @@ def train(
     thresholds, achieved = _choose_decisions(
         scores, hand, hand_proba, hand_familiarity, classes, policy, say
     )
+    if probes is not None:
+        probe_familiarity = familiarity(pipeline, probes["title"])
+        achieved["policy_probes"] = decision_rates(
+            probes["cluster"].to_numpy(),
+            probe_proba,
+            classes,
+            thresholds,
+            policy.protected,
+            groups=(probes["part"] + "/" + probes["error_class"]).to_numpy(),
+            blockable=probe_familiarity >= policy.serving.min_familiarity,
+        )
     evaluation["thresholds"] = thresholds
     evaluation["decisions"] = achieved
     test_familiarity = familiarity(pipeline, test_set["title"])
@@ -235,6 +261,12 @@ def train(
             **{f"p_{c}": hand_proba[:, i] for i, c in enumerate(classes)},
         )
         hand_scores.to_parquet(model_dir / "hand_labelled_scores.parquet", index=False)
+    if probes is not None:
+        probe_scores = probes[["title", "cluster", "error_class", "part"]].assign(
+            familiarity=probe_familiarity,
+            **{f"p_{c}": probe_proba[:, i] for i, c in enumerate(classes)},
+        )
+        probe_scores.to_parquet(model_dir / "policy_probe_scores.parquet", index=False)
     say(f"saved {model_dir}")
     return TrainResult(model_dir=model_dir, metadata=metadata, evaluation=evaluation)
 

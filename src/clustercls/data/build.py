@@ -147,7 +147,8 @@ def build_dataset(config: DataConfig) -> BuildResult:
     """Build the processed dataset from the raw sources.
 
     Steps: read every source file, map categories and titles to clusters, normalise, drop
-    rows that cannot be trained on, keep titles used for hand-labelled evaluation out,
+    rows that cannot be trained on, keep the titles of the hand-labelled set and of the
+    policy probes out (and their near-duplicates),
     resolve conflicting labels (majority; a tie drops the title), drop exact duplicates,
     cap near-duplicate groups, apply reviewer corrections last, and split by group.
 
@@ -207,14 +208,16 @@ def build_dataset(config: DataConfig) -> BuildResult:
     frame = dropped.drop(frame, frame["norm"] == "", "empty after normalisation")
     frame = frame.assign(dup_group=[near_duplicate_key(n) for n in frame["norm"]])
 
-    hand = load_hand_labelled(config.hand_labelled, clusters)
-    if hand is not None:
-        hand_norm = {normalize(t) for t in hand["title"]}
-        hand_keys = {near_duplicate_key(n) for n in hand_norm}
-        in_hand = frame["norm"].isin(hand_norm) | frame["dup_group"].isin(hand_keys)
-        frame = dropped.drop(
-            frame, in_hand, "in hand-labelled evaluation set (or its near-duplicate)"
-        )
+    for held_out, why in [
+        (load_hand_labelled(config.hand_labelled, clusters), "hand-labelled evaluation set"),
+        (load_policy_probes(config.policy_probes, clusters), "policy probes"),
+    ]:
+        if held_out is None:
+            continue
+        held_norm = {normalize(t) for t in held_out["title"]}
+        held_keys = {near_duplicate_key(n) for n in held_norm}
+        inside = frame["norm"].isin(held_norm) | frame["dup_group"].isin(held_keys)
+        frame = dropped.drop(frame, inside, f"in {why} (or its near-duplicate)")
 
     frame, conflicts = _resolve_conflicts(frame, dropped)
     frame = dropped.drop(frame, frame.duplicated("norm"), "exact duplicate (after normalisation)")
@@ -455,6 +458,48 @@ def load_hand_labelled(path: Path | None, clusters: Sequence[str]) -> pd.DataFra
     unsure = frame["unsure"] if "unsure" in frame.columns else pd.Series("0", index=frame.index)
     frame["unsure"] = unsure.astype(str).isin(["1", "true", "True"])
     return frame
+
+
+PROBE_PARTS = ("dev", "held")
+"""Parts of the policy probes: `dev` titles may be read to find what the model lacks (for
+the lexicon's next version); `held` titles were written apart and are only scored."""
+
+
+def load_policy_probes(path: Path | None, clusters: Sequence[str]) -> pd.DataFrame | None:
+    """Read the policy probes, or None when there are none.
+
+    The probes are titles written against the policy's lines for the kinds of error seen
+    on marketplaces no source covers (look-alikes, brand-and-code titles, craft supplies,
+    Indonesian decor). Like the hand-labelled titles they are never trained on.
+
+    Args:
+        path: The CSV (`title, cluster, error_class, part, note`), or None.
+        clusters: The labels it may use: the policy's, or a model's when scoring one.
+
+    Raises:
+        DataError: If the file exists but lacks a column, has a label outside `clusters`,
+            a part outside `PROBE_PARTS`, a row without its policy note or without an
+            error class, or a title twice.
+    """
+    if path is None or not Path(path).is_file():
+        return None
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    missing = {"title", "cluster", "error_class", "part", "note"} - set(frame.columns)
+    if missing:
+        raise DataError(f"{path}: missing columns {sorted(missing)}")
+    checks = [
+        (~frame["cluster"].isin(clusters), "label not in the policy"),
+        (~frame["part"].isin(PROBE_PARTS), f"part not one of {', '.join(PROBE_PARTS)}"),
+        (frame["note"].str.strip() == "", "no note naming the policy line"),
+        (frame["error_class"].str.strip() == "", "no error class"),
+        (frame["title"].str.strip() == "", "no title"),
+        (frame["title"].duplicated(), "title listed twice"),
+    ]
+    for bad, why in checks:
+        if bad.any():
+            row = frame[bad].iloc[0]
+            raise DataError(f"{path}: {why}: {row['title']!r} ({row['cluster']!r}, {row['part']!r})")
+    return frame.reset_index(drop=True)
 
 
 def describe_dataset(dataset: pd.DataFrame, top_groups: int = 15) -> dict[str, pd.DataFrame]:
