@@ -75,8 +75,13 @@ def test_options_drop_cluster_and_head_columns(tmp_path, small) -> None:
 
 @pytest.mark.parametrize(
     ("word", "plural_form"),
-    [("sheet", "sheets"), ("box", "boxes"), ("brush", "brushes"), ("accessory", "accessories"),
-     ("tray", "trays")],
+    [
+        ("sheet", "sheets"),
+        ("box", "boxes"),
+        ("brush", "brushes"),
+        ("accessory", "accessories"),
+        ("tray", "trays"),
+    ],
 )
 def test_plural_of_an_english_word(word, plural_form) -> None:
     assert plural(word) == plural_form

@@ -199,7 +199,9 @@ def test_training_scores_the_policy_probes(tiny_model_dir) -> None:
     summary = format_summary(evaluation)
     assert "policy probes, dev" in summary and "policy probes, held" in summary
     meta = json.loads((tiny_model_dir / "metadata.json").read_text())
-    assert meta["metrics"]["probes_held_accuracy"] == evaluation["policy_probes"]["held"]["accuracy"]
+    assert (
+        meta["metrics"]["probes_held_accuracy"] == evaluation["policy_probes"]["held"]["accuracy"]
+    )
 
 
 def test_training_stores_a_reference_for_batch_runs(tiny_model_dir) -> None:

@@ -170,7 +170,10 @@ def evaluate_probes(
         kinds = probes["error_class"].to_numpy()[rows]
         right = truth[rows] == pred[rows]
         metrics[part]["per_error_class"] = {
-            str(kind): {"n": int((kinds == kind).sum()), "accuracy": _r(right[kinds == kind].mean())}
+            str(kind): {
+                "n": int((kinds == kind).sum()),
+                "accuracy": _r(right[kinds == kind].mean()),
+            }
             for kind in sorted(set(kinds))
         }
     return metrics, proba

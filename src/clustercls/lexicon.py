@@ -102,9 +102,7 @@ def english_plurals(rows: pd.DataFrame) -> pd.DataFrame:
     last = split.str[-1]
     usable = last.str.isalpha() & (last.str.len() >= 3) & ~last.str.endswith("s")
     variants = english[usable].assign(
-        term=[
-            " ".join([*head[:-1], plural(head[-1])]) for head in split[usable].tolist()
-        ],
+        term=[" ".join([*head[:-1], plural(head[-1])]) for head in split[usable].tolist()],
         note=english.loc[usable, "term"].map(lambda t: f"plural of {t!r}"),
     )
     variants = variants[~variants["term"].isin(set(rows["term"]))]

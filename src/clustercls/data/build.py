@@ -498,7 +498,9 @@ def load_policy_probes(path: Path | None, clusters: Sequence[str]) -> pd.DataFra
     for bad, why in checks:
         if bad.any():
             row = frame[bad].iloc[0]
-            raise DataError(f"{path}: {why}: {row['title']!r} ({row['cluster']!r}, {row['part']!r})")
+            raise DataError(
+                f"{path}: {why}: {row['title']!r} ({row['cluster']!r}, {row['part']!r})"
+            )
     return frame.reset_index(drop=True)
 
 
