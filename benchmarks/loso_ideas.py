@@ -45,6 +45,8 @@ IDEAS: dict[str, dict] = {
     "lexicon_features_only": {"model": {"lexicon_documents": 0.0}},
     "lexicon_documents_only": {"features": {"lexicon": False}},
     "lexicon_no_head": {"features": {"lexicon_head": False}},
+    # English terms also matched with their last word plural (lexicon_v9.md).
+    "lexicon_plurals": {"features": {"lexicon_plurals": True}},
     "concepts_only_and_documents": {"features": {"lexicon_clusters": False, "lexicon_head": False}},
     "lexicon_half_weight": {
         "features": {"lexicon_weight": 0.5},

@@ -55,6 +55,9 @@ def test_build_train_evaluate_predict_promote(project: Path) -> None:
     evaluated = invoke("evaluate", "--hand-labelled", "hand.csv")
     assert evaluated.exit_code == 0
     assert "random split" in evaluated.output
+    # The project's policy probes are scored by default, both parts.
+    assert "policy probes, dev" in evaluated.output
+    assert "policy probes, held" in evaluated.output
 
     listings = pd.DataFrame(
         {"sku": ["a", "b", "c"], "title": ["Kopi Asli Bali", "", "Kemeja Premium Jogja"]}

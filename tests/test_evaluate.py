@@ -9,6 +9,7 @@ import pytest
 
 from clustercls.data import build_dataset, load_source_config
 from clustercls.evaluate import (
+    bootstrap_f1s,
     classification_metrics,
     format_summary,
     leave_one_source_out,
@@ -81,6 +82,42 @@ def test_leave_one_source_out_on_tiny_data(tmp_path, tiny_sources) -> None:
     assert worst["protected_vs_other_f1"] == min(defined)
     summary = format_summary({"leave_one_source_out": result})
     assert f"worst group: {worst['group']}" in summary
+    # Every figure sits inside its resampling interval.
+    low, high = worst["protected_vs_other_f1_interval"]
+    assert low <= worst["protected_vs_other_f1"] <= high
+    low, high = result["mean_macro_f1_interval"]
+    assert low <= result["mean_macro_f1"] <= high
+    for metrics in result["per_group"].values():
+        low, high = metrics["macro_f1_interval"]
+        assert low <= metrics["macro_f1"] <= high
+    assert "95% intervals, each group's titles resampled" in summary
+
+
+CLUSTERS = ["craft", "fashion_textile", "food_beverage", "other"]
+# Rows true, columns predicted: some craft read as other, some other read as food.
+CONFUSION = np.array([[40, 0, 0, 10], [0, 30, 0, 0], [0, 0, 20, 0], [5, 0, 8, 87]])
+
+
+def test_bootstrap_draws_scatter_around_the_figures_and_narrow_with_more_titles() -> None:
+    truth = np.repeat(np.repeat(CLUSTERS, 4), CONFUSION.ravel())
+    predicted = np.repeat(np.tile(CLUSTERS, 4), CONFUSION.ravel())
+    figures = classification_metrics(truth, predicted, labels=CLUSTERS, protected=CLUSTERS[:3])
+    rng = np.random.default_rng(7)
+    macro, pvo = bootstrap_f1s(CONFUSION, CLUSTERS, CLUSTERS[:3], rng, samples=4000)
+    assert macro.mean() == pytest.approx(figures["macro_f1"], abs=0.01)
+    assert pvo.mean() == pytest.approx(figures["protected_vs_other"]["f1"], abs=0.01)
+    many_macro, many_pvo = bootstrap_f1s(CONFUSION * 100, CLUSTERS, CLUSTERS[:3], rng, samples=4000)
+    assert many_macro.std() < macro.std() / 5 and many_pvo.std() < pvo.std() / 5
+    # The same seed draws the same resamples.
+    again = bootstrap_f1s(CONFUSION, CLUSTERS, CLUSTERS[:3], np.random.default_rng(7), samples=4000)
+    assert np.array_equal(again[0], macro)
+
+
+def test_bootstrap_of_a_perfect_set_never_moves() -> None:
+    macro, pvo = bootstrap_f1s(
+        np.diag([5, 3, 0, 9]), CLUSTERS, CLUSTERS[:3], np.random.default_rng(0)
+    )
+    assert (macro == 1.0).all() and (pvo == 1.0).all()
 
 
 def test_out_of_source_scores_hold_out_only_the_chosen_groups(tmp_path, tiny_sources) -> None:

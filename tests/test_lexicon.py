@@ -104,8 +104,8 @@ def test_english_terms_also_match_in_the_plural(tmp_path) -> None:
     # plural row is kept as it is.
     assert made["term"].tolist() == ["felt sheets"]
     assert made[["concept", "cluster"]].values.tolist() == [["craft_felt", "craft"]]
-    with_plurals = LexiconFeatures(path=path).fit()
-    without = LexiconFeatures(path=path, plurals=False).fit()
+    with_plurals = LexiconFeatures(path=path, plurals=True).fit()
+    without = LexiconFeatures(path=path).fit()
     assert with_plurals.matches("craft felt sheets isi") == ["felt sheets"]
     assert without.matches("craft felt sheets isi") == []
     assert _active(with_plurals, "shoe racks besi") == {
@@ -114,7 +114,7 @@ def test_english_terms_also_match_in_the_plural(tmp_path) -> None:
         "head_cluster=other",
     }
     # A model saved before the option existed was fitted without plurals, and says so.
-    older = LexiconFeatures(path=path)
+    older = LexiconFeatures(path=path, plurals=True)
     del older.__dict__["plurals"]
     assert older.get_params()["plurals"] is False
 

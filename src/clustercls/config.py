@@ -97,7 +97,9 @@ class FeatureConfig(_Frozen):
         True, description="with lexicon: also a cluster indicator per term (else concepts only)"
     )
     lexicon_plurals: bool = Field(
-        True, description="with lexicon: English terms also match with their last word plural"
+        False,
+        description="with lexicon: English terms also match with their last word plural "
+        "(benchmarks/results/lexicon_v9.md: not rewarded, off)",
     )
 
     @field_validator("word_ngram_range", "char_ngram_range")

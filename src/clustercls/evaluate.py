@@ -343,6 +343,54 @@ def _scores(fit, adapt, dataset, groups, n_jobs, progress, holdout) -> list[pd.D
     return outputs
 
 
+BOOTSTRAP_SAMPLES = 1000
+"""Resamples behind the 95% intervals of the leave-one-source-out figures."""
+BOOTSTRAP_SEED = 0
+
+
+def bootstrap_f1s(
+    confusion: np.ndarray,
+    labels: Sequence[str],
+    protected: Sequence[str],
+    rng: np.random.Generator,
+    samples: int = BOOTSTRAP_SAMPLES,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Macro-F1 and protected-vs-other F1 of resamples of one set of titles.
+
+    Each resample draws as many titles as the set has, with replacement, which comes down
+    to drawing counts over the cells of its confusion matrix. Each resample's macro-F1 is
+    over the clusters present in it, as `classification_metrics` computes it for a set.
+
+    Args:
+        confusion: Rows true, columns predicted, in `labels` order.
+        labels: The clusters of the matrix.
+        protected: The protected clusters.
+        rng: The random generator (seeded by the caller: the same seed, the same draws).
+        samples: How many resamples.
+
+    Returns:
+        Per resample its macro-F1, and its protected-vs-other F1.
+    """
+    confusion = np.asarray(confusion, dtype=np.int64)
+    k, n = confusion.shape[0], int(confusion.sum())
+    counts = rng.multinomial(n, confusion.ravel() / n, size=samples).reshape(samples, k, k)
+    hits = np.einsum("sii->si", counts)
+    sizes = counts.sum(axis=2) + counts.sum(axis=1)
+    f1 = np.divide(2 * hits, sizes, out=np.zeros(hits.shape), where=sizes > 0)
+    # A cluster of a few titles may be missing from a resample: like any set of titles,
+    # each resample's macro-F1 is over the clusters it holds.
+    present = counts.sum(axis=2) > 0
+    is_protected = np.isin(np.asarray(labels, dtype=object), list(protected))
+    caught = counts[:, is_protected][:, :, is_protected].sum(axis=(1, 2))
+    either = counts[:, is_protected].sum(axis=(1, 2)) + counts[:, :, is_protected].sum(axis=(1, 2))
+    pvo = np.divide(2 * caught, either, out=np.zeros(samples), where=either > 0)
+    return (f1 * present).sum(axis=1) / present.sum(axis=1), pvo
+
+
+def _interval(samples: np.ndarray) -> list[float]:
+    return [_r(np.quantile(samples, 0.025)), _r(np.quantile(samples, 0.975))]
+
+
 def loso_metrics(scores: pd.DataFrame, labels: Sequence[str], protected: Sequence[str]) -> dict:
     """Per held-out group metrics of out-of-source scores, their means and the worst group.
 
@@ -355,7 +403,10 @@ def loso_metrics(scores: pd.DataFrame, labels: Sequence[str], protected: Sequenc
         `per_group` metrics (see `classification_metrics`, plus the group's `sources`), the
         means over groups of macro-F1 and of protected-vs-other F1 (over groups where it
         is defined: a group with protected titles), and `worst_group`: the group with the
-        lowest protected-vs-other F1 and its figures.
+        lowest protected-vs-other F1 and its figures. Each F1 of a group, each mean and the
+        worst group's figures come with a 95% interval (`..._interval`, `[low, high]`):
+        how far they move when each group's titles are resampled (`bootstrap_f1s`, seeded),
+        which is how far apart two runs must be before the table can tell them apart.
     """
     per_group = {}
     for name, test in scores.groupby("group", sort=True):
@@ -370,9 +421,24 @@ def loso_metrics(scores: pd.DataFrame, labels: Sequence[str], protected: Sequenc
         if m["protected_vs_other"]["support"]
     }
     worst = min(defined, key=defined.get) if defined else None
+    rng = np.random.default_rng(BOOTSTRAP_SEED)
+    macro_draws, pvo_draws = {}, {}
+    for name, m in per_group.items():
+        macro_draws[name], pvo_draws[name] = bootstrap_f1s(
+            m["confusion_matrix"], m["labels"], protected, rng
+        )
+        m["macro_f1_interval"] = _interval(macro_draws[name])
+        if name in defined:
+            m["protected_vs_other"]["f1_interval"] = _interval(pvo_draws[name])
     return {
         "per_group": per_group,
         "mean_macro_f1": _r(np.mean([m["macro_f1"] for m in per_group.values()])),
+        "mean_macro_f1_interval": _interval(np.mean(list(macro_draws.values()), axis=0)),
+        "mean_protected_vs_other_f1_interval": _interval(
+            np.mean([pvo_draws[name] for name in defined], axis=0)
+        )
+        if defined
+        else None,
         "mean_macro_f1_supported": _r(
             np.mean([v for m in per_group.values() if (v := m["macro_f1_supported"]) is not None])
         ),
@@ -380,6 +446,7 @@ def loso_metrics(scores: pd.DataFrame, labels: Sequence[str], protected: Sequenc
         "worst_group": {
             "group": worst,
             "protected_vs_other_f1": defined[worst],
+            "protected_vs_other_f1_interval": _interval(pvo_draws[worst]),
             "macro_f1": per_group[worst]["macro_f1"],
         }
         if worst
@@ -537,6 +604,21 @@ def _loso_lines(loso: dict, heading: str) -> list[str]:
         lines.append(
             f"  worst group: {worst['group']} (protected-vs-other F1 "
             f"{worst['protected_vs_other_f1']:.4f}, macro-F1 {worst['macro_f1']:.4f})"
+        )
+    # Models evaluated before the intervals existed have none to print.
+    spread = [
+        (label, interval)
+        for label, interval in [
+            ("mean macro-F1", loso.get("mean_macro_f1_interval")),
+            ("mean prot-F1", loso.get("mean_protected_vs_other_f1_interval")),
+            ("worst group's prot-F1", (worst or {}).get("protected_vs_other_f1_interval")),
+        ]
+        if interval
+    ]
+    if spread:
+        lines.append(
+            "  95% intervals, each group's titles resampled: "
+            + "; ".join(f"{label} {low:.4f}-{high:.4f}" for label, (low, high) in spread)
         )
     return lines
 

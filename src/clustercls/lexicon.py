@@ -127,10 +127,12 @@ class LexiconFeatures(TransformerMixin, BaseEstimator):
         clusters: Add the `cluster=` indicators (off: concepts only).
         plurals: Also match English terms with their last word in the plural
             (`english_plurals`): the lexicon names "felt sheet", a title sells "felt sheets".
+            Off by default: the leave-one-source-out table did not reward it
+            (benchmarks/results/lexicon_v9.md).
     """
 
-    # A model saved before `plurals` existed was fitted without them; unpickled, it has no
-    # such attribute and reads this one, so its parameters still say what it was fitted with.
+    # A model saved before `plurals` existed has no such attribute once unpickled and reads
+    # this one, so its parameters still say what it was fitted with.
     plurals = False
 
     def __init__(
@@ -139,7 +141,7 @@ class LexiconFeatures(TransformerMixin, BaseEstimator):
         weight: float = 1.0,
         head: bool = True,
         clusters: bool = True,
-        plurals: bool = True,
+        plurals: bool = False,
     ) -> None:
         self.path = path
         self.weight = weight
