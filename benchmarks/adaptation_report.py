@@ -115,10 +115,26 @@ def rows(folder: Path, label: str) -> list[dict]:
     ]
 
 
+def probe_row(folder: Path, label: str) -> dict | None:
+    """The model's accuracy on the policy probes, per part and kind of error (None when
+    its training run scored none)."""
+    probed = json.loads((folder / "evaluation.json").read_text()).get("policy_probes")
+    if not probed:
+        return None
+    return {
+        "name": label,
+        **{
+            f"{part} {kind}": figures["accuracy"]
+            for part, result in probed.items()
+            for kind, figures in [("all", result), *result["per_error_class"].items()]
+        },
+    }
+
+
 TITLE = "Adaptation on unseen marketplaces"
 
 
-def markdown(table: list[dict], title: str = TITLE) -> str:
+def markdown(table: list[dict], title: str = TITLE, probes: list[dict] | None = None) -> str:
     lines = [
         f"# {title}",
         "",
@@ -151,6 +167,19 @@ def markdown(table: list[dict], title: str = TITLE) -> str:
             f"| {g} | " + " | ".join(f"{r[key].get(g, float('nan')):.4f}" for r in table) + " |"
             for g in groups
         ]
+    if probes:
+        columns = [c for c in probes[0] if c != "name"]
+        lines += [
+            "",
+            "## Policy probes: accuracy per part and kind of error (`data/policy_probes.csv`)",
+            "",
+            "| model | " + " | ".join(columns) + " |",
+            "|---|" + "---:|" * len(columns),
+        ]
+        lines += [
+            f"| {r['name']} | " + " | ".join(f"{r.get(c, float('nan')):.4f}" for c in columns) + " |"
+            for r in probes
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -161,14 +190,17 @@ def main() -> None:
     parser.add_argument("--title", default=TITLE, help="the Markdown heading")
     args = parser.parse_args()
     table: list[dict] = []
+    probes: list[dict] = []
     for given in args.models:
         folder, _, label = given.partition("=")
+        if (probed := probe_row(Path(folder), label or Path(folder).name)) is not None:
+            probes.append(probed)
         plain, *adapted = rows(Path(folder), label or Path(folder).name)
         same = table and {k: v for k, v in plain.items() if k != "name"} == {
             k: v for k, v in table[0].items() if k != "name"
         }
         table += adapted if same else [plain, *adapted]
-    text = markdown(table, args.title)
+    text = markdown(table, args.title, probes)
     print(text)
     if args.markdown:
         Path(args.markdown).write_text(text)
