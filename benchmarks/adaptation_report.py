@@ -177,7 +177,9 @@ def markdown(table: list[dict], title: str = TITLE, probes: list[dict] | None = 
             "|---|" + "---:|" * len(columns),
         ]
         lines += [
-            f"| {r['name']} | " + " | ".join(f"{r.get(c, float('nan')):.4f}" for c in columns) + " |"
+            f"| {r['name']} | "
+            + " | ".join(f"{r.get(c, float('nan')):.4f}" for c in columns)
+            + " |"
             for r in probes
         ]
     return "\n".join(lines) + "\n"

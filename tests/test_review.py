@@ -89,9 +89,15 @@ def test_report_shows_the_decisions_per_group(report, tiny_model_dir) -> None:
     for group in evaluation["decisions"]["out_of_source"]["per_group"]:
         assert f"<td>{group}</td>" in decisions, group
     # One pooled row per set of decisions the evaluation holds: out of source, adapted
-    # folds (under their own and the plain thresholds), hand-labelled.
+    # folds (under their own and the plain thresholds), hand-labelled, policy probes.
     sets = decisions_table(evaluation)["set"].unique().tolist()
-    assert sets == ["out-of-source", "adapted", "adapted, plain thr.", "hand-labelled"]
+    assert sets == [
+        "out-of-source",
+        "adapted",
+        "adapted, plain thr.",
+        "hand-labelled",
+        "policy probes",
+    ]
     assert decisions.count("<td>pooled</td>") == len(sets)
     for name in sets:
         assert f"<td>{name}</td>" in decisions, name
