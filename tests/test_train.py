@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import numpy as np
@@ -201,6 +202,11 @@ def test_training_scores_the_policy_probes(tiny_model_dir) -> None:
     meta = json.loads((tiny_model_dir / "metadata.json").read_text())
     assert (
         meta["metrics"]["probes_held_accuracy"] == evaluation["policy_probes"]["held"]["accuracy"]
+    )
+    # The run names the probes file it scored, so figures compare across runs.
+    probes_file = tiny_model_dir.parent.parent / "probes.csv"
+    assert meta["data"]["evaluation_sets_sha256"]["policy_probes"] == (
+        hashlib.sha256(probes_file.read_bytes()).hexdigest()
     )
 
 

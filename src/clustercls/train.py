@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import time
@@ -238,6 +239,15 @@ def train(
             "source_config_version": data_report.get("source_config_version"),
             "rows_train": len(train_set),
             "rows_test": len(test_set),
+            # Figures on an evaluation set compare across runs only when it is the same file.
+            "evaluation_sets_sha256": {
+                name: hashlib.sha256(Path(path).read_bytes()).hexdigest()
+                for name, path, used in [
+                    ("hand_labelled", config.data.hand_labelled, hand is not None),
+                    ("policy_probes", config.data.policy_probes, probes is not None),
+                ]
+                if used
+            },
         },
     }
     model_dir = save_artifact(pipeline, metadata, config.models_dir)
