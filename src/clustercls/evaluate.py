@@ -446,7 +446,7 @@ def loso_metrics(scores: pd.DataFrame, labels: Sequence[str], protected: Sequenc
         "worst_group": {
             "group": worst,
             "protected_vs_other_f1": defined[worst],
-            "protected_vs_other_f1_interval": _interval(pvo_draws[worst]),
+            "protected_vs_other_f1_interval": per_group[worst]["protected_vs_other"]["f1_interval"],
             "macro_f1": per_group[worst]["macro_f1"],
         }
         if worst
