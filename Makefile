@@ -12,7 +12,7 @@ export MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR := false
 
 setup: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml setup.py src/clustercls/_cleaner.c src/clustercls/_ngrams.c
+$(VENV)/.installed: pyproject.toml setup.py src/clustercls/_cleaner.c src/clustercls/_ngrams.c src/clustercls/_tokens.c
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[dev,spark]"

@@ -3,8 +3,9 @@
 - `clustercls._cleaner`: the cleaning passes of `clustercls.text.normalize`, under PCRE2
   (Debian/Ubuntu: `libpcre2-dev`).
 - `clustercls._ngrams`: char_wb n-gram counting for `clustercls.features`.
+- `clustercls._tokens`: token lookup for `clustercls.text.tokens.TokenTable`.
 
-Both are optional: where one cannot be built the install still succeeds and its Python
+All three are optional: where one cannot be built the install still succeeds and its Python
 twin runs instead, with the same output, only slower.
 """
 
@@ -22,6 +23,12 @@ setup(
         Extension(
             "clustercls._ngrams",
             sources=["src/clustercls/_ngrams.c"],
+            extra_compile_args=["-O2"],
+            optional=True,
+        ),
+        Extension(
+            "clustercls._tokens",
+            sources=["src/clustercls/_tokens.c"],
             extra_compile_args=["-O2"],
             optional=True,
         ),

@@ -272,10 +272,11 @@ def reset_compiled_parts() -> None:
     """Forget which compiled parts this process picked, so the next call looks again
     (after the pure-Python switch is set or cleared)."""
     from clustercls import features
-    from clustercls.text import native
+    from clustercls.text import native, tokens
 
     native._native_settle.cache_clear()
     features._compiled_char_counter.cache_clear()
+    tokens.compiled_token_lookup.cache_clear()
 
 
 def needs_shared() -> pytest.MarkDecorator:

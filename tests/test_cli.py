@@ -263,7 +263,11 @@ def test_predict_reports_the_compiled_parts(
         (project / "ok.csv").write_text("title\nKopi\n")
         result = invoke("predict", "-i", "ok.csv", "-o", "out.csv", "--model", str(tiny_model_dir))
         assert result.exit_code == 0, result.output
-        expected = "none (pure Python" if pure else "compiled parts: normaliser, char n-grams"
+        expected = (
+            "none (pure Python"
+            if pure
+            else "compiled parts: normaliser, char n-grams, token lookup"
+        )
         assert expected in result.output
     finally:
         monkeypatch.delenv(text.PURE_PYTHON_ENV, raising=False)

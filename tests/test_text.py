@@ -993,3 +993,105 @@ def test_normalize_many_equals_normalize_each_on_every_source_title() -> None:
     assert normalize_many(titles) == expected
     # The pipeline step normalises through it.
     assert TextNormalizer().transform(titles[::50]).tolist() == expected[::50]
+
+
+# ---------------------------------------------------------------------------
+# TokenTable: the compiled token lookup and its Python path
+# ---------------------------------------------------------------------------
+
+
+def _python_ids(mapping: dict, default: int, docs: list, any_whitespace: bool) -> list[int]:
+    """What `TokenTable.ids` promises, written out independently."""
+    from clustercls.text import TITLE_BREAK
+
+    joined = f" {TITLE_BREAK} ".join(docs)
+    tokens = joined.split() if any_whitespace else joined.split(" ")
+    return [mapping.get(t, default) for t in tokens]
+
+
+def _ids_both_ways(monkeypatch, mapping: dict, default: int, docs: list, any_whitespace: bool):
+    from clustercls.text import PURE_PYTHON_ENV, TokenTable
+    from clustercls.text.tokens import compiled_token_lookup
+
+    reset_compiled_parts()
+    if compiled_token_lookup() is None:
+        pytest.skip("clustercls._tokens is not built")
+    compiled = TokenTable(mapping, default, any_whitespace).ids(docs).tolist()
+    monkeypatch.setenv(PURE_PYTHON_ENV, "1")
+    reset_compiled_parts()
+    try:
+        assert compiled_token_lookup() is None
+        python = TokenTable(mapping, default, any_whitespace).ids(docs).tolist()
+    finally:
+        monkeypatch.delenv(PURE_PYTHON_ENV)
+        reset_compiled_parts()
+    return compiled, python
+
+
+TOKEN_MAPPING = {"kopi": 1, "bubuk": 2, "|": -3, "": 7, "a": 4, "é": 9, "kopi bubuk": 11}
+
+
+@pytest.mark.parametrize("any_whitespace", [True, False])
+@pytest.mark.parametrize(
+    "docs",
+    [
+        [],
+        [""],
+        ["", ""],
+        ["kopi"],
+        ["kopi bubuk", "a  kopi", " kopi "],
+        ["kopi|bubuk", "| kopi", "kopi |"],
+        ["kopi\tbubuk\x1ca", "\n", "x\x0by\x0cz\rkopi\x1f"],
+        ["kopi bubuk 250", "unknown words only"],
+    ],
+)
+def test_token_table_compiled_equals_python(monkeypatch, docs, any_whitespace) -> None:
+    compiled, python = _ids_both_ways(monkeypatch, TOKEN_MAPPING, -1, docs, any_whitespace)
+    assert compiled == python == _python_ids(TOKEN_MAPPING, -1, docs, any_whitespace)
+
+
+@needs_shared()
+def test_token_table_compiled_equals_python_on_source_titles(monkeypatch) -> None:
+    titles = pd.read_csv(SHARED_SOURCES / "tokopedia_2019.csv")["title"].astype(str).tolist()
+    docs = [normalize(t) for t in titles[:3000]]
+    words = sorted({w for d in docs[::2] for w in d.split()})
+    mapping = {w: i for i, w in enumerate(words)} | dict.fromkeys(load_stopwords(), -2)
+    for any_whitespace in (True, False):
+        compiled, python = _ids_both_ways(monkeypatch, mapping, -1, docs, any_whitespace)
+        assert compiled == python
+        assert sum(i >= 0 for i in compiled) > len(docs)  # most words of half the titles hit
+
+
+def test_token_table_hands_non_ascii_docs_to_python() -> None:
+    from clustercls.text.tokens import compiled_token_lookup
+
+    module = compiled_token_lookup()
+    if module is None:
+        pytest.skip("clustercls._tokens is not built")
+    table = module.build(["kopi", "é"], [1, 2])
+    assert module.lookup(table, ["kopi é"], "|", -1, True) is None
+    assert module.lookup(table, ["kopi", 5], "|", -1, True) is None
+    assert module.lookup(table, ["kopi"], "é", -1, True) is None
+    found = np.frombuffer(module.lookup(table, ["kopi x", "kopi"], "|", -1, True), np.int64)
+    assert found.tolist() == [1, -1, -1, 1]
+
+
+def test_token_table_keeps_the_last_value_of_a_repeated_key_as_dict_does() -> None:
+    from clustercls.text.tokens import compiled_token_lookup
+
+    module = compiled_token_lookup()
+    if module is None:
+        pytest.skip("clustercls._tokens is not built")
+    table = module.build(["kopi", "teh", "kopi"], [1, 2, 3])
+    found = np.frombuffer(module.lookup(table, ["kopi teh"], "|", -1, True), np.int64)
+    assert found.tolist() == [3, 2]
+
+
+def test_token_table_pickles_without_its_compiled_table() -> None:
+    from clustercls.text import TokenTable
+
+    table = TokenTable(TOKEN_MAPPING, -1)
+    before = table.ids(["kopi bubuk", "a"]).tolist()
+    copy = pickle.loads(pickle.dumps(table))
+    assert copy._compiled is None
+    assert copy.ids(["kopi bubuk", "a"]).tolist() == before == [1, 2, -3, 4]

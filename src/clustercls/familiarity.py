@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from clustercls.text import TITLE_BREAK, UNIT_PLACEHOLDERS, load_stopwords
+from clustercls.text import TITLE_BREAK, UNIT_PLACEHOLDERS, TokenTable, load_stopwords
 
 WORD_BLOCK = "word"
 """Name of the feature block whose vocabulary holds the words the model knows."""
@@ -45,10 +45,19 @@ def familiarity(pipeline, titles: Sequence[object] | pd.Series) -> np.ndarray:
 
 class TokenKinds(dict):
     """Token -> kind; a token it does not hold is an unknown word. Looked up with
-    `__getitem__`, whose misses alone reach Python: faster than `get(token, default)`."""
+    `__getitem__`, whose misses alone reach Python: faster than `get(token, default)`.
+    A call's titles are looked up all at once through `table()`."""
 
     def __missing__(self, token: str) -> int:
         return _UNKNOWN_WORD
+
+    def table(self) -> TokenTable:
+        """These kinds as a `TokenTable` splitting on single spaces (built on first use:
+        the kinds must not change after it)."""
+        table = self.__dict__.get("_table")
+        if table is None:
+            table = self._table = TokenTable(self, _UNKNOWN_WORD, any_whitespace=False)
+        return table
 
     @classmethod
     def of(cls, pipeline) -> TokenKinds | None:
@@ -86,10 +95,8 @@ def familiarity_of(normalised: list[str], kinds: TokenKinds | None) -> np.ndarra
         return np.ones(n)
     kind = kinds.__getitem__
     if n > _FEW_TITLES:
-        # One dict lookup per token of the whole call (bytes() gathers the small ints in
-        # C), then one count per (title, kind).
-        tokens = f" {TITLE_BREAK} ".join(normalised).split(" ")
-        found = np.frombuffer(bytes(map(kind, tokens)), dtype=np.int8)
+        # One lookup per token of the whole call, then one count per (title, kind).
+        found = kinds.table().ids(normalised)
         breaks = found == _TITLE_BREAK
         # A title holding the break token itself (never normalised text) would shift the
         # rows after it: such a call is counted title by title below.

@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 import re
 from functools import cache, partial
-from itertools import repeat
 
 import numpy as np
 import pandas as pd
@@ -15,7 +14,14 @@ from sklearn.pipeline import FeatureUnion
 
 from clustercls.config import FeatureConfig
 from clustercls.lexicon import LexiconFeatures
-from clustercls.text import TITLE_BREAK, all_normalised, compiled_module, load_stopwords, tokenize
+from clustercls.text import (
+    TITLE_BREAK,
+    TokenTable,
+    all_normalised,
+    compiled_module,
+    load_stopwords,
+    tokenize,
+)
 
 
 def char_wb_ngrams(text: str, ngram_range: tuple[int, int]) -> list[str]:
@@ -269,7 +275,7 @@ class FastTfidfVectorizer(TfidfVectorizer):
             by_n[int(n)] = (digits @ (_BASE ** np.arange(n - 1, -1, -1)), columns[pick])
         return _KeyIndex(by_n)
 
-    def _word_lookup(self) -> tuple[dict, np.ndarray, dict] | None:
+    def _word_lookup(self) -> tuple[TokenTable, np.ndarray, dict] | None:
         high = self.ngram_range[1]
         split = [t.split(" ") for t in self.vocabulary_]
         token_ids: dict[str, int] = {}
@@ -300,7 +306,7 @@ class FastTfidfVectorizer(TfidfVectorizer):
         lookup = dict(token_ids)
         lookup.update(dict.fromkeys(load_stopwords(), _STOPWORD))
         lookup[TITLE_BREAK] = _DOC_BREAK
-        return lookup, unigram, index
+        return TokenTable(lookup, _UNKNOWN), unigram, index
 
     def transform(self, raw_documents):
         """TF-IDF of new documents, as scikit-learn's `transform` computes it.
@@ -569,12 +575,10 @@ class FastTfidfVectorizer(TfidfVectorizer):
         return _position_major_csr(cols, row_of, len(docs), len(self.vocabulary_), self.dtype)
 
     def _count_words(
-        self, docs: list[str], lookup: dict, unigram: np.ndarray, index: dict
+        self, docs: list[str], lookup: TokenTable, unigram: np.ndarray, index: dict
     ) -> sp.csr_matrix:
         """Word n-gram counts of clean documents, all at once."""
-        tokens = f" {TITLE_BREAK} ".join(docs).split()
-        # map() with two iterables calls `dict.get(token, default)` without a Python frame.
-        ids = np.fromiter(map(lookup.get, tokens, repeat(_UNKNOWN)), np.int64, len(tokens))
+        ids = lookup.ids(docs)
         ids = ids[ids != _STOPWORD]
         row_of = np.cumsum(ids == _DOC_BREAK)
         known = ids >= 0

@@ -13,10 +13,10 @@ longest term that matches at a position wins over the shorter ones inside it.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass
 from importlib import resources
-from itertools import repeat
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +25,7 @@ import scipy.sparse as sp
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-from clustercls.text import TITLE_BREAK
+from clustercls.text import TITLE_BREAK, TokenTable
 
 LEXICON_COLUMNS = ("term", "lang", "concept", "cluster", "note")
 MAX_TERM_WORDS = 4
@@ -269,13 +269,9 @@ class LexiconFeatures(TransformerMixin, BaseEstimator):
         if tables is None:
             return None
         try:
-            tokens = f" {TITLE_BREAK} ".join(docs).split()
+            ids = tables.lookup.ids(docs)
         except TypeError:
             return None
-        # map() with two iterables calls `dict.get(word, default)` without a Python frame:
-        # most words are no term's and miss.
-        get = tables.word_ids.get
-        ids = np.fromiter(map(get, tokens, repeat(_NOT_A_TERM_WORD)), np.int64, len(tokens))
         breaks = ids == _BREAK
         if int(breaks.sum()) != len(docs) - 1:
             return None
@@ -348,6 +344,16 @@ class _TermTables:
     by_size: dict[int, tuple[pd.Index, np.ndarray]]
     columns: np.ndarray
     head: np.ndarray
+
+    @functools.cached_property
+    def lookup(self) -> TokenTable:
+        """`word_ids` as a `TokenTable` (built on first use, never pickled)."""
+        return TokenTable(self.word_ids, _NOT_A_TERM_WORD)
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state.pop("lookup", None)
+        return state
 
     @classmethod
     def of(cls, features: LexiconFeatures) -> _TermTables | None:

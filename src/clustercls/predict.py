@@ -88,19 +88,22 @@ def _statuses(values: list, limit: int | None) -> tuple[np.ndarray, list]:
 
 
 def compiled_parts() -> dict[str, bool]:
-    """Which compiled twins this process scores with: the normaliser's cleaning passes
-    and the char n-gram counter. Without them results are the same and scoring about half
-    as fast (not built, or `CLUSTERCLS_PURE_PYTHON` set); the batch command reports it.
+    """Which compiled twins this process scores with: the normaliser's cleaning passes,
+    the char n-gram counter and the token lookup (word n-grams, lexicon, familiarity).
+    Without them results are the same and scoring about half as fast (not built, or
+    `CLUSTERCLS_PURE_PYTHON` set); the batch command reports it.
 
     Returns:
-        ``{"normaliser": bool, "char n-grams": bool}``.
+        ``{"normaliser": bool, "char n-grams": bool, "token lookup": bool}``.
     """
     from clustercls.features import _compiled_char_counter
     from clustercls.text.native import _native_settle
+    from clustercls.text.tokens import compiled_token_lookup
 
     return {
         "normaliser": _native_settle() is not None,
         "char n-grams": _compiled_char_counter() is not None,
+        "token lookup": compiled_token_lookup() is not None,
     }
 
 

@@ -4,7 +4,7 @@
 
     .venv/bin/python -m tests.fuzz.fuzz_compiled [--seconds 240] [--seed N]
 
-It builds `_cleaner.c` and `_ngrams.c` with the sanitizers from a copy of `setup.py` and
+It builds `_cleaner.c`, `_ngrams.c` and `_tokens.c` with the sanitizers from a copy of `setup.py` and
 the C sources in a temporary folder (so the in-place .so files stay as they are, and the
 venv's setuptools, which may be too old to read pyproject.toml, sees setup.py alone),
 then reruns itself with the sanitizer runtime preloaded and, until the time is up,
@@ -14,7 +14,10 @@ compares on generated and hostile text:
   `_cleaner.settle` with `text.clean._settle` on raw ASCII (its documented contract);
 - `FastTfidfVectorizer` count matrices from the compiled counter and from the Python
   paths (entry for entry), and the counter's guards (too small output arrays, tables of
-  a larger vocabulary) under the sanitizers.
+  a larger vocabulary) under the sanitizers;
+- `TokenTable.ids` from the compiled token lookup and from its Python path, on tables of
+  vocabulary words, stopwords, the break token, empty and non-ASCII keys, over titles,
+  normalised titles and text of every ASCII whitespace, split both ways.
 
 Any sanitizer report, difference or hang exits non-zero. Inputs follow from the seed
 alone, so a failure replays with `--seed N` (the failing input is printed too).
@@ -91,7 +94,7 @@ def build(tmp: Path) -> Path:
     subprocess.run(command, cwd=tmp, env=env, check=True)
     # setup.py skips an extension it cannot build; here that must fail.
     built = {path.name.split(".")[0] for path in (tmp / "lib" / "clustercls").glob("*.so")}
-    if missing := {"_cleaner", "_ngrams"} - built:
+    if missing := {"_cleaner", "_ngrams", "_tokens"} - built:
         sys.exit(f"fuzz: not built with the sanitizers: {', '.join(sorted(missing))} (see above)")
     return tmp / "lib"
 
@@ -301,9 +304,9 @@ class Fuzz:
 
         # Resolve the compiled submodules from the sanitized build before the package.
         clustercls.__path__.insert(0, str(self.lib))
-        from clustercls import _cleaner, _ngrams
+        from clustercls import _cleaner, _ngrams, _tokens
 
-        for module in (_cleaner, _ngrams):
+        for module in (_cleaner, _ngrams, _tokens):
             if Path(module.__file__).parent != self.lib:
                 sys.exit(f"fuzz: {module.__name__} is {module.__file__}, not the sanitized build")
         maps = Path("/proc/self/maps").read_text()
@@ -313,7 +316,8 @@ class Fuzz:
         self.settle, self.count_char_wb = _cleaner.settle, _ngrams.count_char_wb
         _cleaner.settle = self.counting("settle", _cleaner.settle)
         _ngrams.count_char_wb = self.counting("count", _ngrams.count_char_wb)
-        print(f"fuzz: sanitized {_cleaner.__file__}, {_ngrams.__file__}", flush=True)
+        _tokens.lookup = self.counting("token lookup", _tokens.lookup)
+        print(f"fuzz: sanitized {_cleaner.__file__}, {_ngrams.__file__}, {_tokens.__file__}")
 
     def counting(self, name: str, function):
         def counted(*args):
@@ -328,13 +332,18 @@ class Fuzz:
 
         from clustercls import features
         from clustercls.text import native as text
+        from clustercls.text import tokens
 
         if on:
             os.environ.pop(text.PURE_PYTHON_ENV, None)
         else:
             os.environ[text.PURE_PYTHON_ENV] = "1"
         reset_compiled_parts()
-        parts = (text._native_settle(), features._compiled_char_counter())
+        parts = (
+            text._native_settle(),
+            features._compiled_char_counter(),
+            tokens.compiled_token_lookup(),
+        )
         if any((part is not None) != on for part in parts):
             sys.exit(f"fuzz: could not turn the compiled parts {'on' if on else 'off'}")
 
@@ -358,6 +367,7 @@ class Fuzz:
                 self.check_normalize(titles, limits)
                 self.check_settle(titles)
                 self.check_counts(titles, self.normalized)
+                self.check_token_lookup(titles, self.normalized)
                 rounds += 1
         except Mismatch as error:
             print(f"fuzz: MISMATCH (seed {self.seed}, round {rounds}):\n{error}", flush=True)
@@ -494,6 +504,51 @@ class Fuzz:
             if (got is not None) != ok or (ok and not all(map(np.array_equal, got, full))):
                 raise Mismatch(f"count_char_wb guards on {docs!r:.3000}: {got!r:.500}")
 
+    def check_token_lookup(self, titles, normalized) -> None:
+        """`TokenTable.ids` compiled and in Python, on a fresh table each time (so the
+        compiled one is built under the sanitizers too)."""
+        from clustercls.text import TITLE_BREAK, TokenTable
+
+        rng = self.gen.rng
+        raw = [t for t in titles if isinstance(t, str)]
+        for _ in range(4):
+            words = [w for d in rng.sample(normalized, min(20, len(normalized))) for w in d.split()]
+            keys = rng.sample(words, min(len(words), rng.randint(0, 60)))
+            keys += rng.sample([TITLE_BREAK, "", " ", "kopi", "é", "a\x00b", "x" * 600], 3)
+            keys += [self.gen.text(CLEAN + " |", rng.randint(0, 6)) for _ in range(5)]
+            mapping = {k: rng.randint(-(2**63), 2**63 - 1) for k in keys}
+            default = rng.choice([-1, 0, 2**63 - 1, -(2**63)])
+            docs = self.token_docs(raw, normalized)
+            any_whitespace = rng.random() < 0.5
+
+            def ids(docs=docs, mapping=mapping, default=default, any_ws=any_whitespace):
+                return TokenTable(mapping, default, any_ws).ids(docs).tolist()
+
+            compiled, python = self.both(ids)
+            self.checked["token lookups"] += 1
+            self.checked["token lookup documents"] += len(docs)
+            if compiled != python:
+                raise Mismatch(
+                    f"TokenTable.ids differ (any_whitespace={any_whitespace}) on {docs!r:.3000} "
+                    f"with {mapping!r:.1000}"
+                )
+
+    def token_docs(self, raw: list[str], normalized: list[str]) -> list[str]:
+        """Normalised titles (what serving looks up), raw titles (non-ASCII ones hand
+        the call back), or text of any ASCII whitespace and the break token."""
+        rng = self.gen.rng
+        size = rng.choice([0, 1, 2, 5, 17, 40])
+        kind = rng.choice(["normalised", "normalised", "raw", "spaces"])
+        if kind == "normalised":
+            return rng.sample(normalized, min(size, len(normalized)))
+        if kind == "raw":
+            return [rng.choice(raw or normalized)[:3000] for _ in range(size)]
+        alphabet = "ab|" + " \t\n\x0b\x0c\r\x1c\x1d\x1e\x1f"
+        docs = [self.gen.text(alphabet, rng.randint(0, 12)) for _ in range(size)]
+        if docs and rng.random() < 0.1:
+            docs[rng.randrange(len(docs))] += rng.choice(["\x85", "\xa0"])  # Unicode spaces
+        return docs
+
     def shrink(self, s: str, fails) -> str:
         """A shorter input that still fails: chunks removed while it keeps failing (for a
         few seconds, so the report comes before the parent's timeout)."""
@@ -514,7 +569,7 @@ class Fuzz:
         for what, n in self.checked.items():
             print(f"  {what}: {n:,}")
         failed = 0
-        for name in ("settle", "settle (raw ASCII)", "count"):
+        for name in ("settle", "settle (raw ASCII)", "count", "token lookup"):
             yes, no = self.answers[name, True], self.answers[name, False]
             share = yes / max(yes + no, 1)
             print(f"  compiled {name} answered {yes:,} of {yes + no:,} calls ({share:.0%})")

@@ -33,7 +33,7 @@ from clustercls.text.fold import raw_limit
 from clustercls.text.leet import load_known_words
 from clustercls.text.native import PURE_PYTHON_ENV, compiled_module
 from clustercls.text.normaliser import TextNormalizer, normalize, normalize_many
-from clustercls.text.tokens import detect_lang, load_stopwords, tokenize
+from clustercls.text.tokens import TokenTable, detect_lang, load_stopwords, tokenize
 
 __all__ = [
     "PURE_PYTHON_ENV",
@@ -46,6 +46,7 @@ __all__ = [
     "UNIT_VOL",
     "NoisePhrases",
     "TextNormalizer",
+    "TokenTable",
     "all_normalised",
     "compiled_module",
     "detect_lang",
