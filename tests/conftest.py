@@ -275,6 +275,7 @@ def reset_compiled_parts() -> None:
     from clustercls.text import native, tokens
 
     native._native_settle.cache_clear()
+    native._native_settle_plain_many.cache_clear()
     features._compiled_char_counter.cache_clear()
     tokens.compiled_token_lookup.cache_clear()
 

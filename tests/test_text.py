@@ -1095,3 +1095,32 @@ def test_token_table_pickles_without_its_compiled_table() -> None:
     copy = pickle.loads(pickle.dumps(table))
     assert copy._compiled is None
     assert copy.ids(["kopi bubuk", "a"]).tolist() == before == [1, 2, -3, 4]
+
+
+def test_settle_plain_many_settles_plain_titles_and_leaves_the_rest() -> None:
+    from clustercls.text import native
+    from clustercls.text.clean import _settle
+
+    reset_compiled_parts()
+    many = native._native_settle_plain_many()
+    if many is None:
+        pytest.skip("clustercls._cleaner is not built")
+    titles = [
+        "Kemeja BATIK Pria",  # plain: lowercased and settled
+        "Kopi Bubuk 250gr",  # a digit beside a letter: leet to read, left to Python
+        "K0pi Bubuk",
+        "Tom & Jerry Kaos",  # markup characters: left to Python
+        "<b>Kaos</b>",
+        "Kaos Polos é",  # not ASCII
+        None,
+        12,
+        "",
+        "Kaos 100 % Katun",  # digits away from letters: plain
+    ]
+    got = many(titles, 300, 2400)
+    assert got[0] == _settle("kemeja batik pria", 300) == "kemeja batik pria"
+    assert got[1:8] == [None] * 7
+    assert got[8] == ""
+    assert got[9] == _settle("kaos 100 % katun", 300)
+    # The raw cut comes before lowercasing and settling, as `normalize` cuts.
+    assert many(["ABCDEF GHIJ"], 300, 8) == [_settle("abcdef g", 300)]

@@ -11,6 +11,9 @@
  * None when it cannot vouch for that (non-ASCII input, a PCRE2 error such as its match
  * limit, an empty match, no fixed point after many passes); the caller then runs the
  * Python version. Tests compare both on every source title and on generated text.
+ * `settle_plain_many(titles, limit, raw)` runs the common title of
+ * `normaliser.normalize_many` (plain ASCII, no markup, no leet to read) for a whole call
+ * and leaves every other item to it (None), which then runs its own loop.
  * Each step below mirrors a line of `text.clean._clean_pass`, in the same order.
  */
 #define PY_SSIZE_T_CLEAN
@@ -393,23 +396,14 @@ static void truncate_to(Buf *s, size_t limit)
         s->len--;
 }
 
-static PyObject *settle(PyObject *self, PyObject *args)
+/* The passes to their fixed point on n ASCII bytes at p: a new str, a new reference to
+ * None (the caller runs Python), or NULL with an error. */
+static PyObject *settle_bytes(const char *p, Py_ssize_t n, Py_ssize_t limit)
 {
-    PyObject *text;
-    Py_ssize_t limit;
-    if (!PyArg_ParseTuple(args, "Un", &text, &limit))
-        return NULL;
-    if (!configured) {
-        PyErr_SetString(PyExc_RuntimeError, "configure() has not been called");
-        return NULL;
-    }
-    if (!PyUnicode_IS_ASCII(text) || limit < 1)
-        Py_RETURN_NONE;
     Buf s = {0}, prev = {0}, tmp = {0};
     PyObject *result = NULL;
-    Py_ssize_t n = PyUnicode_GET_LENGTH(text);
     if (buf_reserve(&s, 1) || buf_reserve(&prev, 1) || buf_reserve(&tmp, 1) ||
-        buf_put(&s, (const char *)PyUnicode_DATA(text), (size_t)n))
+        buf_put(&s, p, (size_t)n))
         goto fail;
     int done = 0;
     for (int pass = 0; pass < MAX_PASSES; pass++) {
@@ -433,6 +427,103 @@ fail:
     if (!result && !PyErr_Occurred())
         Py_RETURN_NONE;
     return result;
+}
+
+static PyObject *settle(PyObject *self, PyObject *args)
+{
+    PyObject *text;
+    Py_ssize_t limit;
+    if (!PyArg_ParseTuple(args, "Un", &text, &limit))
+        return NULL;
+    if (!configured) {
+        PyErr_SetString(PyExc_RuntimeError, "configure() has not been called");
+        return NULL;
+    }
+    if (!PyUnicode_IS_ASCII(text) || limit < 1)
+        Py_RETURN_NONE;
+    return settle_bytes((const char *)PyUnicode_DATA(text), PyUnicode_GET_LENGTH(text), limit);
+}
+
+/* `leet._MIX_HINT_RE.search(text)`: a digit, "@" or "$" beside a lowercase letter. */
+static int has_mix_hint(const char *p, Py_ssize_t n)
+{
+    for (Py_ssize_t i = 0; i < n; i++) {
+        char c = p[i];
+        if ((c >= '0' && c <= '9') || c == '@' || c == '$') {
+            if (i > 0 && p[i - 1] >= 'a' && p[i - 1] <= 'z')
+                return 1;
+            if (i + 1 < n && p[i + 1] >= 'a' && p[i + 1] <= 'z')
+                return 1;
+        }
+    }
+    return 0;
+}
+
+/* The common title of `normaliser.normalize_many`, for a whole call: a str of ASCII
+ * without "&" or "<", cut to `raw` characters and lowercased; with no letter beside a
+ * digit, "@" or "$", it is settled here. Every other item (and any the passes cannot
+ * vouch for) is None in the returned list, for the Python loop to normalise. */
+static PyObject *settle_plain_many(PyObject *self, PyObject *args)
+{
+    PyObject *titles;
+    Py_ssize_t limit, raw;
+    if (!PyArg_ParseTuple(args, "Onn", &titles, &limit, &raw))
+        return NULL;
+    if (!configured) {
+        PyErr_SetString(PyExc_RuntimeError, "configure() has not been called");
+        return NULL;
+    }
+    PyObject *seq = PySequence_Fast(titles, "titles must be a sequence");
+    if (!seq)
+        return NULL;
+    Py_ssize_t count = PySequence_Fast_GET_SIZE(seq);
+    PyObject **items = PySequence_Fast_ITEMS(seq);
+    PyObject *out = PyList_New(count);
+    if (!out) {
+        Py_DECREF(seq);
+        return NULL;
+    }
+    char *low = NULL;
+    size_t low_cap = 0;
+    for (Py_ssize_t k = 0; k < count; k++) {
+        PyObject *title = items[k], *value = NULL;
+        if (limit >= 1 && raw >= 0 && PyUnicode_CheckExact(title) && PyUnicode_IS_ASCII(title)) {
+            const char *p = (const char *)PyUnicode_DATA(title);
+            Py_ssize_t n = PyUnicode_GET_LENGTH(title);
+            if (!memchr(p, '&', (size_t)n) && !memchr(p, '<', (size_t)n)) {
+                if (n > raw)
+                    n = raw;
+                if ((size_t)n > low_cap) {
+                    char *grown = realloc(low, (size_t)n);
+                    if (!grown) {
+                        PyErr_NoMemory();
+                        goto fail;
+                    }
+                    low = grown;
+                    low_cap = (size_t)n;
+                }
+                for (Py_ssize_t i = 0; i < n; i++) {
+                    char c = p[i];
+                    low[i] = (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
+                }
+                if (!has_mix_hint(low, n) && !(value = settle_bytes(low, n, limit)))
+                    goto fail;
+            }
+        }
+        if (!value) {
+            value = Py_None;
+            Py_INCREF(value);
+        }
+        PyList_SET_ITEM(out, k, value);
+    }
+    free(low);
+    Py_DECREF(seq);
+    return out;
+fail:
+    free(low);
+    Py_DECREF(seq);
+    Py_DECREF(out);
+    return NULL;
 }
 
 static pcre2_code *compile(PyObject *pattern)
@@ -542,6 +633,9 @@ static PyMethodDef methods[] = {
     {"settle", settle, METH_VARARGS,
      "settle(text, limit) -> str | None: the cleaning passes run to their fixed point, or "
      "None when the Python version must decide."},
+    {"settle_plain_many", settle_plain_many, METH_VARARGS,
+     "settle_plain_many(titles, limit, raw) -> list of str | None: normalize_many's common "
+     "titles settled, None for every other item."},
     {NULL, NULL, 0, NULL},
 };
 

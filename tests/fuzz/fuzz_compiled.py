@@ -10,7 +10,8 @@ venv's setuptools, which may be too old to read pyproject.toml, sees setup.py al
 then reruns itself with the sanitizer runtime preloaded and, until the time is up,
 compares on generated and hostile text:
 
-- `text.normalize` with the compiled cleaning passes and with the Python ones, and
+- `text.normalize` with the compiled cleaning passes and with the Python ones,
+  `normalize_many` (with `_cleaner.settle_plain_many`) against `normalize` in Python, and
   `_cleaner.settle` with `text.clean._settle` on raw ASCII (its documented contract);
 - `FastTfidfVectorizer` count matrices from the compiled counter and from the Python
   paths (entry for entry), and the counter's guards (too small output arrays, tables of
@@ -365,6 +366,7 @@ class Fuzz:
                 titles = [self.gen.title() for _ in range(ROUND)]
                 limits = [self.gen.limit() for _ in titles]
                 self.check_normalize(titles, limits)
+                self.check_normalize_many(titles)
                 self.check_settle(titles)
                 self.check_counts(titles, self.normalized)
                 self.check_token_lookup(titles, self.normalized)
@@ -411,6 +413,24 @@ class Fuzz:
                     c, p = self.both(normalize, title, limit)
                 raise Mismatch(
                     f"normalize({title!r:.3000}, {limit!r})\n  compiled: {c!r}\n  python:   {p!r}"
+                )
+
+    def check_normalize_many(self, titles) -> None:
+        """`normalize_many` (its compiled whole-call path, then its loop) against
+        `normalize` of each title in Python, with one limit for the call."""
+        from clustercls.text import normalize, normalize_many
+
+        limit = self.gen.limit()
+        self.use_compiled(True)
+        compiled = normalize_many(titles, limit)
+        self.use_compiled(False)
+        python = [normalize(t, limit) for t in titles]
+        self.checked["normalize_many titles"] += len(titles)
+        for title, c, p in zip(titles, compiled, python, strict=True):
+            if c != p:
+                raise Mismatch(
+                    f"normalize_many([{title!r:.3000}], {limit!r})\n  compiled: {c!r}\n"
+                    f"  python:   {p!r}"
                 )
 
     def normalize_differs(self, title: str, limit: object) -> bool:

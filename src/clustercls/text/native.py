@@ -118,3 +118,12 @@ def _native_settle():  # type: ignore[no-untyped-def]
         # A pattern this PCRE2 cannot compile: the Python passes serve, as if unbuilt.
         return None
     return _cleaner.settle
+
+
+@functools.cache
+def _native_settle_plain_many():  # type: ignore[no-untyped-def]
+    """``_cleaner.settle_plain_many`` where the compiled `settle` serves (configured by
+    `_native_settle`), else None."""
+    if _native_settle() is None:
+        return None
+    return compiled_module("_cleaner").settle_plain_many
