@@ -86,7 +86,7 @@ def normalize_many(titles: Iterable[Any], max_length: int = 300) -> list[str]:
     same without the calls `normalize` makes to get there (a fifth of normalising). Every
     other title, any title whose reading changes it, and every title when the compiled
     passes are not built go through `normalize` itself. Where they are built, the titles
-    with no leet to read (five in six) are settled by one compiled call for the whole
+    with no leet to read (most of them) are settled by one compiled call for the whole
     list (`_cleaner.settle_plain_many`: this loop's first branch, in C), and the loop
     runs for the rest.
     """
