@@ -118,6 +118,19 @@ class ModelConfig(_Frozen):
     class_weight: Literal["balanced"] | None = Field(
         "balanced", description="weight rows so each cluster counts equally (fit and calibration)"
     )
+    classifier_class_weight: bool = Field(
+        True,
+        description="with class_weight: let the classifier balance the clusters too, on top "
+        "of the balanced rows, so each cluster's total weight goes as 1 / its size (False: "
+        "each cluster's total weight is equal)",
+    )
+    tol: float = Field(
+        1e-2,
+        gt=0,
+        description="linear_svc: liblinear's stopping tolerance. scikit-learn's 1e-4 took "
+        "a third more of every fit and gave the same leave-one-source-out table "
+        "(benchmarks/results/loso_ideas_solver.md); liblinear's own command line uses 0.1",
+    )
     source_weight: float = Field(
         0.5,
         ge=0,
