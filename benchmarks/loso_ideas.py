@@ -119,9 +119,6 @@ IDEAS: dict[str, dict] = {
     # product names, look-alikes among them, pull harder against a marketplace's words.
     "lexicon_documents_2": {"model": {"lexicon_documents": 2.0}},
     "lexicon_documents_4": {"model": {"lexicon_documents": 4.0}},
-    # The rows are balanced by cluster and liblinear balanced them again, so each cluster's
-    # total weight went as 1 / its size: craft, the smallest, weighed 6.6 times `other`.
-    "single_class_balance": {"model": {"classifier_class_weight": False}},
     # scikit-learn's own tolerance, the default until 2026-12-02 (now 1e-2).
     "svc_tol_0.0001": {"model": {"tol": 1e-4}},
 }

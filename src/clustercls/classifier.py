@@ -148,17 +148,18 @@ def make_classifier(config: ModelConfig) -> FastCalibratedClassifierCV:
     Returns:
         An unfitted `FastCalibratedClassifierCV`.
     """
-    class_weight = config.class_weight if config.classifier_class_weight else None
     if config.classifier == "linear_svc":
         # liblinear's dual solver visits rows in a random order: fixed, so reruns agree.
-        base = LinearSVC(C=config.C, class_weight=class_weight, tol=config.tol, random_state=0)
+        base = LinearSVC(
+            C=config.C, class_weight=config.class_weight, tol=config.tol, random_state=0
+        )
     elif config.classifier == "logreg":
-        base = LogisticRegression(C=config.C, class_weight=class_weight, max_iter=2000)
+        base = LogisticRegression(C=config.C, class_weight=config.class_weight, max_iter=2000)
     else:
         base = SGDClassifier(
             loss="modified_huber",
             alpha=1e-5 / config.C,
-            class_weight=class_weight,
+            class_weight=config.class_weight,
             random_state=0,
         )
     return FastCalibratedClassifierCV(

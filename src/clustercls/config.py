@@ -118,12 +118,6 @@ class ModelConfig(_Frozen):
     class_weight: Literal["balanced"] | None = Field(
         "balanced", description="weight rows so each cluster counts equally (fit and calibration)"
     )
-    classifier_class_weight: bool = Field(
-        True,
-        description="with class_weight: let the classifier balance the clusters too, on top "
-        "of the balanced rows, so each cluster's total weight goes as 1 / its size (False: "
-        "each cluster's total weight is equal)",
-    )
     tol: float = Field(
         1e-2,
         gt=0,
