@@ -151,7 +151,11 @@ def make_classifier(config: ModelConfig) -> FastCalibratedClassifierCV:
     if config.classifier == "linear_svc":
         # liblinear's dual solver visits rows in a random order: fixed, so reruns agree.
         base = LinearSVC(
-            C=config.C, class_weight=config.class_weight, tol=config.tol, random_state=0
+            C=config.C,
+            loss=config.loss,
+            class_weight=config.class_weight,
+            tol=config.tol,
+            random_state=0,
         )
     elif config.classifier == "logreg":
         base = LogisticRegression(C=config.C, class_weight=config.class_weight, max_iter=2000)

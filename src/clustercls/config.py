@@ -118,6 +118,11 @@ class ModelConfig(_Frozen):
     class_weight: Literal["balanced"] | None = Field(
         "balanced", description="weight rows so each cluster counts equally (fit and calibration)"
     )
+    loss: Literal["squared_hinge", "hinge"] = Field(
+        "squared_hinge",
+        description="linear_svc: the hinge loss grows linearly with a row's margin, so a "
+        "mislabelled row pulls the boundary less than under the squared hinge",
+    )
     tol: float = Field(
         1e-2,
         gt=0,
