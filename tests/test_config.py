@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from clustercls.config import TrainConfig, load_train_config
+from clustercls.classifier import make_classifier
+from clustercls.config import TrainConfig, load_train_config, stored_config
 
 
 def test_file_settings_and_overrides_merge(tmp_path) -> None:
@@ -43,3 +44,13 @@ def test_data_and_training_name_one_policy(tmp_path) -> None:
         load_train_config(path)
     path.write_text('policy = "p.toml"\n[data]\npolicy = "p.toml"\n')
     assert str(load_train_config(path).policy) == "p.toml"
+
+
+def test_a_model_stored_before_the_solver_tolerance_keeps_its_own() -> None:
+    stored = TrainConfig().model_dump(mode="json")
+    del stored["model"]["tol"]
+    reread = stored_config(stored)
+    assert reread.model.tol == 1e-4
+    assert make_classifier(reread.model).estimator.tol == 1e-4
+    stored["model"]["tol"] = 0.05
+    assert stored_config(stored).model.tol == 0.05

@@ -341,7 +341,20 @@ def stored_adapt(raw: dict) -> dict:
     return {"self_training": True, "mix_scope": "protected", **raw}
 
 
+def stored_model(raw: dict) -> dict:
+    """A `[model]` record as a model stored it, with what records written before a setting
+    existed meant: liblinear stopped at scikit-learn's tolerance of 1e-4 before `tol`."""
+    return {"tol": 1e-4, **raw}
+
+
 def stored_config(raw: dict) -> TrainConfig:
     """The `TrainConfig` a model's metadata (or an MLflow run) stored, read with
-    `stored_adapt`, so an older model keeps meaning what it was trained with."""
-    return TrainConfig.model_validate({**raw, "adapt": stored_adapt(raw.get("adapt", {}))})
+    `stored_adapt` and `stored_model`, so an older model keeps meaning what it was trained
+    with."""
+    return TrainConfig.model_validate(
+        {
+            **raw,
+            "adapt": stored_adapt(raw.get("adapt", {})),
+            "model": stored_model(raw.get("model", {})),
+        }
+    )

@@ -24,7 +24,7 @@ import pandas as pd
 from joblib import Parallel, delayed
 from sklearn.model_selection import StratifiedGroupKFold
 
-from clustercls.config import FeatureConfig, ModelConfig
+from clustercls.config import FeatureConfig, ModelConfig, stored_config
 from clustercls.data import CORRECTION_COLUMNS, DataError
 from clustercls.evaluate import (
     classification_metrics,
@@ -315,8 +315,8 @@ def build_review(
 
     model = load_model(model_dir)
     meta = read_metadata(model_dir)
-    features = FeatureConfig.model_validate(meta["config"]["features"])
-    model_cfg = ModelConfig.model_validate(meta["config"]["model"])
+    stored = stored_config(meta["config"])
+    features, model_cfg = stored.features, stored.model
     evaluation = json.loads((Path(model_dir) / "evaluation.json").read_text())
     out_dir.mkdir(parents=True, exist_ok=True)
 
