@@ -82,7 +82,10 @@ static int buf_put(Buf *b, const char *s, size_t n)
 {
     if (buf_reserve(b, n))
         return -1;
-    memcpy(b->p + b->len, s, n);
+    /* s may be NULL when n is 0 (an empty title's unallocated lowercase copy), and
+     * memcpy from NULL is undefined even for no bytes. */
+    if (n)
+        memcpy(b->p + b->len, s, n);
     b->len += n;
     return 0;
 }

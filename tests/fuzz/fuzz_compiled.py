@@ -362,6 +362,10 @@ class Fuzz:
         self.vectorizers = self.fit_vectorizers()
         rounds = 0
         try:
+            # An empty title first in a call reached the compiled call before its
+            # lowercase buffer existed, and memcpy was handed NULL (UBSan, seed 1156638215).
+            for limit in (1, 300):
+                self.check_normalize_many(["", "", "Kemeja B4tik", ""], limit)
             while time.time() < self.deadline - 5:
                 titles = [self.gen.title() for _ in range(ROUND)]
                 limits = [self.gen.limit() for _ in titles]
@@ -415,12 +419,13 @@ class Fuzz:
                     f"normalize({title!r:.3000}, {limit!r})\n  compiled: {c!r}\n  python:   {p!r}"
                 )
 
-    def check_normalize_many(self, titles) -> None:
+    def check_normalize_many(self, titles, limit: object = None) -> None:
         """`normalize_many` (its compiled whole-call path, then its loop) against
-        `normalize` of each title in Python, with one limit for the call."""
+        `normalize` of each title in Python, with one limit for the call (drawn when not
+        given)."""
         from clustercls.text import normalize, normalize_many
 
-        limit = self.gen.limit()
+        limit = self.gen.limit() if limit is None else limit
         self.use_compiled(True)
         compiled = normalize_many(titles, limit)
         self.use_compiled(False)
