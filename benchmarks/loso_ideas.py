@@ -78,7 +78,7 @@ IDEAS: dict[str, dict] = {
                 "word_dropout_seed": seed,
             }
         }
-        for seed in (1, 2)
+        for seed in (1, 2, 3, 4)
     },
     "dropout_keep_terms_quarter_cv2": {
         "model": {"word_dropout": 0.3, "word_dropout_copies": 0.25, "calibration_cv": 2}
