@@ -51,6 +51,8 @@ OBVIOUS = {
         # Decor and art named as the held-out marketplaces name it (lexicon v6).
         "Hiasan Meja Kayu Jati Minimalis",
         "Watercolor Illustration Wall Art A4",
+        # A carved box stays craft, though a jewellery box is other (lexicon v11).
+        "Kotak Perhiasan Ukir Jepara",
     ],
     "other": [
         "Samsung Galaxy A52 Garansi Resmi",
@@ -62,6 +64,7 @@ OBVIOUS = {
         # Instruments are other, also when carved: the policy's craft is decor, not bongos.
         "Hand Carved Wooden Bongo Drum Percussion",
         "Bongo Kayu Ukir Perkusi Tradisional",
+        "Kotak Perhiasan Kayu Minimalis Susun",
         # Look-alikes of food and jewellery (lexicon v6): live ornamental fish are pets,
         # gold bars and coins are bullion, not worn.
         "Ikan Cupang Halfmoon Jantan",
