@@ -64,6 +64,7 @@ OBVIOUS = {
         # Instruments are other, also when carved: the policy's craft is decor, not bongos.
         "Hand Carved Wooden Bongo Drum Percussion",
         "Bongo Kayu Ukir Perkusi Tradisional",
+        # A plain jewellery box is storage (a carved one is craft, above).
         "Kotak Perhiasan Kayu Minimalis Susun",
         # Look-alikes of food and jewellery (lexicon v6): live ornamental fish are pets,
         # gold bars and coins are bullion, not worn.
