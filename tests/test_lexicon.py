@@ -202,6 +202,31 @@ def test_shipped_lexicon_decides_the_policy_hard_cases() -> None:
     assert frame["term"].map(features.matches).map(len).eq(1).all()
 
 
+def test_gap_matches_two_word_terms_with_a_word_between(tmp_path) -> None:
+    path = _write(
+        tmp_path,
+        [
+            "tas,id,bag,fashion_textile,bags",
+            "tas bekal,id,lunch_bag,other,lunch bags are other",
+            "tas anak,id,bag,fashion_textile,bags",
+            "kopi,id,coffee,food_beverage,coffee",
+            "kopi bubuk,id,coffee,food_beverage,coffee",
+            "rak sepatu,id,shoe_rack,other,a shoe rack is not a shoe",
+            "sepatu,id,shoe,fashion_textile,footwear",
+        ],
+    )
+    gap = LexiconFeatures(path=path, gap=True).fit()
+    plain = LexiconFeatures(path=path).fit()
+    # A word between the two words of a term: the term, over a one-word term.
+    assert gap.matches("rak kayu sepatu") == ["rak sepatu"]
+    assert plain.matches("rak kayu sepatu") == ["sepatu"]
+    assert gap.matches("kopi robusta bubuk") == ["kopi bubuk"]
+    # A longer term written out stays the product; two words between are no match.
+    assert gap.matches("tas bekal anak") == ["tas bekal"]
+    assert gap.matches("rak besi hitam sepatu") == ["sepatu"]
+    assert _active(gap, "rak kayu sepatu") == _active(gap, "rak sepatu")
+
+
 # --- many titles at once (code layer): the block path against the title-by-title scan
 
 _WORDS = ["tas", "bekal", "bag", "kopi", "rak", "sepatu", "anak", "|", "x1", ""]
@@ -228,16 +253,18 @@ def _one_by_one(features: LexiconFeatures, texts: list[str]):
 def test_many_titles_match_as_one_by_one(small, titles: list[str]) -> None:
     """Overlapping terms ("rak sepatu" then "sepatu"), repeats, empty titles and the
     block path's own break token inside a title give the same matrix as the scan of
-    each title alone."""
-    many = small.transform(titles)
-    alone = _one_by_one(small, titles)
-    assert many.shape == alone.shape
-    assert (many != alone).nnz == 0
-    assert many.indptr.tolist() == alone.indptr.tolist()
+    each title alone, with and without matches across a word (`gap`)."""
+    for features in (small, clone(small).set_params(gap=True).fit()):
+        many = features.transform(titles)
+        alone = _one_by_one(features, titles)
+        assert many.shape == alone.shape
+        assert (many != alone).nnz == 0
+        assert many.indptr.tolist() == alone.indptr.tolist()
 
 
-def test_shipped_lexicon_matches_many_real_titles_as_one_by_one() -> None:
-    features = LexiconFeatures().fit()
+@pytest.mark.parametrize("gap", [False, True])
+def test_shipped_lexicon_matches_many_real_titles_as_one_by_one(gap: bool) -> None:
+    features = LexiconFeatures(gap=gap).fit()
     titles = pd.read_csv(REPO / "data" / "sample_listings.csv")["title"].map(normalize).tolist()
     many = features.transform(titles)
     assert many.nnz > len(titles) // 2  # the sample names products the lexicon knows

@@ -101,6 +101,12 @@ class FeatureConfig(_Frozen):
         description="with lexicon: English terms also match with their last word plural "
         "(benchmarks/results/lexicon_v9.md: not rewarded, off)",
     )
+    lexicon_gap: bool = Field(
+        True,
+        description="with lexicon: a two-word term also matches with one word between its "
+        "words ('kopi robusta bubuk' names 'kopi bubuk'; benchmarks/results/"
+        "loso_ideas_gap.md)",
+    )
 
     @field_validator("word_ngram_range", "char_ngram_range")
     @classmethod

@@ -740,6 +740,7 @@ def build_features(config: FeatureConfig) -> TitleFeatures:
                     head=config.lexicon_head,
                     clusters=config.lexicon_clusters,
                     plurals=config.lexicon_plurals,
+                    gap=config.lexicon_gap,
                 ),
             )
         )

@@ -129,11 +129,17 @@ class LexiconFeatures(TransformerMixin, BaseEstimator):
             (`english_plurals`): the lexicon names "felt sheet", a title sells "felt sheets".
             Off by default: the leave-one-source-out table did not reward it
             (benchmarks/results/lexicon_v9.md).
+        gap: Also match a two-word term with one other word between its words ("kopi
+            robusta bubuk" names "kopi bubuk", "rak kayu sepatu" a shoe rack): Indonesian
+            titles put a type or material inside the product's name. Such a match spans
+            three words and wins only over a one-word term at the same position, never
+            over a longer term written out ("tas bekal anak" stays a lunch bag).
     """
 
     # A model saved before `plurals` existed has no such attribute once unpickled and reads
     # this one, so its parameters still say what it was fitted with.
     plurals = False
+    gap = False
 
     def __init__(
         self,
@@ -142,12 +148,14 @@ class LexiconFeatures(TransformerMixin, BaseEstimator):
         head: bool = True,
         clusters: bool = True,
         plurals: bool = False,
+        gap: bool = False,
     ) -> None:
         self.path = path
         self.weight = weight
         self.head = head
         self.clusters = clusters
         self.plurals = plurals
+        self.gap = gap
 
     def fit(self, X=None, y=None) -> LexiconFeatures:
         """Read the lexicon and fix the feature columns.
@@ -184,6 +192,15 @@ class LexiconFeatures(TransformerMixin, BaseEstimator):
         for term in self.terms_:
             words = term.split(" ")
             self.first_words_[words[0]] = max(self.first_words_.get(words[0], 0), len(words))
+        # Two-word terms by their first word, for matches with a word between (`gap`).
+        self.gap_terms_: dict[str, frozenset[str]] = {}
+        if self.gap:
+            pairs: dict[str, set[str]] = {}
+            for term in self.terms_:
+                words = term.split(" ")
+                if len(words) == 2:
+                    pairs.setdefault(words[0], set()).add(words[1])
+            self.gap_terms_ = {first: frozenset(last) for first, last in pairs.items()}
         self.feature_names_ = np.asarray(names, dtype=object)
         self.lexicon_sha256_ = lexicon.sha256
         # What `transform` looks up when it scans many titles at once (None when the
@@ -205,6 +222,7 @@ class LexiconFeatures(TransformerMixin, BaseEstimator):
         """The terms among `words`: at each word the longest term starting there, then
         on after it (this runs for every title served, beside the compiled counts)."""
         first_words, terms = self.first_words_, self.terms_
+        gap_terms = getattr(self, "gap_terms_", {})
         # Most words start no term: find the few that do in one pass.
         starts = [i for i, word in enumerate(words) if word in first_words]
         found: list[str] = []
@@ -212,12 +230,17 @@ class LexiconFeatures(TransformerMixin, BaseEstimator):
         for i in starts:
             if i < after:
                 continue  # inside a longer term already matched
+            matched = 0
             for size in range(min(first_words[words[i]], n - i), 0, -1):
                 term = words[i] if size == 1 else " ".join(words[i : i + size])
                 if term in terms:
-                    found.append(term)
-                    after = i + size
+                    matched = size
                     break
+            if matched <= 1 and i + 2 < n and words[i + 2] in gap_terms.get(words[i], ()):
+                term, matched = f"{words[i]} {words[i + 2]}", 3
+            if matched:
+                found.append(term)
+                after = i + matched
         return found
 
     def transform(self, X) -> sp.csr_matrix:
@@ -293,6 +316,17 @@ class LexiconFeatures(TransformerMixin, BaseEstimator):
             hit = pos >= 0
             term[where[hit]] = index[1][pos[hit]]
             size[where[hit]] = n
+        if getattr(self, "gap_terms_", None) and 2 in tables.by_size and len(ids) > 2:
+            # A two-word term with one word between (not a title break), where at most a
+            # one-word term starts: `_terms_in` takes the same match.
+            key = ids[:-2] * tables.base + ids[2:]
+            valid = known[:-2] & known[2:] & (ids[1:-1] != _BREAK) & (size[:-2] <= 1)
+            where = np.flatnonzero(valid)
+            index = tables.by_size[2]
+            pos = index[0].get_indexer(key[where])
+            hit = pos >= 0
+            term[where[hit]] = index[1][pos[hit]]
+            size[where[hit]] = 3
         starts = np.flatnonzero(term >= 0)
         ends = starts + size[starts]
         # A start inside a longer term matched before it is skipped. Overlaps are rare:
