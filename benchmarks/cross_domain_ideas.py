@@ -655,6 +655,62 @@ class WordVectors:
         return fit_rows(pipeline, *weighted_rows(frame, self.model))
 
 
+class SupersenseFeatures(TransformerMixin, BaseEstimator):
+    """WordNet's coarse class (its lexicographer file: noun.food, noun.plant,
+    noun.artifact, ...) of each English noun in a normalised title, one indicator per
+    class, from a fixed table (`word<TAB>first<TAB>all`, built from WordNet 3.0 by
+    `build_supersenses.py`). With `senses="first"` a word gives the class of its most
+    frequent sense, with `"all"` every class its senses have: what a word the sources
+    never carry ("prosciutto", "cilantro") is, in classes the sources do carry."""
+
+    def __init__(self, table: str, senses: str = "first", weight: float = 1.0) -> None:
+        self.table, self.senses, self.weight = table, senses, weight
+
+    def fit(self, X=None, y=None):
+        rows = pd.read_csv(self.table, sep="\t", keep_default_na=False)
+        classes = sorted({c for v in rows["all"] for c in v.split()})
+        column = {c: i for i, c in enumerate(classes)}
+        key = "first" if self.senses == "first" else "all"
+        self.columns_ = {
+            w: sorted({column[c] for c in v.split()})
+            for w, v in zip(rows["word"], rows[key], strict=True)
+        }
+        self.feature_names_ = np.asarray([f"wn={c}" for c in classes], dtype=object)
+        return self
+
+    def transform(self, X):
+        columns = self.columns_
+        indptr, indices = [0], []
+        for text in X:
+            row = set()
+            for word in text.split():
+                row.update(columns.get(word, ()))
+            indices.extend(sorted(row))
+            indptr.append(len(indices))
+        return sp.csr_matrix(
+            (np.full(len(indices), self.weight, dtype=np.float32), indices, indptr),
+            shape=(len(indptr) - 1, len(self.feature_names_)),
+        )
+
+    def get_feature_names_out(self, input_features=None):
+        return self.feature_names_.copy()
+
+
+class Supersenses:
+    """The default pipeline plus `SupersenseFeatures`, fitted as training fits."""
+
+    def __init__(self, table: str, senses: str = "first", weight: float = 1.0) -> None:
+        self.table, self.senses, self.weight = table, senses, weight
+        self.features, self.model = FeatureConfig(), ModelConfig()
+
+    def __call__(self, frame: pd.DataFrame):
+        pipeline = build_pipeline(self.features, self.model)
+        pipeline.named_steps["features"].transformer_list.append(
+            ("supersenses", SupersenseFeatures(self.table, self.senses, self.weight))
+        )
+        return fit_rows(pipeline, *weighted_rows(frame, self.model))
+
+
 class DropCodeWords(TransformerMixin, BaseEstimator):
     """Normalised titles without their words that hold a digit (model codes such as
     "snk809k2" or "cw2288"; units and bare numbers are already placeholders or gone)."""
@@ -787,6 +843,11 @@ def _vectors(weight: float, dims: int):
     return WordVectors(f"{folder}/words.txt", f"{folder}/vectors{dims}.npy", weight)
 
 
+def _supersenses(senses: str):
+    # Built from WordNet outside the package (`build_supersenses.py`), so found by path.
+    return Supersenses(os.environ.get("SUPERSENSES_TABLE", "supersenses.tsv"), senses)
+
+
 FIT_IDEAS = {
     "word_dropout_0.3": lambda dataset, groups: WordDropout(0.3, 0.5),
     "word_dropout_0.3_half": lambda dataset, groups: WordDropout(0.3, 0.5, fraction=0.5),
@@ -806,6 +867,8 @@ FIT_IDEAS = {
     "selftrain_0.97": lambda dataset, groups: SelfTraining(dataset, groups, threshold=0.97),
     "word_vectors_64": lambda dataset, groups: _vectors(1.0, 64),
     "word_vectors_128_double": lambda dataset, groups: _vectors(2.0, 128),
+    "supersenses_first": lambda dataset, groups: _supersenses("first"),
+    "supersenses_all": lambda dataset, groups: _supersenses("all"),
     "char_without_codes": lambda dataset, groups: CharWithoutCodes(),
     "char_weight_1.5": lambda dataset, groups: BlockWeights(char=1.5),
     "word_weight_0.6": lambda dataset, groups: BlockWeights(word=0.6),
