@@ -17,6 +17,7 @@ then, from the repo root, after `clustercls data build`:
         .venv/bin/python benchmarks/loso_ideas.py --ideas supersenses_first,supersenses_all
 
 A word of the normalised titles gets a row when it is alphabetic, of 3 or more letters,
+does not start with "unit" (normalize's unit placeholders; unity and united go with them),
 a WordNet noun (after nltk's `morphy`, so plurals count), and not mostly Indonesian: a
 word found in Indonesian titles (the dataset's `lang`) at least half the time is left
 out, so that "jam" (a watch in "jam tangan") is not read as English jam. Columns: `word`,

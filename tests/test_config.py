@@ -7,6 +7,7 @@ from pydantic import ValidationError
 
 from clustercls.classifier import make_classifier
 from clustercls.config import TrainConfig, load_train_config, stored_config
+from clustercls.features import build_features
 
 
 def test_file_settings_and_overrides_merge(tmp_path) -> None:
@@ -54,3 +55,14 @@ def test_a_model_stored_before_the_solver_tolerance_keeps_its_own() -> None:
     assert make_classifier(reread.model).estimator.tol == 1e-4
     stored["model"]["tol"] = 0.05
     assert stored_config(stored).model.tol == 0.05
+
+
+def test_a_model_stored_before_gapped_lexicon_matches_keeps_exact_matches() -> None:
+    stored = TrainConfig().model_dump(mode="json")
+    assert stored["features"]["lexicon_gap"]
+    del stored["features"]["lexicon_gap"]
+    reread = stored_config(stored)
+    assert not reread.features.lexicon_gap
+    assert not dict(build_features(reread.features).transformer_list)["lexicon"].gap
+    stored["features"]["lexicon_gap"] = True
+    assert stored_config(stored).features.lexicon_gap

@@ -32,6 +32,7 @@ def small(tmp_path) -> LexiconFeatures:
             "kopi,id,coffee,food_beverage,coffee",
             "rak sepatu,id,shoe_rack,other,a shoe rack is not a shoe",
             "sepatu,id,shoe,fashion_textile,footwear",
+            "tas sepatu,id,bag,fashion_textile,a shoe bag is a bag",
         ],
     )
     return LexiconFeatures(path=path).fit()
@@ -213,6 +214,8 @@ def test_gap_matches_two_word_terms_with_a_word_between(tmp_path) -> None:
             "kopi bubuk,id,coffee,food_beverage,coffee",
             "rak sepatu,id,shoe_rack,other,a shoe rack is not a shoe",
             "sepatu,id,shoe,fashion_textile,footwear",
+            "baby clothes,en,baby_clothes,fashion_textile,clothing for babies",
+            "dog clothes,en,pet_clothes,other,pet clothing is other",
         ],
     )
     gap = LexiconFeatures(path=path, gap=True).fit()
@@ -221,10 +224,18 @@ def test_gap_matches_two_word_terms_with_a_word_between(tmp_path) -> None:
     assert gap.matches("rak kayu sepatu") == ["rak sepatu"]
     assert plain.matches("rak kayu sepatu") == ["sepatu"]
     assert gap.matches("kopi robusta bubuk") == ["kopi bubuk"]
-    # A longer term written out stays the product; two words between are no match.
+    # A longer term written out at the first word or at the word between stays the
+    # product; two words between are no match.
     assert gap.matches("tas bekal anak") == ["tas bekal"]
+    assert gap.matches("baby dog clothes") == ["dog clothes"]
     assert gap.matches("rak besi hitam sepatu") == ["sepatu"]
     assert _active(gap, "rak kayu sepatu") == _active(gap, "rak sepatu")
+
+
+def test_gap_match_yields_to_a_term_at_the_word_between(small) -> None:
+    gap = clone(small).set_params(gap=True).fit()
+    assert gap.matches("tas kulit sepatu") == ["tas sepatu"]
+    assert gap.matches("tas rak sepatu") == ["tas", "rak sepatu"]
 
 
 # --- many titles at once (code layer): the block path against the title-by-title scan

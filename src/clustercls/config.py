@@ -353,14 +353,21 @@ def stored_model(raw: dict) -> dict:
     return {"tol": 1e-4, **raw}
 
 
+def stored_features(raw: dict) -> dict:
+    """A `[features]` record as a model stored it, with what records written before a
+    setting existed meant: lexicon terms matched only as written before `lexicon_gap`."""
+    return {"lexicon_gap": False, **raw}
+
+
 def stored_config(raw: dict) -> TrainConfig:
     """The `TrainConfig` a model's metadata (or an MLflow run) stored, read with
-    `stored_adapt` and `stored_model`, so an older model keeps meaning what it was trained
-    with."""
+    `stored_adapt`, `stored_features` and `stored_model`, so an older model keeps meaning
+    what it was trained with."""
     return TrainConfig.model_validate(
         {
             **raw,
             "adapt": stored_adapt(raw.get("adapt", {})),
+            "features": stored_features(raw.get("features", {})),
             "model": stored_model(raw.get("model", {})),
         }
     )

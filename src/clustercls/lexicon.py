@@ -132,8 +132,9 @@ class LexiconFeatures(TransformerMixin, BaseEstimator):
         gap: Also match a two-word term with one other word between its words ("kopi
             robusta bubuk" names "kopi bubuk", "rak kayu sepatu" a shoe rack): Indonesian
             titles put a type or material inside the product's name. Such a match spans
-            three words and wins only over a one-word term at the same position, never
-            over a longer term written out ("tas bekal anak" stays a lunch bag).
+            three words. It is taken only where no longer term is written out at its
+            first word or at the word between ("tas bekal anak" stays a lunch bag, "baby
+            dog clothes" dog clothes), and wins over a one-word term there.
     """
 
     # A model saved before `plurals` existed has no such attribute once unpickled and reads
@@ -221,8 +222,7 @@ class LexiconFeatures(TransformerMixin, BaseEstimator):
     def _terms_in(self, words: list[str]) -> list[str]:
         """The terms among `words`: at each word the longest term starting there, then
         on after it (this runs for every title served, beside the compiled counts)."""
-        first_words, terms = self.first_words_, self.terms_
-        gap_terms = getattr(self, "gap_terms_", {})
+        first_words, gap_terms = self.first_words_, getattr(self, "gap_terms_", {})
         # Most words start no term: find the few that do in one pass.
         starts = [i for i, word in enumerate(words) if word in first_words]
         found: list[str] = []
@@ -230,18 +230,27 @@ class LexiconFeatures(TransformerMixin, BaseEstimator):
         for i in starts:
             if i < after:
                 continue  # inside a longer term already matched
-            matched = 0
-            for size in range(min(first_words[words[i]], n - i), 0, -1):
-                term = words[i] if size == 1 else " ".join(words[i : i + size])
-                if term in terms:
-                    matched = size
-                    break
-            if matched <= 1 and i + 2 < n and words[i + 2] in gap_terms.get(words[i], ()):
+            term, matched = self._longest_at(words, i)
+            if (
+                matched <= 1
+                and i + 2 < n
+                and words[i + 2] in gap_terms.get(words[i], ())
+                and self._longest_at(words, i + 1)[1] <= 1
+            ):
                 term, matched = f"{words[i]} {words[i + 2]}", 3
             if matched:
                 found.append(term)
                 after = i + matched
         return found
+
+    def _longest_at(self, words: list[str], i: int) -> tuple[str, int]:
+        """The longest term written out at word `i`, and its length in words (0: none)."""
+        most = self.first_words_.get(words[i], 0)
+        for size in range(min(most, len(words) - i), 0, -1):
+            term = words[i] if size == 1 else " ".join(words[i : i + size])
+            if term in self.terms_:
+                return term, size
+        return "", 0
 
     def transform(self, X) -> sp.csr_matrix:
         """Indicator matrix of normalised titles.
@@ -318,9 +327,10 @@ class LexiconFeatures(TransformerMixin, BaseEstimator):
             size[where[hit]] = n
         if getattr(self, "gap_terms_", None) and 2 in tables.by_size and len(ids) > 2:
             # A two-word term with one word between (not a title break), where at most a
-            # one-word term starts: `_terms_in` takes the same match.
+            # one-word term starts at either word: `_terms_in` takes the same match.
             key = ids[:-2] * tables.base + ids[2:]
-            valid = known[:-2] & known[2:] & (ids[1:-1] != _BREAK) & (size[:-2] <= 1)
+            valid = known[:-2] & known[2:] & (ids[1:-1] != _BREAK)
+            valid &= (size[:-2] <= 1) & (size[1:-1] <= 1)
             where = np.flatnonzero(valid)
             index = tables.by_size[2]
             pos = index[0].get_indexer(key[where])
