@@ -639,19 +639,17 @@ class WordVectorFeatures(TransformerMixin, BaseEstimator):
         return sp.csr_matrix(mean @ self.vectors_)
 
 
-class WordVectors:
-    """The default pipeline plus `WordVectorFeatures`, fitted as training fits
-    (`fit_rows`: the thinned copies only transformed)."""
+class WithBlock:
+    """The default pipeline plus one more feature block (a fresh clone of `block` per
+    fit), fitted as training fits (`fit_rows`: the thinned copies only transformed)."""
 
-    def __init__(self, words: str, vectors: str, weight: float = 1.0) -> None:
-        self.words, self.vectors, self.weight = words, vectors, weight
+    def __init__(self, name: str, block: BaseEstimator) -> None:
+        self.name, self.block = name, block
         self.features, self.model = FeatureConfig(), ModelConfig()
 
     def __call__(self, frame: pd.DataFrame):
         pipeline = build_pipeline(self.features, self.model)
-        pipeline.named_steps["features"].transformer_list.append(
-            ("vectors", WordVectorFeatures(self.words, self.vectors, self.weight))
-        )
+        pipeline.named_steps["features"].transformer_list.append((self.name, clone(self.block)))
         return fit_rows(pipeline, *weighted_rows(frame, self.model))
 
 
@@ -694,21 +692,6 @@ class SupersenseFeatures(TransformerMixin, BaseEstimator):
 
     def get_feature_names_out(self, input_features=None):
         return self.feature_names_.copy()
-
-
-class Supersenses:
-    """The default pipeline plus `SupersenseFeatures`, fitted as training fits."""
-
-    def __init__(self, table: str, senses: str = "first", weight: float = 1.0) -> None:
-        self.table, self.senses, self.weight = table, senses, weight
-        self.features, self.model = FeatureConfig(), ModelConfig()
-
-    def __call__(self, frame: pd.DataFrame):
-        pipeline = build_pipeline(self.features, self.model)
-        pipeline.named_steps["features"].transformer_list.append(
-            ("supersenses", SupersenseFeatures(self.table, self.senses, self.weight))
-        )
-        return fit_rows(pipeline, *weighted_rows(frame, self.model))
 
 
 class DropCodeWords(TransformerMixin, BaseEstimator):
@@ -840,12 +823,15 @@ class SharedSubsetEnsemble:
 def _vectors(weight: float, dims: int):
     # Built outside the project's environment (`build_word_vectors.py`), so found by path.
     folder = os.environ.get("WORD_VECTORS_DIR", "word_vectors")
-    return WordVectors(f"{folder}/words.txt", f"{folder}/vectors{dims}.npy", weight)
+    return WithBlock(
+        "vectors", WordVectorFeatures(f"{folder}/words.txt", f"{folder}/vectors{dims}.npy", weight)
+    )
 
 
 def _supersenses(senses: str):
     # Built from WordNet outside the package (`build_supersenses.py`), so found by path.
-    return Supersenses(os.environ.get("SUPERSENSES_TABLE", "supersenses.tsv"), senses)
+    table = os.environ.get("SUPERSENSES_TABLE", "supersenses.tsv")
+    return WithBlock("supersenses", SupersenseFeatures(table, senses))
 
 
 FIT_IDEAS = {
